@@ -1,0 +1,234 @@
+//! Strict deterministic CBOR for librewire's payloads.
+//!
+//! Every payload is a CBOR array `[type, version, field...]` of a fixed length:
+//! arrays have no keys, so there are no duplicate keys to reject and no key order
+//! to canonicalise. Decoding is strict: a size cap before parsing, a small
+//! nesting limit, no trailing bytes, and the input must be byte-for-byte the
+//! deterministic encoding of what it decodes to (RFC 8949 §4.2: shortest
+//! integer forms, definite lengths), checked by re-encoding.
+
+use alloc::vec::Vec;
+
+use ciborium::value::{Integer, Value};
+
+use crate::error::{Error, Result};
+
+/// Format version of every payload defined by this crate.
+pub const VERSION: u64 = 1;
+
+/// Nesting limit for payloads: the deepest schema is an array of arrays.
+const MAX_DEPTH: usize = 8;
+
+/// Type tags: the first element of every payload array. A signature over one
+/// kind of object can never be mistaken for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MsgType {
+    MigrationRequest = 1,
+    HostEndorsement = 2,
+    EnclavePolicy = 3,
+    SmCertificate = 4,
+    Ready = 6,
+    Release = 7,
+    Abort = 8,
+    ActiveAck = 9,
+    DroppedAck = 10,
+    Order = 11,
+    Offer = 20,
+    Accept = 21,
+    Chunk = 22,
+    End = 23,
+    Query = 24,
+    Journal = 25,
+    SdsState = 26,
+    Refuse = 27,
+}
+
+/// Encode a value deterministically.
+pub(crate) fn encode(value: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(value, &mut out).map_err(|_| Error::Decode)?;
+    Ok(out)
+}
+
+/// Decode one value, strictly.
+pub(crate) fn decode(bytes: &[u8], cap: usize) -> Result<Value> {
+    if bytes.len() > cap {
+        return Err(Error::TooLarge);
+    }
+    let mut rest = bytes;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH)
+        .map_err(|_| Error::Decode)?;
+    if !rest.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    if encode(&value)? != bytes {
+        return Err(Error::NonCanonical);
+    }
+    Ok(value)
+}
+
+/// Builder for a payload array.
+pub(crate) struct Builder(Vec<Value>);
+
+impl Builder {
+    pub fn new(ty: MsgType) -> Self {
+        let mut v = Vec::with_capacity(12);
+        v.push(Value::Integer((ty as u8).into()));
+        v.push(Value::Integer(VERSION.into()));
+        Builder(v)
+    }
+    pub fn u64(mut self, x: u64) -> Self {
+        self.0.push(Value::Integer(x.into()));
+        self
+    }
+    pub fn bytes(mut self, b: &[u8]) -> Self {
+        self.0.push(Value::Bytes(b.to_vec()));
+        self
+    }
+    pub fn value(mut self, v: Value) -> Self {
+        self.0.push(v);
+        self
+    }
+    pub fn build(self) -> Value {
+        Value::Array(self.0)
+    }
+    pub fn encode(self) -> Result<Vec<u8>> {
+        encode(&self.build())
+    }
+}
+
+/// Reader over a payload array whose type, version and length were checked.
+pub(crate) struct Fields(alloc::vec::IntoIter<Value>);
+
+impl Fields {
+    /// Check `[ty, VERSION, ...]` with exactly `n` fields after the header.
+    pub fn open(value: Value, ty: MsgType, n: usize) -> Result<Self> {
+        let Value::Array(items) = value else {
+            return Err(Error::Decode);
+        };
+        let mut it = items.into_iter();
+        let got_ty = it.next().ok_or(Error::Decode)?;
+        if as_u64(got_ty)? != ty as u64 {
+            return Err(Error::WrongMessageType);
+        }
+        let ver = it.next().ok_or(Error::Decode)?;
+        if as_u64(ver)? != VERSION {
+            return Err(Error::UnsupportedVersion);
+        }
+        if it.len() != n {
+            return Err(Error::Decode);
+        }
+        Ok(Fields(it))
+    }
+
+    fn next(&mut self) -> Result<Value> {
+        self.0.next().ok_or(Error::Decode)
+    }
+    pub fn u64(&mut self) -> Result<u64> {
+        as_u64(self.next()?)
+    }
+    pub fn bytes(&mut self, max: usize) -> Result<Vec<u8>> {
+        as_bytes(self.next()?, max)
+    }
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        as_array(self.next()?)
+    }
+    pub fn list(&mut self, max: usize) -> Result<Vec<Value>> {
+        match self.next()? {
+            Value::Array(v) if v.len() <= max => Ok(v),
+            Value::Array(_) => Err(Error::TooLarge),
+            _ => Err(Error::Decode),
+        }
+    }
+}
+
+/// Peek at the type tag of an encoded payload without decoding the rest.
+pub(crate) fn peek_type(value: &Value) -> Option<u64> {
+    match value {
+        Value::Array(items) => items.first().cloned().and_then(|v| as_u64(v).ok()),
+        _ => None,
+    }
+}
+
+pub(crate) fn as_u64(v: Value) -> Result<u64> {
+    match v {
+        Value::Integer(i) => u64::try_from(i).map_err(|_| Error::Decode),
+        _ => Err(Error::Decode),
+    }
+}
+
+pub(crate) fn as_bytes(v: Value, max: usize) -> Result<Vec<u8>> {
+    match v {
+        Value::Bytes(b) if b.len() <= max => Ok(b),
+        Value::Bytes(_) => Err(Error::TooLarge),
+        _ => Err(Error::Decode),
+    }
+}
+
+pub(crate) fn as_array<const N: usize>(v: Value) -> Result<[u8; N]> {
+    match v {
+        Value::Bytes(b) => b.as_slice().try_into().map_err(|_| Error::Decode),
+        _ => Err(Error::Decode),
+    }
+}
+
+pub(crate) fn int(x: u64) -> Value {
+    Value::Integer(Integer::from(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_strictness() {
+        let bytes = Builder::new(MsgType::Query)
+            .u64(7)
+            .bytes(b"ab")
+            .encode()
+            .unwrap();
+        let v = decode(&bytes, 64).unwrap();
+        let mut f = Fields::open(v, MsgType::Query, 2).unwrap();
+        assert_eq!(f.u64().unwrap(), 7);
+        assert_eq!(f.bytes(2).unwrap(), b"ab");
+
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(decode(&trailing, 64), Err(Error::TrailingBytes));
+        assert_eq!(decode(&bytes, 3), Err(Error::TooLarge));
+        // 7 encoded in a non-shortest form (0x18 0x07) is refused.
+        let mut long_int = bytes.clone();
+        let pos = long_int.iter().position(|&b| b == 0x07).unwrap();
+        long_int.splice(pos..=pos, [0x18, 0x07]);
+        assert_eq!(decode(&long_int, 64), Err(Error::NonCanonical));
+        // Indefinite-length array is refused.
+        let indefinite = [0x9f, 0x18, 24, 0x01, 0xff];
+        assert_eq!(decode(&indefinite, 64), Err(Error::NonCanonical));
+        let v = decode(&bytes, 64).unwrap();
+        assert!(matches!(
+            Fields::open(v, MsgType::Chunk, 2),
+            Err(Error::WrongMessageType)
+        ));
+        let v = decode(&bytes, 64).unwrap();
+        assert!(matches!(
+            Fields::open(v, MsgType::Query, 3),
+            Err(Error::Decode)
+        ));
+        let bad_ver = Builder(alloc::vec![int(MsgType::Query as u64), int(2)])
+            .encode()
+            .unwrap();
+        let v = decode(&bad_ver, 64).unwrap();
+        assert!(matches!(
+            Fields::open(v, MsgType::Query, 0),
+            Err(Error::UnsupportedVersion)
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflow() {
+        let mut deep = alloc::vec![0x81u8; 10_000];
+        deep.push(0x00);
+        assert!(decode(&deep, 1 << 20).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! The one error type of librewire.
+//!
+//! Every variant has a stable numeric code (the C ABI returns it as `uint32_t`,
+//! Python maps it to an exception class). Codes are grouped by hundreds:
+//! 1xx decoding, 2xx authorisation (G1), 3xx integrity (G4), 4xx replay and
+//! protocol state (G2/G5), 5xx platform and enclave framework, 6xx channel.
+//! Codes are never reused or renumbered; new variants take new numbers.
+//!
+//! Variants carry no data on purpose: error text must never contain secrets or
+//! attacker-chosen bytes, and a fieldless enum makes that impossible to get wrong.
+
+use core::fmt;
+
+/// Everything that can go wrong in librewire. `0` is never a code: it means success at the C ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum Error {
+    // 1xx: decoding. The bytes are not a well-formed librewire object.
+    /// Not well-formed CBOR/COSE, or a field of the wrong type or size.
+    Decode = 100,
+    /// Input larger than the cap for its kind.
+    TooLarge = 101,
+    /// Bytes left over after the object.
+    TrailingBytes = 102,
+    /// Not in deterministic (canonical) CBOR encoding.
+    NonCanonical = 103,
+    /// Unknown format version.
+    UnsupportedVersion = 104,
+    /// A valid object of another kind than the one expected here.
+    WrongMessageType = 105,
+
+    // 2xx: authorisation (G1).
+    /// A signature does not verify.
+    BadSignature = 200,
+    /// Signed by a key this party does not know or trust for that object.
+    UnknownSigner = 201,
+    /// The request names another host as source.
+    WrongSource = 202,
+    /// The request names another host as target, or the peer is not the named target.
+    WrongTarget = 203,
+    /// The request's deadline has passed.
+    DeadlinePassed = 204,
+    /// The target's ATL is below the enclave policy's minimum.
+    AtlTooLow = 205,
+    /// The host's SM measurement is not one the SDS endorsed for it.
+    SmNotEndorsed = 206,
+    /// The TLS peer's key is not the SM key certified for the named host.
+    PeerMismatch = 207,
+    /// A host endorsement is outside its validity window.
+    EndorsementExpired = 208,
+    /// The request names another enclave or measurement than the one here.
+    WrongEnclave = 209,
+    /// RELEASE or ABORT not signed by the migration's source SM.
+    NotSource = 210,
+    /// A deadline or validity check needs trusted wall time and the platform has none.
+    NoTrustedTime = 211,
+
+    // 3xx: integrity (G4).
+    /// A digest or size in the stream does not match the manifest.
+    Integrity = 300,
+    /// The image stream ended early or the channel closed mid-stream.
+    Truncated = 301,
+    /// The imported code does not measure to the request's measurement.
+    MeasurementMismatch = 302,
+    /// A sealed blob does not open (wrong key, tampered, truncated or reordered).
+    Unseal = 303,
+
+    // 4xx: replay and protocol state (G2, G5).
+    /// The request's epoch is not the enclave's current epoch.
+    StaleEpoch = 400,
+    /// This request id was already used.
+    Replay = 401,
+    /// A message that was already acted on; the stored answer is re-sent, nothing changes.
+    Duplicate = 402,
+    /// A message for another migration than the one it is sent in.
+    WrongRequest = 403,
+    /// The journal copy is older than the monotonic counter says: storage was rolled back.
+    Rollback = 404,
+    /// No enclave or migration with that id here.
+    UnknownEnclave = 405,
+    /// The message or call is not valid in the current state.
+    InvalidState = 406,
+    /// The enclave is already migrating.
+    Busy = 407,
+    /// The migration timed out before commit and was aborted.
+    Timeout = 408,
+    /// The source has committed (MIGRATED): the enclave will never run here again.
+    Migrated = 409,
+
+    // 5xx: platform and enclave framework.
+    /// The enclave framework (EnclaveHost) reported a failure.
+    Host = 500,
+    /// Journal storage failed.
+    Storage = 501,
+    /// The monotonic counter failed.
+    Counter = 502,
+    /// The platform's randomness source failed.
+    Random = 503,
+    /// A key could not be derived or parsed.
+    Crypto = 504,
+    /// An internal limit (journal entries, message size) would be exceeded.
+    Capacity = 505,
+
+    // 6xx: the attested channel.
+    /// TLS failed (handshake, record decryption, alert from the peer).
+    Tls = 600,
+    /// The channel was closed by the peer.
+    ChannelClosed = 601,
+}
+
+/// Short alias used throughout the crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl Error {
+    /// Every variant, for tables and exhaustive tests.
+    pub const ALL: &'static [Error] = &[
+        Error::Decode,
+        Error::TooLarge,
+        Error::TrailingBytes,
+        Error::NonCanonical,
+        Error::UnsupportedVersion,
+        Error::WrongMessageType,
+        Error::BadSignature,
+        Error::UnknownSigner,
+        Error::WrongSource,
+        Error::WrongTarget,
+        Error::DeadlinePassed,
+        Error::AtlTooLow,
+        Error::SmNotEndorsed,
+        Error::PeerMismatch,
+        Error::EndorsementExpired,
+        Error::WrongEnclave,
+        Error::NotSource,
+        Error::NoTrustedTime,
+        Error::Integrity,
+        Error::Truncated,
+        Error::MeasurementMismatch,
+        Error::Unseal,
+        Error::StaleEpoch,
+        Error::Replay,
+        Error::Duplicate,
+        Error::WrongRequest,
+        Error::Rollback,
+        Error::UnknownEnclave,
+        Error::InvalidState,
+        Error::Busy,
+        Error::Timeout,
+        Error::Migrated,
+        Error::Host,
+        Error::Storage,
+        Error::Counter,
+        Error::Random,
+        Error::Crypto,
+        Error::Capacity,
+        Error::Tls,
+        Error::ChannelClosed,
+    ];
+
+    /// The stable numeric code.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The variant for a code, if any.
+    pub fn from_code(code: u32) -> Option<Error> {
+        Error::ALL.iter().copied().find(|e| e.code() == code)
+    }
+
+    /// The guarantee class of the error, as its hundreds digit names it.
+    pub const fn category(self) -> Category {
+        match self.code() / 100 {
+            1 => Category::Decode,
+            2 => Category::Authorisation,
+            3 => Category::Integrity,
+            4 => Category::State,
+            5 => Category::Platform,
+            _ => Category::Channel,
+        }
+    }
+
+    /// A fixed, secret-free description.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Error::Decode => "malformed object",
+            Error::TooLarge => "object larger than allowed",
+            Error::TrailingBytes => "trailing bytes after object",
+            Error::NonCanonical => "object not in deterministic CBOR",
+            Error::UnsupportedVersion => "unsupported format version",
+            Error::WrongMessageType => "unexpected kind of object",
+            Error::BadSignature => "signature does not verify",
+            Error::UnknownSigner => "signed by an unknown or untrusted key",
+            Error::WrongSource => "request names another source host",
+            Error::WrongTarget => "request names another target host",
+            Error::DeadlinePassed => "request deadline has passed",
+            Error::AtlTooLow => "target ATL below the enclave policy",
+            Error::SmNotEndorsed => "SM measurement not endorsed for this host",
+            Error::PeerMismatch => "channel peer is not the named host",
+            Error::EndorsementExpired => "host endorsement not valid now",
+            Error::WrongEnclave => "request names another enclave or measurement",
+            Error::NotSource => "proof not signed by the migration source",
+            Error::NoTrustedTime => "no trusted wall time for a deadline check",
+            Error::Integrity => "stream digest or size mismatch",
+            Error::Truncated => "image stream truncated",
+            Error::MeasurementMismatch => "code measurement does not match the request",
+            Error::Unseal => "sealed data does not open",
+            Error::StaleEpoch => "stale epoch",
+            Error::Replay => "request id already used",
+            Error::Duplicate => "duplicate message, already acted on",
+            Error::WrongRequest => "message for another migration",
+            Error::Rollback => "journal rolled back",
+            Error::UnknownEnclave => "unknown enclave or migration",
+            Error::InvalidState => "not valid in the current state",
+            Error::Busy => "enclave already migrating",
+            Error::Timeout => "migration timed out and was aborted",
+            Error::Migrated => "enclave migrated away; it never runs here again",
+            Error::Host => "enclave framework failure",
+            Error::Storage => "journal storage failure",
+            Error::Counter => "monotonic counter failure",
+            Error::Random => "randomness source failure",
+            Error::Crypto => "key derivation or parsing failure",
+            Error::Capacity => "internal limit exceeded",
+            Error::Tls => "TLS failure",
+            Error::ChannelClosed => "channel closed by peer",
+        }
+    }
+}
+
+/// Coarse classes, one per hundreds digit of the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Decode,
+    Authorisation,
+    Integrity,
+    State,
+    Platform,
+    Channel,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (rewire error {})", self.as_str(), self.code())
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<coset::CoseError> for Error {
+    fn from(e: coset::CoseError) -> Self {
+        match e {
+            coset::CoseError::ExtraneousData => Error::TrailingBytes,
+            _ => Error::Decode,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_nonzero_and_round_trip() {
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_ne!(e.code(), 0);
+            assert_eq!(Error::from_code(e.code()), Some(*e));
+            for other in &Error::ALL[i + 1..] {
+                assert_ne!(e.code(), other.code());
+            }
+        }
+        assert_eq!(Error::from_code(0), None);
+        assert_eq!(Error::from_code(99), None);
+    }
+
+    #[test]
+    fn categories_follow_the_hundreds_digit() {
+        assert_eq!(Error::Decode.category(), Category::Decode);
+        assert_eq!(Error::AtlTooLow.category(), Category::Authorisation);
+        assert_eq!(Error::Integrity.category(), Category::Integrity);
+        assert_eq!(Error::Rollback.category(), Category::State);
+        assert_eq!(Error::Host.category(), Category::Platform);
+        assert_eq!(Error::Tls.category(), Category::Channel);
+    }
+}

@@ -1,0 +1,570 @@
+//! The SDS (Software Distribution Service) side: registry of hosts and
+//! enclaves, request signing, and the ledger of where each enclave lives.
+//!
+//! The ledger moves only on signed proofs from the SMs:
+//! * RELEASE from the migration's source SM → the enclave belongs to the
+//!   target at `epoch + 1` (the target may not be running it yet);
+//! * ACTIVE from the target SM → the migration is complete;
+//! * ABORT from the source SM → the enclave stays at the source at `epoch + 1`;
+//! * DROPPED from the target SM → the target's pending copy is gone.
+//!
+//! [`Sds::resolution`] says what to re-send to settle in-doubt migrations: the
+//! order to the source (which answers with its stored proof, or starts it,
+//! or — past the deadline — aborts it), RELEASE or ABORT to the target.
+//! Persist [`Sds::to_bytes`] after every change: that is the durable ledger.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgType};
+use crate::crypto::{PublicKey, SigningKey};
+use crate::error::{Error, Result};
+use crate::wire::{
+    verify_as, AckKind, Decision, DecisionKind, EnclaveId, EnclavePolicy, HostEndorsement, HostId,
+    Measurement, Message, MigrationRequest, Order, RequestId, Signed, SignedBody, SmCertificate,
+    TargetAck, MAX_SIGNED,
+};
+
+/// How many resolution rounds an ABORT is forwarded to a target that never answers.
+const CLEANUP_ROUNDS: u32 = 8;
+/// Cap on ledger size when decoding.
+const MAX_ENTRIES: usize = 1 << 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    pub endorsement: Vec<u8>,
+    pub atl: u64,
+    pub sm_key: PublicKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationPhase {
+    /// Ordered; no proof yet.
+    Ordered,
+    /// The source committed: carries the RELEASE message to forward to the target.
+    Released(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub request_id: RequestId,
+    /// The encoded `Message::Order` for the source.
+    pub order: Vec<u8>,
+    pub source: HostId,
+    pub target: HostId,
+    pub epoch: u64,
+    pub phase: MigrationPhase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnclaveEntry {
+    pub policy: Vec<u8>,
+    pub measurement: Measurement,
+    pub min_atl: u64,
+    /// The host the enclave belongs to, and its epoch there.
+    pub location: HostId,
+    pub epoch: u64,
+    pub migration: Option<Migration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cleanup {
+    target: HostId,
+    request_id: RequestId,
+    abort: Vec<u8>,
+    rounds: u32,
+}
+
+/// What a proof changed in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerEvent {
+    Released {
+        enclave: EnclaveId,
+        target: HostId,
+        epoch: u64,
+    },
+    Activated {
+        enclave: EnclaveId,
+        host: HostId,
+        epoch: u64,
+    },
+    Aborted {
+        enclave: EnclaveId,
+        host: HostId,
+        epoch: u64,
+    },
+    Dropped {
+        enclave: EnclaveId,
+        host: HostId,
+    },
+}
+
+impl core::fmt::Debug for Sds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sds")
+            .field("key", &self.key.public())
+            .field("hosts", &self.hosts.len())
+            .field("enclaves", &self.enclaves)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SDS state machine.
+pub struct Sds {
+    key: SigningKey,
+    hosts: BTreeMap<HostId, HostEntry>,
+    enclaves: BTreeMap<EnclaveId, EnclaveEntry>,
+    cleanup: Vec<Cleanup>,
+}
+
+impl Sds {
+    pub fn new(key: SigningKey) -> Sds {
+        Sds {
+            key,
+            hosts: BTreeMap::new(),
+            enclaves: BTreeMap::new(),
+            cleanup: Vec::new(),
+        }
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    pub fn host(&self, h: &HostId) -> Option<&HostEntry> {
+        self.hosts.get(h)
+    }
+
+    pub fn enclave(&self, e: &EnclaveId) -> Option<&EnclaveEntry> {
+        self.enclaves.get(e)
+    }
+
+    pub fn enclaves(&self) -> impl Iterator<Item = (&EnclaveId, &EnclaveEntry)> {
+        self.enclaves.iter()
+    }
+
+    /// Register (or re-endorse) a host from its device-signed SM certificate.
+    /// Returns the signed endorsement.
+    pub fn endorse_host(
+        &mut self,
+        certificate: &[u8],
+        sm_measurements: Vec<Measurement>,
+        atl: u64,
+        not_before: u64,
+        not_after: u64,
+    ) -> Result<Vec<u8>> {
+        let signed = Signed::parse(certificate)?;
+        let device = signed.kid;
+        let end = HostEndorsement {
+            host: device,
+            sm_measurements,
+            atl,
+            not_before,
+            not_after,
+        };
+        let cert = SmCertificate::verify_against(certificate, &end)?;
+        let bytes = end.sign(&self.key)?;
+        self.hosts.insert(
+            device,
+            HostEntry {
+                endorsement: bytes.clone(),
+                atl,
+                sm_key: cert.sm_key,
+            },
+        );
+        Ok(bytes)
+    }
+
+    /// Register an enclave placed on `host` at epoch 0. Returns its signed policy.
+    pub fn register_enclave(
+        &mut self,
+        enclave_id: EnclaveId,
+        measurement: Measurement,
+        min_atl: u64,
+        host: HostId,
+    ) -> Result<Vec<u8>> {
+        let h = self.hosts.get(&host).ok_or(Error::UnknownSigner)?;
+        if h.atl < min_atl {
+            return Err(Error::AtlTooLow);
+        }
+        if self.enclaves.contains_key(&enclave_id) {
+            return Err(Error::Busy);
+        }
+        let policy = EnclavePolicy {
+            enclave_id,
+            measurement,
+            min_atl,
+        }
+        .sign(&self.key)?;
+        self.enclaves.insert(
+            enclave_id,
+            EnclaveEntry {
+                policy: policy.clone(),
+                measurement,
+                min_atl,
+                location: host,
+                epoch: 0,
+                migration: None,
+            },
+        );
+        Ok(policy)
+    }
+
+    /// Order a migration of `enclave` to `target`. `request_id` must be fresh
+    /// randomness; `deadline` is wall time in seconds. Returns the encoded
+    /// order message for the source host.
+    pub fn order(
+        &mut self,
+        enclave: &EnclaveId,
+        target: HostId,
+        request_id: RequestId,
+        deadline: u64,
+    ) -> Result<Vec<u8>> {
+        let e = self.enclaves.get(enclave).ok_or(Error::UnknownEnclave)?;
+        if e.migration.is_some() {
+            return Err(Error::Busy);
+        }
+        if e.location == target {
+            return Err(Error::WrongTarget);
+        }
+        let t = self.hosts.get(&target).ok_or(Error::WrongTarget)?;
+        if t.atl < e.min_atl {
+            return Err(Error::AtlTooLow);
+        }
+        let s = self.hosts.get(&e.location).ok_or(Error::WrongSource)?;
+        let req = MigrationRequest {
+            request_id,
+            enclave_id: *enclave,
+            measurement: e.measurement,
+            source: e.location,
+            target,
+            epoch: e.epoch,
+            deadline,
+        };
+        let order = Message::Order(Order {
+            request: req.sign(&self.key)?,
+            source_endorsement: s.endorsement.clone(),
+            target_endorsement: t.endorsement.clone(),
+        })
+        .encode()?;
+        let source = e.location;
+        let epoch = e.epoch;
+        if let Some(e) = self.enclaves.get_mut(enclave) {
+            e.migration = Some(Migration {
+                request_id,
+                order: order.clone(),
+                source,
+                target,
+                epoch,
+                phase: MigrationPhase::Ordered,
+            });
+        }
+        Ok(order)
+    }
+
+    fn migration_for(&self, rid: &RequestId, eid: &EnclaveId) -> Result<&Migration> {
+        let e = self.enclaves.get(eid).ok_or(Error::UnknownEnclave)?;
+        match &e.migration {
+            Some(m) if &m.request_id == rid => Ok(m),
+            _ => Err(Error::WrongRequest),
+        }
+    }
+
+    fn sm_key(&self, host: &HostId) -> Result<PublicKey> {
+        Ok(self.hosts.get(host).ok_or(Error::UnknownSigner)?.sm_key)
+    }
+
+    /// Take a proof from an SM. Forged, misdirected or stale proofs change nothing.
+    pub fn handle(&mut self, bytes: &[u8]) -> Result<LedgerEvent> {
+        match Message::decode(bytes)? {
+            Message::Release(b) | Message::Abort(b) => self.on_decision(&b),
+            Message::Active(b) | Message::Dropped(b) => self.on_ack(&b),
+            _ => Err(Error::WrongMessageType),
+        }
+    }
+
+    fn on_decision(&mut self, b: &[u8]) -> Result<LedgerEvent> {
+        let signed = Signed::parse(b)?;
+        let kid = signed.kid;
+        let d = Decision::from_value(signed.verify(&kid)?)?;
+        let m = match self.migration_for(&d.request_id, &d.enclave_id) {
+            Ok(m) => m.clone(),
+            Err(e) => {
+                // A proof for a migration already settled is a duplicate.
+                return Err(if self.is_settled(&d.request_id) {
+                    Error::Duplicate
+                } else {
+                    e
+                });
+            }
+        };
+        if kid != self.sm_key(&m.source)? || d.source != m.source || d.target != m.target {
+            return Err(Error::NotSource);
+        }
+        if d.epoch != m.epoch + 1 {
+            return Err(Error::StaleEpoch);
+        }
+        let eid = d.enclave_id;
+        let e = self.enclaves.get_mut(&eid).ok_or(Error::UnknownEnclave)?;
+        match d.kind {
+            DecisionKind::Release => {
+                if matches!(m.phase, MigrationPhase::Released(_)) {
+                    return Err(Error::Duplicate);
+                }
+                e.location = m.target;
+                e.epoch = d.epoch;
+                if let Some(mm) = e.migration.as_mut() {
+                    mm.phase = MigrationPhase::Released(Message::Release(b.to_vec()).encode()?);
+                }
+                Ok(LedgerEvent::Released {
+                    enclave: eid,
+                    target: m.target,
+                    epoch: d.epoch,
+                })
+            }
+            DecisionKind::Abort => {
+                if matches!(m.phase, MigrationPhase::Released(_)) {
+                    // The source signed both: impossible for an honest SM.
+                    return Err(Error::InvalidState);
+                }
+                e.location = m.source;
+                e.epoch = d.epoch;
+                e.migration = None;
+                self.cleanup.push(Cleanup {
+                    target: m.target,
+                    request_id: d.request_id,
+                    abort: Message::Abort(b.to_vec()).encode()?,
+                    rounds: CLEANUP_ROUNDS,
+                });
+                Ok(LedgerEvent::Aborted {
+                    enclave: eid,
+                    host: m.source,
+                    epoch: d.epoch,
+                })
+            }
+        }
+    }
+
+    fn is_settled(&self, rid: &RequestId) -> bool {
+        self.cleanup.iter().any(|c| &c.request_id == rid)
+    }
+
+    fn on_ack(&mut self, b: &[u8]) -> Result<LedgerEvent> {
+        let signed = Signed::parse(b)?;
+        let kid = signed.kid;
+        let a = TargetAck::from_value(signed.verify(&kid)?)?;
+        if kid != self.sm_key(&a.host)? {
+            return Err(Error::UnknownSigner);
+        }
+        match a.kind {
+            AckKind::Active => {
+                let m = self.migration_for(&a.request_id, &a.enclave_id)?.clone();
+                if a.host != m.target || a.epoch != m.epoch + 1 {
+                    return Err(Error::WrongRequest);
+                }
+                if !matches!(m.phase, MigrationPhase::Released(_)) {
+                    // An honest target activates only on RELEASE.
+                    return Err(Error::InvalidState);
+                }
+                let e = self
+                    .enclaves
+                    .get_mut(&a.enclave_id)
+                    .ok_or(Error::UnknownEnclave)?;
+                e.migration = None;
+                e.location = a.host;
+                e.epoch = a.epoch;
+                Ok(LedgerEvent::Activated {
+                    enclave: a.enclave_id,
+                    host: a.host,
+                    epoch: a.epoch,
+                })
+            }
+            AckKind::Dropped => {
+                let before = self.cleanup.len();
+                self.cleanup
+                    .retain(|c| !(c.request_id == a.request_id && c.target == a.host));
+                if before == self.cleanup.len() {
+                    return Err(Error::Duplicate);
+                }
+                Ok(LedgerEvent::Dropped {
+                    enclave: a.enclave_id,
+                    host: a.host,
+                })
+            }
+        }
+    }
+
+    /// Whether nothing is in doubt: no open migration and no pending cleanup.
+    pub fn is_settled_all(&self) -> bool {
+        self.cleanup.is_empty() && self.enclaves.values().all(|e| e.migration.is_none())
+    }
+
+    /// Messages to re-send to settle what is in doubt: `(host, message)`.
+    pub fn resolution(&mut self) -> Vec<(HostId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in self.enclaves.values() {
+            if let Some(m) = &e.migration {
+                match &m.phase {
+                    MigrationPhase::Ordered => out.push((m.source, m.order.clone())),
+                    MigrationPhase::Released(rel) => out.push((m.target, rel.clone())),
+                }
+            }
+        }
+        for c in self.cleanup.iter_mut() {
+            out.push((c.target, c.abort.clone()));
+            c.rounds = c.rounds.saturating_sub(1);
+        }
+        self.cleanup.retain(|c| c.rounds > 0);
+        out
+    }
+
+    // -----------------------------------------------------------------------
+    // Persistence
+
+    /// The whole ledger and registry as deterministic CBOR (no secrets).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|(h, e)| {
+                Value::Array(alloc::vec![
+                    Value::Bytes(h.0.to_vec()),
+                    Value::Bytes(e.endorsement.clone()),
+                    int(e.atl),
+                    Value::Bytes(e.sm_key.0.to_vec()),
+                ])
+            })
+            .collect();
+        let enclaves = self
+            .enclaves
+            .iter()
+            .map(|(id, e)| {
+                let mig = match &e.migration {
+                    None => Value::Array(alloc::vec![]),
+                    Some(m) => Value::Array(alloc::vec![
+                        Value::Bytes(m.request_id.to_vec()),
+                        Value::Bytes(m.order.clone()),
+                        Value::Bytes(m.source.0.to_vec()),
+                        Value::Bytes(m.target.0.to_vec()),
+                        int(m.epoch),
+                        match &m.phase {
+                            MigrationPhase::Ordered => Value::Null,
+                            MigrationPhase::Released(r) => Value::Bytes(r.clone()),
+                        },
+                    ]),
+                };
+                Value::Array(alloc::vec![
+                    Value::Bytes(id.to_vec()),
+                    Value::Bytes(e.policy.clone()),
+                    Value::Bytes(e.measurement.to_vec()),
+                    int(e.min_atl),
+                    Value::Bytes(e.location.0.to_vec()),
+                    int(e.epoch),
+                    mig,
+                ])
+            })
+            .collect();
+        let cleanup = self
+            .cleanup
+            .iter()
+            .map(|c| {
+                Value::Array(alloc::vec![
+                    Value::Bytes(c.target.0.to_vec()),
+                    Value::Bytes(c.request_id.to_vec()),
+                    Value::Bytes(c.abort.clone()),
+                    int(c.rounds as u64),
+                ])
+            })
+            .collect();
+        Builder::new(MsgType::SdsState)
+            .bytes(&self.key.public().0)
+            .value(Value::Array(hosts))
+            .value(Value::Array(enclaves))
+            .value(Value::Array(cleanup))
+            .encode()
+    }
+
+    /// Restore a ledger written by [`Sds::to_bytes`] for the same key.
+    pub fn from_bytes(key: SigningKey, bytes: &[u8]) -> Result<Sds> {
+        let mut f = Fields::open(cbor::decode(bytes, 64 << 20)?, MsgType::SdsState, 4)?;
+        if PublicKey(f.array()?) != key.public() {
+            return Err(Error::UnknownSigner);
+        }
+        let mut sds = Sds::new(key);
+        let tuple = |v: Value, n: usize| -> Result<Vec<Value>> {
+            match v {
+                Value::Array(a) if a.len() == n => Ok(a),
+                _ => Err(Error::Decode),
+            }
+        };
+        for h in f.list(MAX_ENTRIES)? {
+            let mut it = tuple(h, 4)?.into_iter();
+            let mut n = || it.next().ok_or(Error::Decode);
+            let host = PublicKey(as_array(n()?)?);
+            let entry = HostEntry {
+                endorsement: as_bytes(n()?, MAX_SIGNED)?,
+                atl: as_u64(n()?)?,
+                sm_key: PublicKey(as_array(n()?)?),
+            };
+            sds.hosts.insert(host, entry);
+        }
+        for e in f.list(MAX_ENTRIES)? {
+            let mut it = tuple(e, 7)?.into_iter();
+            let mut n = || it.next().ok_or(Error::Decode);
+            let id: EnclaveId = as_array(n()?)?;
+            let policy = as_bytes(n()?, MAX_SIGNED)?;
+            let measurement = as_array(n()?)?;
+            let min_atl = as_u64(n()?)?;
+            let location = PublicKey(as_array(n()?)?);
+            let epoch = as_u64(n()?)?;
+            let migration = match n()? {
+                Value::Array(a) if a.is_empty() => None,
+                Value::Array(a) if a.len() == 6 => {
+                    let mut it = a.into_iter();
+                    let mut n = || it.next().ok_or(Error::Decode);
+                    Some(Migration {
+                        request_id: as_array(n()?)?,
+                        order: as_bytes(n()?, 4 * MAX_SIGNED)?,
+                        source: PublicKey(as_array(n()?)?),
+                        target: PublicKey(as_array(n()?)?),
+                        epoch: as_u64(n()?)?,
+                        phase: match n()? {
+                            Value::Null => MigrationPhase::Ordered,
+                            v => MigrationPhase::Released(as_bytes(v, 2 * MAX_SIGNED)?),
+                        },
+                    })
+                }
+                _ => return Err(Error::Decode),
+            };
+            sds.enclaves.insert(
+                id,
+                EnclaveEntry {
+                    policy,
+                    measurement,
+                    min_atl,
+                    location,
+                    epoch,
+                    migration,
+                },
+            );
+        }
+        for c in f.list(MAX_ENTRIES)? {
+            let mut it = tuple(c, 4)?.into_iter();
+            let mut n = || it.next().ok_or(Error::Decode);
+            sds.cleanup.push(Cleanup {
+                target: PublicKey(as_array(n()?)?),
+                request_id: as_array(n()?)?,
+                abort: as_bytes(n()?, 2 * MAX_SIGNED)?,
+                rounds: u32::try_from(as_u64(n()?)?).map_err(|_| Error::Decode)?,
+            });
+        }
+        Ok(sds)
+    }
+}
+
+/// Verify a host endorsement with the SDS key (for tools that inspect objects).
+pub fn verify_endorsement(bytes: &[u8], sds: &PublicKey) -> Result<HostEndorsement> {
+    verify_as(bytes, sds)
+}

@@ -1,0 +1,119 @@
+//! G3/G4 happy path: migrations of several state sizes arrive byte-exact,
+//! re-sealed under the target's key, with the source destroyed and the ledger
+//! moved only by signed proofs.
+
+use rewire_core::{EnclaveState, Error, LedgerEvent};
+use rewire_tests::*;
+
+const EID: [u8; 16] = *b"enclave-00000001";
+
+fn migrate(state_len: usize) {
+    let mut w = World::new(&[2, 2]);
+    let img = Image::sample(7, state_len);
+    w.deploy(0, EID, &img, 1);
+    w.assert_intact_at(0, &EID, &img);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.run_with(|w| w.assert_no_fork(&EID));
+    assert!(w.errors.is_empty(), "errors: {:?}", w.errors);
+    // Byte-exact at the target; exactly one copy; ledger at target, epoch 1.
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    // Re-sealed under the target key, which the source key does not open.
+    assert!(w.sealed_opens_with(1, &EID, 1, &img));
+    assert!(!w.sealed_opens_with(1, &EID, 0, &img));
+    // The source copy is gone and its monitor will never run it.
+    let src = w.mon(0);
+    assert_eq!(src.status(&EID).unwrap().state, EnclaveState::Migrated);
+    assert!(src.enclave_host_ref().get(&EID).is_none());
+    assert!(!src.may_run(&EID));
+    assert_eq!(w.mon(1).status(&EID).unwrap().epoch, 1);
+    // The ledger saw RELEASE then ACTIVE, and nothing else.
+    assert!(matches!(
+        w.ledger[..],
+        [
+            LedgerEvent::Released { epoch: 1, .. },
+            LedgerEvent::Activated { epoch: 1, .. }
+        ]
+    ));
+}
+
+#[test]
+fn migrate_empty_state() {
+    migrate(0);
+}
+
+#[test]
+fn migrate_1_kib() {
+    migrate(1024);
+}
+
+#[test]
+fn migrate_1_mib() {
+    migrate(1 << 20);
+}
+
+#[test]
+fn migrate_64_mib() {
+    migrate(64 << 20);
+}
+
+#[test]
+fn migrate_there_and_back_and_on() {
+    let mut w = World::new(&[2, 2, 3]);
+    let img = Image::sample(3, 5000);
+    w.deploy(0, EID, &img, 2);
+    for (i, target) in [1usize, 0, 2, 1].into_iter().enumerate() {
+        w.order(&EID, target, [10 + i as u8; 16]).unwrap();
+        w.run_with(|w| w.assert_no_fork(&EID));
+        assert_eq!(w.assert_exactly_one(&EID, &img), target);
+        assert_eq!(w.mon(target).status(&EID).unwrap().epoch, i as u64 + 1);
+    }
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+}
+
+#[test]
+fn ledger_moves_only_on_signed_proofs() {
+    let mut w = World::new(&[2, 2]);
+    let img = Image::sample(1, 100);
+    w.deploy(0, EID, &img, 1);
+    w.order(&EID, 1, [2; 16]).unwrap();
+    // Let the protocol run but hold back every message to the SDS.
+    let mut held = Vec::new();
+    loop {
+        w.collect(4);
+        let Some(p) = w.net.pop_front() else { break };
+        if p.to == To::Sds {
+            held.push(p);
+        } else {
+            w.deliver(p);
+        }
+    }
+    assert_eq!(
+        w.location(&EID),
+        0,
+        "no proof yet: the ledger still says source"
+    );
+    // A RELEASE signed by the *target's* SM key (not the source) is refused.
+    let target_ack = held
+        .iter()
+        .find(|p| p.from == Some(1))
+        .expect("target ack")
+        .bytes
+        .clone();
+    let forged = rewire_core::wire::Message::Release(
+        match rewire_core::wire::Message::decode(&target_ack).unwrap() {
+            rewire_core::wire::Message::Active(b) => b,
+            m => panic!("{m:?}"),
+        },
+    )
+    .encode()
+    .unwrap();
+    assert!(w.sds().handle(&forged).is_err());
+    // ACTIVE before RELEASE is refused: an honest target activates only on RELEASE.
+    assert_eq!(w.sds().handle(&target_ack), Err(Error::InvalidState));
+    assert_eq!(w.location(&EID), 0);
+    for p in held {
+        w.deliver(p);
+    }
+    assert_eq!(w.location(&EID), 1);
+    w.assert_exactly_one(&EID, &img);
+}
