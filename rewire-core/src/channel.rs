@@ -199,6 +199,8 @@ pub struct Channel {
     pending_send: Vec<Vec<u8>>,
     established: bool,
     closed: bool,
+    /// TLS failed: rustls must not be driven again (its alert was collected).
+    failed: bool,
 }
 
 impl fmt::Debug for Channel {
@@ -258,6 +260,7 @@ impl Channel {
             pending_send: Vec::new(),
             established: false,
             closed: false,
+            failed: false,
         }
     }
 
@@ -283,6 +286,9 @@ impl Channel {
 
     /// Take TLS bytes from the peer.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.failed || self.closed {
+            return Err(Error::ChannelClosed);
+        }
         if self.incoming.len() + bytes.len() > MAX_INCOMING {
             return Err(Error::TooLarge);
         }
@@ -309,12 +315,39 @@ impl Channel {
     /// Drive TLS: process received records, encrypt queued messages. TLS bytes
     /// to send are appended to `out`; complete received messages to `msgs`.
     pub fn pump(&mut self, out: &mut Vec<u8>, msgs: &mut Vec<Vec<u8>>) -> Result<()> {
-        let r = self.pump_inner(out);
-        self.take_messages(msgs)?;
-        if r.is_err() {
-            self.closed = true;
+        if self.failed {
+            return Err(Error::Tls);
         }
-        r
+        let r = self.pump_inner(out);
+        if r.is_err() {
+            // One more call yields the fatal alert for the peer; after that,
+            // rustls is never driven again.
+            self.failed = true;
+            self.closed = true;
+            self.incoming.clear();
+            let mut ignored = Vec::new();
+            let _ = match &mut *self.conn {
+                Conn::Client(c) => step(
+                    c.process_tls_records(&mut []),
+                    out,
+                    &mut ignored,
+                    &mut Vec::new(),
+                    &mut false,
+                    &mut false,
+                ),
+                Conn::Server(c) => step(
+                    c.process_tls_records(&mut []),
+                    out,
+                    &mut ignored,
+                    &mut Vec::new(),
+                    &mut false,
+                    &mut false,
+                ),
+            };
+            self.plain.clear();
+            return r;
+        }
+        self.take_messages(msgs)
     }
 
     fn pump_inner(&mut self, out: &mut Vec<u8>) -> Result<()> {
@@ -377,7 +410,7 @@ impl Channel {
 
     /// Queue a close_notify alert.
     pub fn close(&mut self, out: &mut Vec<u8>) {
-        if self.closed || !self.established {
+        if self.failed || self.closed || !self.established {
             self.closed = true;
             return;
         }

@@ -160,9 +160,9 @@ pub enum Event {
     PendingReady,
     Committed,
     Activated,
-    Aborted,
+    /// The outgoing migration was aborted for this reason; the enclave runs here again.
+    Aborted(Error),
     Dropped,
-    Expired,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -1118,8 +1118,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         });
         self.commit()?;
         self.host.resume(&eid)?;
-        let _ = why;
-        self.event(rid, Event::Aborted);
+        self.event(rid, Event::Aborted(why));
         self.push(Dest::Sds, message.clone());
         Ok(message)
     }
@@ -1128,6 +1127,13 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     // SMT: target side
 
     fn incoming_bytes(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
+        if self
+            .incoming
+            .get(&conn)
+            .is_some_and(|s| matches!(s.phase, InPhase::Done))
+        {
+            return Err(Error::ChannelClosed);
+        }
         let mut out = Vec::new();
         let mut msgs = Vec::new();
         let (host, res) = {

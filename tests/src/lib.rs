@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rewire_core::monitor::SEALED_DATA_KEY_ID;
 use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
+use rewire_core::wire::{Message, MigrationRequest, Order, SignedBody};
 use rewire_core::{
     Config, Dest, EnclaveId, EnclaveState, Error, HostId, Identity, LedgerEvent, Monitor,
     RequestId, Sds, Secret, SigningKey,
@@ -243,6 +244,9 @@ impl World {
                 }
                 for (_, e) in events {
                     self.log(format!("host{i}: {e:?}"));
+                    if let rewire_core::Event::Aborted(why) = e {
+                        self.errors.push((i, why));
+                    }
                 }
                 let to = match o.dest {
                     Dest::Sds => To::Sds,
@@ -300,6 +304,9 @@ impl World {
                 }
                 for (_, e) in events {
                     self.log(format!("host{idx}: {e:?}"));
+                    if let rewire_core::Event::Aborted(why) = e {
+                        self.errors.push((idx, why));
+                    }
                 }
                 if let Err(e) = r {
                     self.log(format!("host{idx}: rejected: {e}"));
@@ -493,6 +500,61 @@ impl World {
             .sealing_key(&img.measurement(), SEALED_DATA_KEY_ID)
             .expect("key");
         rewire_core::seal::unseal(&key, blob).is_ok()
+    }
+
+    /// Restart host `i` running another SM build (fresh platform: a new SM
+    /// cannot open the old SM's journal).
+    pub fn reboot_with_sm(&mut self, i: usize, sm: [u8; 32]) {
+        let id = Identity::derive(device_secret(i), sm).expect("identity");
+        let platform = SoftPlatform::new(5000 + i as u64, self.clock.clone(), Some(WALL0));
+        self.hosts[i].monitor =
+            Some(Monitor::start(platform, SoftHost::default(), id, config()).expect("start"));
+    }
+
+    /// An order signed by `key` for an arbitrary request, with the SDS's
+    /// endorsements of `source` and `target_end` — what an attacker (or a
+    /// buggy SDS) could put on the wire.
+    pub fn craft_order(
+        &mut self,
+        key: &SigningKey,
+        req: &MigrationRequest,
+        source: usize,
+        target_end: usize,
+    ) -> Vec<u8> {
+        let (s, t) = (self.hosts[source].id, self.hosts[target_end].id);
+        let sds = self.sds();
+        Message::Order(Order {
+            request: req.sign(key).expect("sign"),
+            source_endorsement: sds.host(&s).expect("host").endorsement.clone(),
+            target_endorsement: sds.host(&t).expect("host").endorsement.clone(),
+        })
+        .encode()
+        .expect("encode")
+    }
+
+    /// The request an honest SDS would sign for moving `eid` to `target` now.
+    pub fn request(&mut self, eid: &EnclaveId, target: usize, rid: RequestId) -> MigrationRequest {
+        let tid = self.hosts[target].id;
+        let deadline = WALL0 + self.clock.now_ms() / 1000 + 3600;
+        let e = self.sds().enclave(eid).expect("enclave").clone();
+        MigrationRequest {
+            request_id: rid,
+            enclave_id: *eid,
+            measurement: e.measurement,
+            source: e.location,
+            target: tid,
+            epoch: e.epoch,
+            deadline,
+        }
+    }
+
+    /// Put SDS-side bytes on the wire to host `h`.
+    pub fn send_to(&mut self, h: usize, bytes: Vec<u8>) {
+        self.net.push_back(Packet {
+            from: None,
+            to: To::Host { idx: h, conn: None },
+            bytes,
+        });
     }
 
     pub fn has_error(&self, party: usize, e: Error) -> bool {
