@@ -263,6 +263,9 @@ pub struct Monitor<P: Platform, H: EnclaveHost> {
     cfg: Config,
     journal_key: Secret,
     records: Vec<Record>,
+    /// The records as last committed: what the monitor falls back to when a
+    /// commit fails, so that its view never runs ahead of its journal.
+    durable: Vec<Record>,
     counter: u64,
     poisoned: bool,
     out: VecDeque<Output>,
@@ -290,6 +293,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             id,
             cfg,
             journal_key,
+            durable: records.clone(),
             records,
             counter,
             poisoned: false,
@@ -554,10 +558,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         match r {
             Ok(()) => {
                 self.counter = v;
+                self.durable.clone_from(&self.records);
                 Ok(())
             }
             Err(e) => {
                 self.poisoned = true;
+                self.records.clone_from(&self.durable);
                 Err(e)
             }
         }

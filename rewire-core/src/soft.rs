@@ -45,6 +45,9 @@ pub struct SoftPlatform {
     pub counter: u64,
     /// Make the next journal write fail (storage fault).
     pub fail_next_write: bool,
+    /// Make the next counter increment fail: the power is cut between the
+    /// journal write and the increment (a torn commit).
+    pub fail_next_increment: bool,
 }
 
 impl SoftPlatform {
@@ -58,6 +61,7 @@ impl SoftPlatform {
             journal_history: Vec::new(),
             counter: 0,
             fail_next_write: false,
+            fail_next_increment: false,
         }
     }
 }
@@ -95,6 +99,9 @@ impl Platform for SoftPlatform {
         Ok(self.counter)
     }
     fn counter_increment(&mut self) -> Result<u64> {
+        if core::mem::take(&mut self.fail_next_increment) {
+            return Err(Error::Counter);
+        }
         self.counter += 1;
         Ok(self.counter)
     }
