@@ -322,13 +322,15 @@ impl Channel {
         if r.is_err() {
             // One more call yields the fatal alert for the peer; after that,
             // rustls is never driven again.
+            // rustls keeps offsets into the incoming buffer between calls
+            // (handshake messages spanning records): that call must see the
+            // same buffer, never an empty one.
             self.failed = true;
             self.closed = true;
-            self.incoming.clear();
             let mut ignored = Vec::new();
             let _ = match &mut *self.conn {
                 Conn::Client(c) => step(
-                    c.process_tls_records(&mut []),
+                    c.process_tls_records(&mut self.incoming),
                     out,
                     &mut ignored,
                     &mut Vec::new(),
@@ -336,7 +338,7 @@ impl Channel {
                     &mut false,
                 ),
                 Conn::Server(c) => step(
-                    c.process_tls_records(&mut []),
+                    c.process_tls_records(&mut self.incoming),
                     out,
                     &mut ignored,
                     &mut Vec::new(),
@@ -345,6 +347,7 @@ impl Channel {
                 ),
             };
             self.plain.clear();
+            self.incoming.clear();
             return r;
         }
         self.take_messages(msgs)
@@ -416,8 +419,8 @@ impl Channel {
         }
         let mut buf = vec![0u8; 64];
         let _ = match &mut *self.conn {
-            Conn::Client(c) => close_notify(c.process_tls_records(&mut []), &mut buf),
-            Conn::Server(c) => close_notify(c.process_tls_records(&mut []), &mut buf),
+            Conn::Client(c) => close_notify(c.process_tls_records(&mut self.incoming), &mut buf),
+            Conn::Server(c) => close_notify(c.process_tls_records(&mut self.incoming), &mut buf),
         }
         .map(|n| out.extend_from_slice(&buf[..n]));
         self.closed = true;

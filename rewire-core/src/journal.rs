@@ -45,7 +45,10 @@ pub(crate) enum RecState {
     /// SMS: committed; the copy is destroyed; it never runs here again.
     Migrated,
     /// SMT: import of `request_id` in progress.
-    Receiving { request_id: RequestId },
+    Receiving {
+        request_id: RequestId,
+        source_sm: PublicKey,
+    },
     /// SMT: imported and attested; waits for RELEASE or ABORT from `source_sm`.
     Pending {
         request_id: RequestId,
@@ -93,9 +96,13 @@ impl Record {
                 Value::Bytes(target.0.to_vec()),
             ]),
             RecState::Migrated => Value::Array(alloc::vec![int(S_MIGRATED)]),
-            RecState::Receiving { request_id } => Value::Array(alloc::vec![
+            RecState::Receiving {
+                request_id,
+                source_sm,
+            } => Value::Array(alloc::vec![
                 int(S_RECEIVING),
-                Value::Bytes(request_id.to_vec())
+                Value::Bytes(request_id.to_vec()),
+                Value::Bytes(source_sm.0.to_vec()),
             ]),
             RecState::Pending {
                 request_id,
@@ -149,6 +156,7 @@ impl Record {
             S_MIGRATED => RecState::Migrated,
             S_RECEIVING => RecState::Receiving {
                 request_id: as_array(next()?)?,
+                source_sm: PublicKey(as_array(next()?)?),
             },
             S_PENDING => RecState::Pending {
                 request_id: as_array(next()?)?,

@@ -241,6 +241,7 @@ struct InSession {
     peer: HostId,
     channel: Channel,
     phase: InPhase,
+    started_ms: u64,
 }
 
 impl<P: Platform, H: EnclaveHost> core::fmt::Debug for Monitor<P, H> {
@@ -325,7 +326,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                         self.push(Dest::Sds, message);
                     }
                 }
-                RecState::Receiving { request_id } => self.drop_import(i, request_id)?,
+                RecState::Receiving { request_id, .. } => self.drop_import(i, request_id)?,
                 RecState::Gone => self.host.destroy(&eid)?,
                 RecState::Pending { .. } => {}
             }
@@ -385,6 +386,20 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// The next progress event, if any.
     pub fn poll_event(&mut self) -> Option<(RequestId, Event)> {
         self.events.pop_front()
+    }
+
+    /// Whether any migration is in flight here (a frozen source, an import
+    /// under way, or a channel still open).
+    pub fn in_flight(&self) -> bool {
+        self.records.iter().any(|r| {
+            matches!(
+                r.state,
+                RecState::Frozen { .. } | RecState::Receiving { .. }
+            )
+        }) || self
+            .outgoing
+            .values()
+            .any(|s| !matches!(s.phase, OutPhase::Done))
     }
 
     /// Whether an outgoing migration still has image bytes to send.
@@ -455,6 +470,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.check_alive()?;
         match Message::decode(bytes)? {
             Message::Order(order) => self.on_order(order),
+            Message::Query { enclave_id } => {
+                let i = self.find(&enclave_id).ok_or(Error::UnknownEnclave)?;
+                if let Some(last) = &self.records[i].last {
+                    let m = last.message.clone();
+                    self.push(Dest::Sds, m);
+                }
+                Ok(())
+            }
             Message::Release(b) | Message::Abort(b) => self.on_decision(&b, None),
             _ => Err(Error::WrongMessageType),
         }
@@ -485,6 +508,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                     peer: from,
                     channel,
                     phase: InPhase::AwaitOffer,
+                    started_ms: self.platform.monotonic_ms(),
                 },
             );
         }
@@ -518,6 +542,20 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             .collect();
         for conn in late {
             self.outgoing_failed(conn, Error::Timeout)?;
+        }
+        // An import that stalls is dropped: always safe, since the source
+        // cannot commit before it has READY, which is sent only once PENDING.
+        let stalled: Vec<RequestId> = self
+            .incoming
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s.phase, InPhase::AwaitOffer | InPhase::Receiving(_))
+                    && now.saturating_sub(s.started_ms) > self.cfg.timeout_ms
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in stalled {
+            self.incoming_failed(conn, Error::Timeout, true);
         }
         self.reap_sessions();
         Ok(())
@@ -675,16 +713,25 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             }
         }
         match &rec.state {
-            RecState::Running => {}
             RecState::Frozen { request_id, .. } if *request_id == req.request_id => {
                 return Err(Error::Duplicate)
             }
             RecState::Frozen { .. } => return Err(Error::Busy),
-            RecState::Migrated => return Err(Error::Migrated),
+            RecState::Migrated | RecState::Running if req.epoch != rec.epoch => {
+                // The SDS is behind: tell it what settled the newer epoch.
+                let proof = rec.last.as_ref().map(|l| l.message.clone());
+                let e = if rec.state == RecState::Migrated {
+                    Error::Migrated
+                } else {
+                    Error::StaleEpoch
+                };
+                if let Some(m) = proof {
+                    self.push(Dest::Sds, m);
+                }
+                return Err(e);
+            }
+            RecState::Running => {}
             _ => return Err(Error::InvalidState),
-        }
-        if req.epoch != rec.epoch {
-            return Err(Error::StaleEpoch);
         }
         let policy: EnclavePolicy = verify_as(&rec.policy, &sds)?;
         let now = self.platform.wall_time();
@@ -990,12 +1037,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 data[0] ^= 0x80;
             }
             st.chunks_sent += 1;
-            let m = Message::Chunk {
+            Message::Chunk {
                 section,
                 offset,
                 data: core::mem::take(&mut data),
-            };
-            m
+            }
         };
         let bytes = msg.encode()?;
         let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
@@ -1192,18 +1238,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if !bytes.is_empty() {
             self.push(Dest::Peer { host, conn }, bytes);
         }
-        match phase {
-            InPhase::Receiving(rs) => {
-                let eid = rs.req.enclave_id;
-                if let Some(i) = self.find(&eid) {
-                    if matches!(self.records[i].state, RecState::Receiving { request_id } if request_id == conn)
-                    {
-                        let _ = self.drop_import(i, conn);
-                    }
+        // A half-received import is dropped. A PENDING enclave stays pending:
+        // its decision can come via the SDS.
+        if let InPhase::Receiving(rs) = phase {
+            let eid = rs.req.enclave_id;
+            if let Some(i) = self.find(&eid) {
+                if matches!(self.records[i].state, RecState::Receiving { request_id, .. } if request_id == conn)
+                {
+                    let _ = self.drop_import(i, conn);
                 }
             }
-            // A PENDING enclave stays pending: its decision can come via the SDS.
-            _ => {}
         }
     }
 
@@ -1301,6 +1345,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             epoch: req.epoch,
             state: RecState::Receiving {
                 request_id: req.request_id,
+                source_sm: cert.sm_key,
             },
             last: idx.and_then(|i| self.records[i].last.clone()),
         };
@@ -1511,6 +1556,28 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 self.push(Dest::Sds, m);
             }
             return Err(Error::Duplicate);
+        }
+        if let RecState::Receiving {
+            request_id,
+            source_sm,
+        } = rec.state
+        {
+            // ABORT for an import still under way: drop it (RELEASE is impossible here).
+            if request_id != d.request_id {
+                return Err(Error::WrongRequest);
+            }
+            if kid != source_sm {
+                return Err(Error::NotSource);
+            }
+            if d.kind != DecisionKind::Abort {
+                return Err(Error::InvalidState);
+            }
+            if let Some(s) = self.incoming.get_mut(&request_id) {
+                s.phase = InPhase::Done;
+                let mut bytes = Vec::new();
+                s.channel.close(&mut bytes);
+            }
+            return self.drop_import(i, request_id);
         }
         let RecState::Pending {
             request_id,

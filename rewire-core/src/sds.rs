@@ -1,7 +1,8 @@
 //! The SDS (Software Distribution Service) side: registry of hosts and
 //! enclaves, request signing, and the ledger of where each enclave lives.
 //!
-//! The ledger moves only on signed proofs from the SMs:
+//! The ledger is, per enclave, the newest (location, epoch) that a signed
+//! proof from an SM establishes; epochs only grow. It moves only on:
 //! * RELEASE from the migration's source SM → the enclave belongs to the
 //!   target at `epoch + 1` (the target may not be running it yet);
 //! * ACTIVE from the target SM → the migration is complete;
@@ -264,14 +265,6 @@ impl Sds {
         Ok(order)
     }
 
-    fn migration_for(&self, rid: &RequestId, eid: &EnclaveId) -> Result<&Migration> {
-        let e = self.enclaves.get(eid).ok_or(Error::UnknownEnclave)?;
-        match &e.migration {
-            Some(m) if &m.request_id == rid => Ok(m),
-            _ => Err(Error::WrongRequest),
-        }
-    }
-
     fn sm_key(&self, host: &HostId) -> Result<PublicKey> {
         Ok(self.hosts.get(host).ok_or(Error::UnknownSigner)?.sm_key)
     }
@@ -289,66 +282,61 @@ impl Sds {
         let signed = Signed::parse(b)?;
         let kid = signed.kid;
         let d = Decision::from_value(signed.verify(&kid)?)?;
-        let m = match self.migration_for(&d.request_id, &d.enclave_id) {
-            Ok(m) => m.clone(),
-            Err(e) => {
-                // A proof for a migration already settled is a duplicate.
-                return Err(if self.is_settled(&d.request_id) {
-                    Error::Duplicate
-                } else {
-                    e
-                });
-            }
-        };
-        if kid != self.sm_key(&m.source)? || d.source != m.source || d.target != m.target {
+        // Only the SM of the host the decision names as source may make it.
+        if kid != self.sm_key(&d.source)? {
             return Err(Error::NotSource);
         }
-        if d.epoch != m.epoch + 1 {
-            return Err(Error::StaleEpoch);
+        if !self.hosts.contains_key(&d.target) {
+            return Err(Error::WrongTarget);
+        }
+        let e = self
+            .enclaves
+            .get_mut(&d.enclave_id)
+            .ok_or(Error::UnknownEnclave)?;
+        if d.epoch <= e.epoch {
+            // Already known, or older than what the ledger knows.
+            return Err(Error::Duplicate);
         }
         let eid = d.enclave_id;
-        let e = self.enclaves.get_mut(&eid).ok_or(Error::UnknownEnclave)?;
         match d.kind {
             DecisionKind::Release => {
-                if matches!(m.phase, MigrationPhase::Released(_)) {
-                    return Err(Error::Duplicate);
-                }
-                e.location = m.target;
+                let order = match &e.migration {
+                    Some(m) if m.request_id == d.request_id => m.order.clone(),
+                    _ => Vec::new(),
+                };
+                e.location = d.target;
                 e.epoch = d.epoch;
-                if let Some(mm) = e.migration.as_mut() {
-                    mm.phase = MigrationPhase::Released(Message::Release(b.to_vec()).encode()?);
-                }
+                e.migration = Some(Migration {
+                    request_id: d.request_id,
+                    order,
+                    source: d.source,
+                    target: d.target,
+                    epoch: d.epoch - 1,
+                    phase: MigrationPhase::Released(Message::Release(b.to_vec()).encode()?),
+                });
                 Ok(LedgerEvent::Released {
                     enclave: eid,
-                    target: m.target,
+                    target: d.target,
                     epoch: d.epoch,
                 })
             }
             DecisionKind::Abort => {
-                if matches!(m.phase, MigrationPhase::Released(_)) {
-                    // The source signed both: impossible for an honest SM.
-                    return Err(Error::InvalidState);
-                }
-                e.location = m.source;
+                e.location = d.source;
                 e.epoch = d.epoch;
                 e.migration = None;
                 self.cleanup.push(Cleanup {
-                    target: m.target,
+                    target: d.target,
                     request_id: d.request_id,
                     abort: Message::Abort(b.to_vec()).encode()?,
                     rounds: CLEANUP_ROUNDS,
                 });
                 Ok(LedgerEvent::Aborted {
                     enclave: eid,
-                    host: m.source,
+                    host: d.source,
                     epoch: d.epoch,
                 })
             }
         }
-    }
-
-    fn is_settled(&self, rid: &RequestId) -> bool {
-        self.cleanup.iter().any(|c| &c.request_id == rid)
     }
 
     fn on_ack(&mut self, b: &[u8]) -> Result<LedgerEvent> {
@@ -360,18 +348,21 @@ impl Sds {
         }
         match a.kind {
             AckKind::Active => {
-                let m = self.migration_for(&a.request_id, &a.enclave_id)?.clone();
-                if a.host != m.target || a.epoch != m.epoch + 1 {
-                    return Err(Error::WrongRequest);
-                }
-                if !matches!(m.phase, MigrationPhase::Released(_)) {
-                    // An honest target activates only on RELEASE.
-                    return Err(Error::InvalidState);
-                }
                 let e = self
                     .enclaves
                     .get_mut(&a.enclave_id)
                     .ok_or(Error::UnknownEnclave)?;
+                let completes = a.epoch == e.epoch
+                    && e.location == a.host
+                    && e.migration.as_ref().is_some_and(|m| {
+                        m.request_id == a.request_id
+                            && matches!(m.phase, MigrationPhase::Released(_))
+                    });
+                // An honest target activates only on the source's RELEASE, so an
+                // ACTIVE newer than the ledger proves the release too.
+                if !(completes || a.epoch > e.epoch) {
+                    return Err(Error::Duplicate);
+                }
                 e.migration = None;
                 e.location = a.host;
                 e.epoch = a.epoch;
@@ -407,7 +398,10 @@ impl Sds {
         for e in self.enclaves.values() {
             if let Some(m) = &e.migration {
                 match &m.phase {
-                    MigrationPhase::Ordered => out.push((m.source, m.order.clone())),
+                    MigrationPhase::Ordered if !m.order.is_empty() => {
+                        out.push((m.source, m.order.clone()))
+                    }
+                    MigrationPhase::Ordered => {}
                     MigrationPhase::Released(rel) => out.push((m.target, rel.clone())),
                 }
             }
@@ -417,6 +411,31 @@ impl Sds {
             c.rounds = c.rounds.saturating_sub(1);
         }
         self.cleanup.retain(|c| c.rounds > 0);
+        out
+    }
+
+    /// Audit queries `(host, message)`: ask each enclave's recorded host (and
+    /// an open migration's target) for its latest proof, so the ledger
+    /// catches up on proofs that were lost or never reached it — e.g. after
+    /// the SDS crashed between signing an order and recording it.
+    pub fn audit(&self) -> Vec<(HostId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (id, e) in &self.enclaves {
+            let Ok(q) = Message::Query { enclave_id: *id }.encode() else {
+                continue;
+            };
+            out.push((e.location, q.clone()));
+            if let Some(m) = &e.migration {
+                out.push((
+                    if m.target == e.location {
+                        m.source
+                    } else {
+                        m.target
+                    },
+                    q,
+                ));
+            }
+        }
         out
     }
 

@@ -463,9 +463,9 @@ pub struct Offer {
 pub enum Message {
     /// SDS → SMS.
     Order(Order),
-    /// SDS → any SM: re-send your signed proof for this migration.
+    /// SDS → any SM: re-send your latest signed proof about this enclave.
     Query {
-        request_id: RequestId,
+        enclave_id: EnclaveId,
     },
     /// SMS → SMT.
     Offer(Offer),
@@ -504,7 +504,7 @@ impl Message {
                 .bytes(&o.request)
                 .bytes(&o.source_endorsement)
                 .bytes(&o.target_endorsement),
-            Message::Query { request_id } => Builder::new(MsgType::Query).bytes(request_id),
+            Message::Query { enclave_id } => Builder::new(MsgType::Query).bytes(enclave_id),
             Message::Offer(o) => Builder::new(MsgType::Offer)
                 .bytes(&o.order.request)
                 .bytes(&o.order.source_endorsement)
@@ -572,7 +572,7 @@ impl Message {
                 })
             }
             QUERY => Message::Query {
-                request_id: Fields::open(v, MsgType::Query, 1)?.array()?,
+                enclave_id: Fields::open(v, MsgType::Query, 1)?.array()?,
             },
             OFFER => {
                 let mut f = Fields::open(v, MsgType::Offer, 8)?;
@@ -710,9 +710,6 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let msgs = [
-            Message::Query {
-                request_id: [3; 16],
-            },
             Message::Chunk {
                 section: Section::Sealed,
                 offset: 77,
@@ -726,6 +723,9 @@ mod tests {
                 code: 205,
             },
             Message::Release(alloc::vec![1, 2, 3]),
+            Message::Query {
+                enclave_id: [4; 16],
+            },
         ];
         for m in msgs {
             assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);

@@ -340,8 +340,19 @@ impl World {
     pub fn settle(&mut self) -> usize {
         for round in 0..400 {
             self.run();
-            if self.sds.as_ref().is_some_and(|s| s.is_settled_all()) {
-                return round;
+            let idle = self
+                .hosts
+                .iter()
+                .all(|h| h.monitor.as_ref().is_none_or(|m| !m.in_flight()));
+            if idle && self.sds.as_ref().is_some_and(|s| s.is_settled_all()) {
+                // Last, the ledger catches up on anything it never heard of.
+                let before = self.sds_saved.clone();
+                self.audit();
+                self.run();
+                if self.sds_saved == before {
+                    return round;
+                }
+                continue;
             }
             self.clock.advance(TIMEOUT_MS + 1000);
             for i in 0..self.hosts.len() {
@@ -366,7 +377,26 @@ impl World {
                 }
             }
         }
-        panic!("world did not settle in 400 rounds");
+        let idle: Vec<bool> = self
+            .hosts
+            .iter()
+            .map(|h| h.monitor.as_ref().is_none_or(|m| !m.in_flight()))
+            .collect();
+        let sds = self.sds.as_ref().map(|s| s.is_settled_all());
+        panic!("world did not settle in 400 rounds: idle {idle:?}, sds {sds:?}");
+    }
+
+    /// The SDS asks every enclave's host for its latest proof.
+    pub fn audit(&mut self) {
+        let msgs = match self.sds.as_ref() {
+            Some(s) => s.audit(),
+            None => return,
+        };
+        for (h, bytes) in msgs {
+            if let Some(idx) = self.index_of(&h) {
+                self.send_to(idx, bytes);
+            }
+        }
     }
 
     /// Crash a monitor: its volatile state is gone; platform and framework stay.
@@ -558,7 +588,7 @@ impl World {
     }
 
     pub fn has_error(&self, party: usize, e: Error) -> bool {
-        self.errors.iter().any(|x| *x == (party, e))
+        self.errors.contains(&(party, e))
     }
 }
 
@@ -591,7 +621,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -600,6 +630,6 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }

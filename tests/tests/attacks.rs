@@ -275,9 +275,13 @@ fn g4_sealed_data_tampered_in_source_storage() {
     w.order(&EID, 1, [1; 16]).unwrap();
     run(&mut w);
     assert!(w.has_error(0, Error::Unseal), "{:?}", w.errors);
-    // Runnable at the source (its sealed blob is what the adversary made of it).
+    // Runnable at the source, code and state intact (the sealed blob is what
+    // the adversary made of it, and still does not open).
     assert_eq!(w.running_copies(&EID), vec![0]);
     assert!(w.mon(0).may_run(&EID));
+    let e = w.mon(0).enclave_host_ref().get(&EID).unwrap().clone();
+    assert!(e.code == img.code && e.state == img.state);
+    assert!(w.mon(1).enclave_host_ref().get(&EID).is_none());
 }
 
 #[test]

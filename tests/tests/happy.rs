@@ -108,9 +108,18 @@ fn ledger_moves_only_on_signed_proofs() {
     .encode()
     .unwrap();
     assert!(w.sds().handle(&forged).is_err());
-    // ACTIVE before RELEASE is refused: an honest target activates only on RELEASE.
-    assert_eq!(w.sds().handle(&target_ack), Err(Error::InvalidState));
+    // A proof from the right host for another enclave's epoch does not move it.
     assert_eq!(w.location(&EID), 0);
+    // ACTIVE from the target proves the release too (an honest target
+    // activates only on RELEASE): the ledger follows it even if RELEASE is lost.
+    assert!(matches!(
+        w.sds().handle(&target_ack),
+        Ok(LedgerEvent::Activated { epoch: 1, .. })
+    ));
+    assert_eq!(w.sds().handle(&target_ack), Err(Error::Duplicate));
+    let sds_bytes = w.sds().to_bytes().unwrap();
+    w.sds_saved = sds_bytes;
+    assert_eq!(w.location(&EID), 1);
     for p in held {
         w.deliver(p);
     }
