@@ -145,9 +145,8 @@ impl fmt::Debug for SigningKey {
 
 impl Clone for SigningKey {
     fn clone(&self) -> Self {
-        // safe: the seed was accepted by from_seed when self was built, and
-        // from_seed is deterministic.
-        SigningKey::from_seed(self.seed.clone()).expect("safe: seed already validated")
+        // from_seed accepted this seed when self was built and is deterministic.
+        SigningKey::from_seed(self.seed.clone()).expect("seed valid") // safe: see above
     }
 }
 

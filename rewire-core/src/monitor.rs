@@ -151,17 +151,30 @@ pub struct EnclaveStatus {
 /// A migration step, for progress reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
+    /// SMS: the order passed every check (signature, source, epoch, deadline, ATL).
     Validated,
+    /// SMS: FROZEN journaled, enclave paused.
     Frozen,
+    /// SMS: TLS handshake complete.
     ChannelUp,
+    /// SMS: OFFER sent.
     Offered,
-    Accepted,
+    /// SMT: OFFER verified, RECEIVING journaled, ACCEPT sent.
+    OfferAccepted,
+    /// SMS: the target's evidence verified against the TLS key; streaming starts.
+    TargetVerified,
+    /// SMS: the whole image sent, END with digests.
     StreamDone,
+    /// SMT: digests and measurement verified, state re-sealed, PENDING journaled, READY sent.
     PendingReady,
+    /// SMS: READY verified, MIGRATED journaled, source copy destroyed, RELEASE sent.
     Committed,
+    /// SMT: RELEASE verified, ACTIVE journaled, enclave resumed.
     Activated,
-    /// The outgoing migration was aborted for this reason; the enclave runs here again.
+    /// SMS: the outgoing migration was aborted for this reason; ABORTED
+    /// journaled, the enclave runs here again.
     Aborted(Error),
+    /// SMT: the incoming copy was dropped (ABORT, failure or timeout).
     Dropped,
 }
 
@@ -925,7 +938,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 }
                 s.target_sm = Some(cert.sm_key);
                 s.phase = OutPhase::Streaming;
-                self.event(conn, Event::Accepted);
+                self.event(conn, Event::TargetVerified);
                 Ok(())
             }
             (Message::Refuse { request_id, code }, _) => {
@@ -1061,7 +1074,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if ready.request_id != req.request_id || ready.enclave_id != req.enclave_id {
             return Err(Error::WrongRequest);
         }
-        if ready.target != req.target || ready.epoch != req.epoch + 1 {
+        let next = next_epoch(req.epoch)?;
+        if ready.target != req.target || ready.epoch != next {
             return Err(Error::WrongRequest);
         }
         if ready.measurement != req.measurement {
@@ -1076,11 +1090,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::Integrity);
         }
         // Commit point (G2): journal MIGRATED with the RELEASE proof, then destroy.
-        let release = self.sign_decision(DecisionKind::Release, &req, req.epoch + 1)?;
+        let release = self.sign_decision(DecisionKind::Release, &req, next)?;
         let message = Message::Release(release).encode()?;
         let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
         self.records[i].state = RecState::Migrated;
-        self.records[i].epoch = req.epoch + 1;
+        self.records[i].epoch = next;
         self.records[i].last = Some(Settled {
             request_id: req.request_id,
             message: message.clone(),
@@ -1157,7 +1171,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             epoch: rec.epoch,
             deadline: 0,
         };
-        let new_epoch = rec.epoch + 1;
+        let new_epoch = next_epoch(rec.epoch)?;
         let abort = self.sign_decision(DecisionKind::Abort, &req, new_epoch)?;
         let message = Message::Abort(abort).encode()?;
         let eid = rec.id;
@@ -1385,7 +1399,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 target_certificate: cert_bytes,
             },
         )?;
-        self.event(conn, Event::Accepted);
+        self.event(conn, Event::OfferAccepted);
         Ok(())
     }
 
@@ -1486,7 +1500,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let ready = Ready {
             request_id: ready_rid,
             enclave_id: eid,
-            epoch: req.epoch + 1,
+            epoch: next_epoch(req.epoch)?,
             target: self.host_id(),
             measurement: req.measurement,
             report_data: rd,
@@ -1500,7 +1514,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             source_sm,
             ready: ready.clone(),
         };
-        self.records[i].epoch = req.epoch + 1;
+        self.records[i].epoch = next_epoch(req.epoch)?;
         self.commit()?;
         self.event(conn, Event::PendingReady);
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
@@ -1652,6 +1666,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         Ok(())
     }
+}
+
+/// The epoch after `e`; an enclave that has used every epoch can move no more.
+fn next_epoch(e: u64) -> Result<u64> {
+    e.checked_add(1).ok_or(Error::Capacity)
 }
 
 /// What READY's report data binds: the request and the three stream digests.

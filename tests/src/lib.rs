@@ -106,8 +106,9 @@ pub struct World {
     /// Errors returned by parties, in order: (party, error). Party `usize::MAX` is the SDS.
     pub errors: Vec<(usize, Error)>,
     pub ledger: Vec<LedgerEvent>,
-    /// Print each step (the demo).
+    /// Print each step (the demo), with real elapsed time since `t0`.
     pub verbose: bool,
+    pub t0: std::time::Instant,
     pub delivered: u64,
 }
 
@@ -148,6 +149,7 @@ impl World {
             errors: Vec::new(),
             ledger: Vec::new(),
             verbose: false,
+            t0: std::time::Instant::now(),
             delivered: 0,
         }
     }
@@ -225,7 +227,10 @@ impl World {
 
     fn log(&self, s: String) {
         if self.verbose {
-            println!("  [{:>8.3} s] {s}", self.clock.now_ms() as f64 / 1000.0);
+            println!(
+                "  [{:>9.3} ms] {s}",
+                self.t0.elapsed().as_secs_f64() * 1000.0
+            );
         }
     }
 
@@ -243,7 +248,7 @@ impl World {
                     events.push(e);
                 }
                 for (_, e) in events {
-                    self.log(format!("host{i}: {e:?}"));
+                    self.log(format!("host{i}: {}", describe_event(e)));
                     if let rewire_core::Event::Aborted(why) = e {
                         self.errors.push((i, why));
                     }
@@ -303,7 +308,7 @@ impl World {
                     events.push(e);
                 }
                 for (_, e) in events {
-                    self.log(format!("host{idx}: {e:?}"));
+                    self.log(format!("host{idx}: {}", describe_event(e)));
                     if let rewire_core::Event::Aborted(why) = e {
                         self.errors.push((idx, why));
                     }
@@ -596,6 +601,24 @@ pub fn config() -> Config {
     let mut c = Config::new(sds_key().public());
     c.timeout_ms = TIMEOUT_MS;
     c
+}
+
+pub fn describe_event(e: rewire_core::Event) -> String {
+    use rewire_core::Event::*;
+    match e {
+        Validated => "SMS: request verified (SDS signature, names me as source, epoch, deadline, target ATL >= policy)".into(),
+        Frozen => "SMS: FROZEN journaled (sealed, counter-bound), enclave paused".into(),
+        ChannelUp => "SMS: TLS 1.3 handshake done (mutual raw public keys = SM keys)".into(),
+        Offered => "SMS: OFFER sent (request, endorsements, policy, SM certificate, sizes)".into(),
+        OfferAccepted => "SMT: OFFER verified (request names me, source evidence = TLS key, policy, ATL, epoch); RECEIVING journaled; ACCEPT sent".into(),
+        TargetVerified => "SMS: target evidence verified (endorsed device, endorsed SM, = TLS key); streaming code, state, unsealed data".into(),
+        StreamDone => "SMS: image sent; END with SHA-256 digests".into(),
+        PendingReady => "SMT: digests + code measurement verified, sealed data re-sealed under my key; PENDING journaled; READY (signed report) sent".into(),
+        Committed => "SMS: READY verified; MIGRATED journaled; source copy destroyed; RELEASE sent".into(),
+        Activated => "SMT: RELEASE verified (source SM key); ACTIVE journaled; enclave runs".into(),
+        Aborted(e) => format!("SMS: aborted ({e}); ABORTED journaled; enclave resumed"),
+        Dropped => "SMT: incoming copy dropped".into(),
+    }
 }
 
 pub fn describe(e: &LedgerEvent) -> String {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what librewire's build and tests need on a fresh Debian machine, as
+# root. Idempotent: each step checks before it installs. Usage: setup.sh [riscv]
+set -euo pipefail
+
+need_riscv=0
+for a in "$@"; do [ "$a" = riscv ] && need_riscv=1; done
+
+say() { echo "setup: $*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; librewire needs a Rust toolchain (rustup) on PATH" >&2
+    exit 1
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    for c in rustfmt clippy; do
+        if ! grep -q "^$c" <<<"$installed"; then
+            say "rustup component add $c"
+            rustup component add "$c"
+        fi
+    done
+    if [ "$need_riscv" = 1 ] && ! rustup target list --installed | grep -qx riscv64imac-unknown-none-elf; then
+        say "rustup target add riscv64imac-unknown-none-elf"
+        rustup target add riscv64imac-unknown-none-elf
+    fi
+fi
+
+if [ "$need_riscv" = 1 ]; then
+    missing=()
+    command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || missing+=(gcc-riscv64-unknown-elf)
+    [ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
+    if [ ${#missing[@]} -gt 0 ]; then
+        SUDO=""
+        [ "$(id -u)" = 0 ] || SUDO="sudo"
+        say "apt-get install ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+say "ok"
