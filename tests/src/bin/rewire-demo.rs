@@ -130,6 +130,22 @@ fn main() {
         64.0 / took.as_secs_f64()
     );
 
+    println!("\n== timing (in-process, no printing) ==");
+    let mut t1k = Vec::new();
+    for i in 0..21u8 {
+        let mut w = World::new(&[1, 1]);
+        let img = Image::sample(i, 1024);
+        w.deploy(0, EID, &img, 1);
+        let t = Instant::now();
+        w.order(&EID, 1, [i; 16]).expect("order");
+        w.run();
+        t1k.push(t.elapsed().as_secs_f64() * 1000.0);
+        w.assert_exactly_one(&EID, &img);
+    }
+    t1k.sort_by(|a, b| a.total_cmp(b));
+    println!("1 KiB migration, request to ACTIVE and ledger updated: median {:.3} ms over {} runs (min {:.3}, max {:.3})",
+        t1k[t1k.len() / 2], t1k.len(), t1k[0], t1k[t1k.len() - 1]);
+
     println!("\n== SDS ledger ==");
     let sds = w.sds.as_ref().expect("sds");
     for (id, e) in sds.enclaves() {
