@@ -88,6 +88,13 @@ fn verify_sig(
         .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))
 }
 
+/// TLS 1.2 is never negotiated (the configs allow only 1.3).
+fn no_tls12() -> core::result::Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::PeerIncompatible(
+        rustls::PeerIncompatible::Tls13RequiredForQuic,
+    ))
+}
+
 impl ServerCertVerifier for RawKeyVerifier {
     fn verify_server_cert(
         &self,
@@ -110,9 +117,7 @@ impl ServerCertVerifier for RawKeyVerifier {
         _c: &CertificateDer<'_>,
         _d: &DigitallySignedStruct,
     ) -> core::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        no_tls12()
     }
     fn verify_tls13_signature(
         &self,
@@ -153,9 +158,7 @@ impl ClientCertVerifier for RawKeyVerifier {
         _c: &CertificateDer<'_>,
         _d: &DigitallySignedStruct,
     ) -> core::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        no_tls12()
     }
     fn verify_tls13_signature(
         &self,
@@ -294,6 +297,17 @@ impl Channel {
         }
         self.incoming.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Feed peer bytes (may be empty) and pump: returns the TLS bytes to send,
+    /// the complete messages received, and whether the channel is still good.
+    pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Result<()>) {
+        let mut out = Vec::new();
+        let mut msgs = Vec::new();
+        let r = self
+            .feed(bytes)
+            .and_then(|_| self.pump(&mut out, &mut msgs));
+        (out, msgs, r)
     }
 
     /// Queue one framed message; it is encrypted on the next [`Channel::pump`].

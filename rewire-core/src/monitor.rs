@@ -821,16 +821,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     fn outgoing_bytes_inner(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
-        let mut out = Vec::new();
-        let mut msgs = Vec::new();
-        let (host, res) = {
-            let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
-            let r = s
-                .channel
-                .feed(bytes)
-                .and_then(|_| s.channel.pump(&mut out, &mut msgs));
-            (s.req.target, r)
-        };
+        let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        let host = s.req.target;
+        let (out, msgs, res) = s.channel.exchange(bytes);
         if !out.is_empty() {
             self.push(Dest::Peer { host, conn }, out);
         }
@@ -1200,16 +1193,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         {
             return Err(Error::ChannelClosed);
         }
-        let mut out = Vec::new();
-        let mut msgs = Vec::new();
-        let (host, res) = {
-            let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
-            let r = s
-                .channel
-                .feed(bytes)
-                .and_then(|_| s.channel.pump(&mut out, &mut msgs));
-            (s.peer, r)
-        };
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        let host = s.peer;
+        let (out, msgs, res) = s.channel.exchange(bytes);
         if !out.is_empty() {
             self.push(Dest::Peer { host, conn }, out);
         }

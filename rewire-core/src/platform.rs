@@ -84,27 +84,3 @@ pub trait EnclaveHost {
     /// is carried, size-capped, inside the SM-signed READY report.
     fn attest(&mut self, id: &EnclaveId, report_data: &Digest) -> Result<Vec<u8>>;
 }
-
-impl<T: Platform + ?Sized> Platform for &mut T {
-    fn random(&mut self, buf: &mut [u8]) -> Result<()> {
-        (**self).random(buf)
-    }
-    fn monotonic_ms(&mut self) -> u64 {
-        (**self).monotonic_ms()
-    }
-    fn wall_time(&mut self) -> Option<u64> {
-        (**self).wall_time()
-    }
-    fn journal_read(&mut self) -> Result<Option<Vec<u8>>> {
-        (**self).journal_read()
-    }
-    fn journal_write(&mut self, blob: &[u8]) -> Result<()> {
-        (**self).journal_write(blob)
-    }
-    fn counter_read(&mut self) -> Result<u64> {
-        (**self).counter_read()
-    }
-    fn counter_increment(&mut self) -> Result<u64> {
-        (**self).counter_increment()
-    }
-}

@@ -234,6 +234,22 @@ impl World {
         }
     }
 
+    /// Log a monitor's progress events; an abort's reason counts as its error.
+    fn take_events(&mut self, i: usize) {
+        let mut events = Vec::new();
+        if let Some(m) = self.hosts[i].monitor.as_mut() {
+            while let Some((_, e)) = m.poll_event() {
+                events.push(e);
+            }
+        }
+        for e in events {
+            self.log(format!("host{i}: {}", describe_event(e)));
+            if let rewire_core::Event::Aborted(why) = e {
+                self.errors.push((i, why));
+            }
+        }
+    }
+
     /// Move every monitor's pending outputs (at most `per_host` each) onto the network.
     pub fn collect(&mut self, per_host: usize) -> usize {
         let mut n = 0;
@@ -243,16 +259,7 @@ impl World {
                     break;
                 };
                 let Some(o) = m.poll_output() else { break };
-                let mut events = Vec::new();
-                while let Some(e) = m.poll_event() {
-                    events.push(e);
-                }
-                for (_, e) in events {
-                    self.log(format!("host{i}: {}", describe_event(e)));
-                    if let rewire_core::Event::Aborted(why) = e {
-                        self.errors.push((i, why));
-                    }
-                }
+                self.take_events(i);
                 let to = match o.dest {
                     Dest::Sds => To::Sds,
                     Dest::Peer { host, conn } => {
@@ -303,16 +310,7 @@ impl World {
                     None => m.handle_sds(&p.bytes),
                     Some(c) => m.handle_peer(from_id.unwrap_or(m.host_id()), c, &p.bytes),
                 };
-                let mut events = Vec::new();
-                while let Some(e) = m.poll_event() {
-                    events.push(e);
-                }
-                for (_, e) in events {
-                    self.log(format!("host{idx}: {}", describe_event(e)));
-                    if let rewire_core::Event::Aborted(why) = e {
-                        self.errors.push((idx, why));
-                    }
-                }
+                self.take_events(idx);
                 if let Err(e) = r {
                     self.log(format!("host{idx}: rejected: {e}"));
                     self.errors.push((idx, e));
