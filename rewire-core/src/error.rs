@@ -107,6 +107,18 @@ pub enum Error {
     Tls = 600,
     /// The channel was closed by the peer.
     ChannelClosed = 601,
+
+    // 7xx: API misuse at a language boundary (C ABI, Python).
+    /// A required pointer was NULL.
+    NullPointer = 700,
+    /// An output buffer is too small; the required length was reported.
+    BufferTooSmall = 701,
+    /// An argument is out of range (an unknown enum value, a bad length).
+    InvalidArgument = 702,
+    /// librewire hit an internal bug and refused the call (a panic was caught).
+    Internal = 703,
+    /// Nothing to return (no output queued, no journal stored).
+    Empty = 704,
 }
 
 /// Short alias used throughout the crate.
@@ -155,6 +167,11 @@ impl Error {
         Error::Capacity,
         Error::Tls,
         Error::ChannelClosed,
+        Error::NullPointer,
+        Error::BufferTooSmall,
+        Error::InvalidArgument,
+        Error::Internal,
+        Error::Empty,
     ];
 
     /// The stable numeric code.
@@ -175,54 +192,65 @@ impl Error {
             3 => Category::Integrity,
             4 => Category::State,
             5 => Category::Platform,
-            _ => Category::Channel,
+            6 => Category::Channel,
+            _ => Category::Api,
+        }
+    }
+
+    /// A fixed, secret-free description, NUL-terminated for C.
+    pub const fn as_cstr(self) -> &'static core::ffi::CStr {
+        match self {
+            Error::Decode => c"malformed object",
+            Error::TooLarge => c"object larger than allowed",
+            Error::TrailingBytes => c"trailing bytes after object",
+            Error::NonCanonical => c"object not in deterministic CBOR",
+            Error::UnsupportedVersion => c"unsupported format version",
+            Error::WrongMessageType => c"unexpected kind of object",
+            Error::BadSignature => c"signature does not verify",
+            Error::UnknownSigner => c"signed by an unknown or untrusted key",
+            Error::WrongSource => c"request names another source host",
+            Error::WrongTarget => c"request names another target host",
+            Error::DeadlinePassed => c"request deadline has passed",
+            Error::AtlTooLow => c"target ATL below the enclave policy",
+            Error::SmNotEndorsed => c"SM measurement not endorsed for this host",
+            Error::PeerMismatch => c"channel peer is not the named host",
+            Error::EndorsementExpired => c"host endorsement not valid now",
+            Error::WrongEnclave => c"request names another enclave or measurement",
+            Error::NotSource => c"proof not signed by the migration source",
+            Error::NoTrustedTime => c"no trusted wall time for a deadline check",
+            Error::Integrity => c"stream digest or size mismatch",
+            Error::Truncated => c"image stream truncated",
+            Error::MeasurementMismatch => c"code measurement does not match the request",
+            Error::Unseal => c"sealed data does not open",
+            Error::StaleEpoch => c"stale epoch",
+            Error::Replay => c"request id already used",
+            Error::Duplicate => c"duplicate message, already acted on",
+            Error::WrongRequest => c"message for another migration",
+            Error::Rollback => c"journal rolled back",
+            Error::UnknownEnclave => c"unknown enclave or migration",
+            Error::InvalidState => c"not valid in the current state",
+            Error::Busy => c"enclave already migrating",
+            Error::Timeout => c"migration timed out and was aborted",
+            Error::Migrated => c"enclave migrated away; it never runs here again",
+            Error::Host => c"enclave framework failure",
+            Error::Storage => c"journal storage failure",
+            Error::Counter => c"monotonic counter failure",
+            Error::Random => c"randomness source failure",
+            Error::Crypto => c"key derivation or parsing failure",
+            Error::Capacity => c"internal limit exceeded",
+            Error::Tls => c"TLS failure",
+            Error::ChannelClosed => c"channel closed by peer",
+            Error::NullPointer => c"required pointer is NULL",
+            Error::BufferTooSmall => c"output buffer too small",
+            Error::InvalidArgument => c"argument out of range",
+            Error::Internal => c"internal error; call refused",
+            Error::Empty => c"nothing to return",
         }
     }
 
     /// A fixed, secret-free description.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Error::Decode => "malformed object",
-            Error::TooLarge => "object larger than allowed",
-            Error::TrailingBytes => "trailing bytes after object",
-            Error::NonCanonical => "object not in deterministic CBOR",
-            Error::UnsupportedVersion => "unsupported format version",
-            Error::WrongMessageType => "unexpected kind of object",
-            Error::BadSignature => "signature does not verify",
-            Error::UnknownSigner => "signed by an unknown or untrusted key",
-            Error::WrongSource => "request names another source host",
-            Error::WrongTarget => "request names another target host",
-            Error::DeadlinePassed => "request deadline has passed",
-            Error::AtlTooLow => "target ATL below the enclave policy",
-            Error::SmNotEndorsed => "SM measurement not endorsed for this host",
-            Error::PeerMismatch => "channel peer is not the named host",
-            Error::EndorsementExpired => "host endorsement not valid now",
-            Error::WrongEnclave => "request names another enclave or measurement",
-            Error::NotSource => "proof not signed by the migration source",
-            Error::NoTrustedTime => "no trusted wall time for a deadline check",
-            Error::Integrity => "stream digest or size mismatch",
-            Error::Truncated => "image stream truncated",
-            Error::MeasurementMismatch => "code measurement does not match the request",
-            Error::Unseal => "sealed data does not open",
-            Error::StaleEpoch => "stale epoch",
-            Error::Replay => "request id already used",
-            Error::Duplicate => "duplicate message, already acted on",
-            Error::WrongRequest => "message for another migration",
-            Error::Rollback => "journal rolled back",
-            Error::UnknownEnclave => "unknown enclave or migration",
-            Error::InvalidState => "not valid in the current state",
-            Error::Busy => "enclave already migrating",
-            Error::Timeout => "migration timed out and was aborted",
-            Error::Migrated => "enclave migrated away; it never runs here again",
-            Error::Host => "enclave framework failure",
-            Error::Storage => "journal storage failure",
-            Error::Counter => "monotonic counter failure",
-            Error::Random => "randomness source failure",
-            Error::Crypto => "key derivation or parsing failure",
-            Error::Capacity => "internal limit exceeded",
-            Error::Tls => "TLS failure",
-            Error::ChannelClosed => "channel closed by peer",
-        }
+    pub fn as_str(self) -> &'static str {
+        core::str::from_utf8(self.as_cstr().to_bytes()).unwrap_or("rewire error")
     }
 }
 
@@ -235,6 +263,7 @@ pub enum Category {
     State,
     Platform,
     Channel,
+    Api,
 }
 
 impl fmt::Display for Error {
@@ -279,5 +308,6 @@ mod tests {
         assert_eq!(Error::Rollback.category(), Category::State);
         assert_eq!(Error::Host.category(), Category::Platform);
         assert_eq!(Error::Tls.category(), Category::Channel);
+        assert_eq!(Error::NullPointer.category(), Category::Api);
     }
 }

@@ -396,6 +396,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.out.pop_front()
     }
 
+    /// Put an output back at the head of the queue (a caller whose buffer
+    /// was too small takes it again later).
+    pub fn unpoll_output(&mut self, o: Output) {
+        self.out.push_front(o);
+    }
+
     /// The next progress event, if any.
     pub fn poll_event(&mut self) -> Option<(RequestId, Event)> {
         self.events.pop_front()

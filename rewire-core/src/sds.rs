@@ -269,6 +269,23 @@ impl Sds {
         Ok(self.hosts.get(host).ok_or(Error::UnknownSigner)?.sm_key)
     }
 
+    /// Withdraw an order that was never sent (e.g. the caller could not take
+    /// it). An order that may have reached the source must not be withdrawn:
+    /// settle it through [`Sds::resolution`] instead.
+    pub fn withdraw(&mut self, enclave: &EnclaveId, request_id: &RequestId) -> Result<()> {
+        let e = self
+            .enclaves
+            .get_mut(enclave)
+            .ok_or(Error::UnknownEnclave)?;
+        match &e.migration {
+            Some(m) if &m.request_id == request_id && m.phase == MigrationPhase::Ordered => {
+                e.migration = None;
+                Ok(())
+            }
+            _ => Err(Error::InvalidState),
+        }
+    }
+
     /// Take a proof from an SM. Forged, misdirected or stale proofs change nothing.
     pub fn handle(&mut self, bytes: &[u8]) -> Result<LedgerEvent> {
         match Message::decode(bytes)? {
