@@ -2,7 +2,12 @@
 # test. Both install what they need first (scripts/setup.sh, idempotent).
 
 CARGO ?= cargo
+CC ?= cc
 RISCV := riscv64imac-unknown-none-elf
+PREFIX ?= /usr/local
+# Native libraries a static librewire needs on Linux (cargo --print native-static-libs).
+NATIVE_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lutil
+C_WARN := -Wall -Wextra -Werror
 
 # ring's C for bare-metal RISC-V (see ../shared/design/toolchain.md): medany
 # code model for a kernel linked at 0x80000000, picolibc for its headers.
@@ -10,7 +15,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv demo test lint test-rust riscv clean
+.PHONY: all setup setup-riscv demo test lint test-rust riscv header c-tests install install-test clean
 
 all: test
 
@@ -25,7 +30,7 @@ demo: setup
 	$(CARGO) run --release -q -p rewire-tests --bin rewire-demo
 
 ## Everything CI checks.
-test: setup-riscv lint test-rust riscv
+test: setup-riscv lint test-rust c-tests install-test riscv
 	@echo "make test: all passed"
 
 lint:
@@ -35,10 +40,58 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-## rewire-core must build for bare-metal RISC-V at every commit.
+## rewire-core and the C ABI's static library must build for bare-metal RISC-V at every commit.
 riscv: setup-riscv
-	$(CARGO) build -p rewire-core --no-default-features --target $(RISCV) --release
-	@echo "riscv: rewire-core builds for $(RISCV)"
+	$(CARGO) build -p rewire-core --no-default-features --target $(RISCV) --profile baremetal
+	$(CARGO) build -p rewire-ffi --no-default-features --target $(RISCV) --profile baremetal
+	@echo "riscv: rewire-core and librewire.a build for $(RISCV)"
+
+## Regenerate include/rewire.h (a test fails when the committed copy is stale).
+header:
+	$(CARGO) build -q -p rewire-ffi
+	cp "$$(ls -t target/debug/build/rewire-ffi-*/out/rewire.h | head -1)" include/rewire.h
+
+## The C example and the C negative tests under valgrind and AddressSanitizer.
+C_PROGS := examples/c/migrate.c tests/c/negative.c
+c-tests: setup
+	$(CARGO) build -q -p rewire-ffi
+	@mkdir -p target/c
+	@set -e; for src in $(C_PROGS); do \
+	  n=$$(basename $$src .c); \
+	  $(CC) -O1 -g $(C_WARN) -Iinclude -o target/c/$$n $$src target/debug/librewire.a $(NATIVE_LIBS); \
+	  if ! valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+	      target/c/$$n > target/c/$$n.valgrind.log 2>&1; then cat target/c/$$n.valgrind.log; exit 1; fi; \
+	  echo "c-tests: $$n: valgrind clean (0 errors, 0 leaks)"; \
+	  $(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all $(C_WARN) \
+	    -Iinclude -o target/c/$$n-asan $$src target/debug/librewire.a $(NATIVE_LIBS); \
+	  if ! ASAN_OPTIONS=detect_leaks=1 target/c/$$n-asan > target/c/$$n.asan.log 2>&1; then \
+	    cat target/c/$$n.asan.log; exit 1; fi; \
+	  echo "c-tests: $$n: AddressSanitizer + UBSan clean"; \
+	done
+
+## Install the header, the libraries and a pkg-config file under PREFIX.
+install:
+	$(CARGO) build --release -q -p rewire-ffi
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/rewire.h $(DESTDIR)$(PREFIX)/include/rewire.h
+	install -m 644 target/release/librewire.a $(DESTDIR)$(PREFIX)/lib/librewire.a
+	install -m 755 target/release/librewire.so $(DESTDIR)$(PREFIX)/lib/librewire.so
+	v=$$(sed -n 's/^#define REWIRE_VERSION "\(.*\)"/\1/p' include/rewire.h); \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e "s|@VERSION@|$$v|" -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
+	  rewire-ffi/rewire.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rewire.pc
+	@echo "installed librewire under $(DESTDIR)$(PREFIX)"
+
+## Install into a scratch prefix and build the C example against it through pkg-config only.
+install-test:
+	rm -rf target/prefix
+	$(MAKE) -s install PREFIX=$(CURDIR)/target/prefix
+	$(MAKE) -s -C examples/c clean
+	PKG_CONFIG_PATH=$(CURDIR)/target/prefix/lib/pkgconfig $(MAKE) -s -C examples/c PKG=1
+	LD_LIBRARY_PATH=$(CURDIR)/target/prefix/lib examples/c/migrate > target/prefix/migrate.log
+	tail -1 target/prefix/migrate.log
+	$(MAKE) -s -C examples/c clean
+	@echo "install-test: examples/c built with pkg-config --cflags --libs rewire against the installed copy, and ran"
 
 clean:
 	$(CARGO) clean
+	$(MAKE) -s -C examples/c clean

@@ -31,6 +31,10 @@ fn main() {
     println!("cargo:rerun-if-changed=../rewire-core/src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rustc-env=REWIRE_GENERATED_HEADER={}", out.display());
+    println!(
+        "cargo:rustc-env=REWIRE_TEST_TARGET={}",
+        env::var("TARGET").expect("cargo sets TARGET")
+    );
 }
 
 /// `#define REWIRE_ERR_<NAME> <code>` for each variant `Name = code,` of

@@ -27,16 +27,19 @@ if command -v rustup >/dev/null 2>&1; then
     fi
 fi
 
+missing=()
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ "$need_riscv" = 1 ]; then
-    missing=()
     command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || missing+=(gcc-riscv64-unknown-elf)
     [ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
-    if [ ${#missing[@]} -gt 0 ]; then
-        SUDO=""
-        [ "$(id -u)" = 0 ] || SUDO="sudo"
-        say "apt-get install ${missing[*]}"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    say "apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 say "ok"

@@ -1,0 +1,191 @@
+/*
+ * librewire C API, negative cases: NULL pointers, garbage, truncated and
+ * tampered inputs, too-small buffers, a rolled-back journal. Each returns its
+ * documented code, and the source enclave stays runnable and intact.
+ */
+#include "../../examples/c/soft_host.h"
+
+static int failures = 0;
+
+#define EXPECT(call, want)                                                                            \
+    do {                                                                                              \
+        rewire_result got_ = (call);                                                                  \
+        if (got_ != (want)) {                                                                         \
+            fprintf(stderr, "%s:%d: %s returned %u (%s), want %u (%s)\n", __FILE__, __LINE__, #call,  \
+                    got_, rewire_result_text(got_), (unsigned)(want), rewire_result_text(want));      \
+            failures++;                                                                               \
+        }                                                                                             \
+    } while (0)
+
+#define TRUE(cond)                                                                                    \
+    do {                                                                                              \
+        if (!(cond)) {                                                                                \
+            fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);                       \
+            failures++;                                                                               \
+        }                                                                                             \
+    } while (0)
+
+static const uint8_t SM[32] = {9, 9, 9};
+static const uint8_t EID[16] = "negative-enclave";
+static uint8_t code[1500], state[3000];
+
+static void intact(soft_host *h, rewire_monitor *m) {
+    soft_enclave *e = soft_find(h, EID);
+    TRUE(e && e->running);
+    TRUE(e && e->len[1] == sizeof state && memcmp(e->section[1], state, sizeof state) == 0);
+    TRUE(e && e->len[0] == sizeof code && memcmp(e->section[0], code, sizeof code) == 0);
+    TRUE(rewire_monitor_may_run(m, EID));
+    uint32_t st = 0;
+    uint64_t epoch = 99;
+    EXPECT(rewire_monitor_status(m, EID, &st, &epoch), REWIRE_OK);
+    TRUE(st == REWIRE_STATE_RUNNING);
+}
+
+int main(void) {
+    for (size_t i = 0; i < sizeof code; i++) code[i] = (uint8_t)(i * 3);
+    for (size_t i = 0; i < sizeof state; i++) state[i] = (uint8_t)(i * 5 + 1);
+    soft_host a = {.rng_state = 11}, b = {.rng_state = 22}, a2 = {.rng_state = 33};
+    uint8_t seed[32] = {1}, sds_key[32], secret_a[32] = {0xa}, secret_b[32] = {0xb};
+    rewire_sds *sds = NULL;
+    rewire_monitor *ma = NULL, *mb = NULL, *none = NULL;
+    rewire_platform_callbacks pa = soft_platform(&a), pb = soft_platform(&b);
+    rewire_enclave_callbacks fa = soft_framework(&a), fb = soft_framework(&b);
+
+    /* Results and text. */
+    TRUE(strcmp(rewire_result_text(REWIRE_OK), "ok") == 0);
+    TRUE(strcmp(rewire_result_text(12345), "unknown result code") == 0);
+    TRUE(strlen(rewire_result_text(REWIRE_ERR_ROLLBACK)) > 0);
+    TRUE(strcmp(rewire_version(), REWIRE_VERSION) == 0);
+
+    /* NULL and missing callbacks. */
+    EXPECT(rewire_sds_new(NULL, &sds), REWIRE_ERR_NULL_POINTER);
+    EXPECT(rewire_sds_new(seed, NULL), REWIRE_ERR_NULL_POINTER);
+    CHECK(rewire_sds_new(seed, &sds));
+    CHECK(rewire_sds_public_key(sds, sds_key));
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, NULL, &fa, &ma), REWIRE_ERR_NULL_POINTER);
+    rewire_platform_callbacks broken = pa;
+    broken.counter_increment = NULL;
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &broken, &fa, &none), REWIRE_ERR_NULL_POINTER);
+    TRUE(none == NULL);
+    CHECK(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &fa, &ma));
+    CHECK(rewire_monitor_new(secret_b, SM, sds_key, 0, &pb, &fb, &mb));
+    EXPECT(rewire_monitor_tick(NULL), REWIRE_ERR_NULL_POINTER);
+    EXPECT(rewire_monitor_handle_sds(ma, NULL, 10), REWIRE_ERR_NULL_POINTER);
+    EXPECT(rewire_monitor_handle_sds(ma, NULL, 0), REWIRE_ERR_DECODE);
+    TRUE(!rewire_monitor_may_run(NULL, EID));
+    TRUE(!rewire_monitor_may_run(ma, NULL));
+    rewire_monitor_free(NULL);
+    rewire_sds_free(NULL);
+
+    /* Set up: both hosts endorsed, the enclave on A. */
+    uint64_t now = (uint64_t)time(NULL);
+    uint8_t ida[32], idb[32], cert[512], buf[8192], policy[1024];
+    size_t len = 0, policy_len = 0;
+    CHECK(rewire_monitor_host_id(ma, ida));
+    CHECK(rewire_monitor_host_id(mb, idb));
+    CHECK(rewire_monitor_certificate(ma, cert, sizeof cert, &len));
+    EXPECT(rewire_sds_endorse_host(sds, cert, len, SM, 0, 2, now - 5, now + 999, buf, sizeof buf, &len),
+           REWIRE_ERR_INVALID_ARGUMENT);
+    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));
+    CHECK(rewire_monitor_certificate(mb, cert, sizeof cert, &len));
+    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));
+    uint8_t m[32];
+    soft_measure_bytes(code, sizeof code, m);
+    CHECK(rewire_sds_register_enclave(sds, EID, m, 1, ida, policy, sizeof policy, &policy_len));
+    soft_load(&a, EID, code, sizeof code, state, sizeof state);
+    /* A tampered policy is refused; the real one installs. */
+    policy[policy_len - 1] ^= 1;
+    EXPECT(rewire_monitor_install(ma, policy, policy_len), REWIRE_ERR_BAD_SIGNATURE);
+    policy[policy_len - 1] ^= 1;
+    EXPECT(rewire_monitor_install(ma, policy, policy_len - 3), REWIRE_ERR_DECODE);
+    CHECK(rewire_monitor_install(ma, policy, policy_len));
+    intact(&a, ma);
+    uint8_t *journal_after_install = malloc(a.journal_len);
+    size_t journal_after_install_len = a.journal_len;
+    memcpy(journal_after_install, a.journal, a.journal_len);
+    uint64_t counter_after_install = a.counter;
+
+    /* Too small an output buffer: the required length, and nothing consumed. */
+    uint8_t rid[16] = "neg-request-0001", order[4096];
+    size_t order_len = 0;
+    EXPECT(rewire_sds_order(sds, EID, idb, rid, now + 600, order, 8, &order_len), REWIRE_ERR_BUFFER_TOO_SMALL);
+    TRUE(order_len > 8);
+    CHECK(rewire_sds_order(sds, EID, idb, rid, now + 600, order, sizeof order, &order_len));
+
+    /* Garbage, truncated and tampered orders: refused, enclave intact. */
+    EXPECT(rewire_monitor_handle_sds(ma, (const uint8_t *)"garbage!", 8), REWIRE_ERR_DECODE);
+    EXPECT(rewire_monitor_handle_sds(ma, order, order_len - 1), REWIRE_ERR_DECODE);
+    uint8_t longer[4097];
+    memcpy(longer, order, order_len);
+    longer[order_len] = 0;
+    EXPECT(rewire_monitor_handle_sds(ma, longer, order_len + 1), REWIRE_ERR_TRAILING_BYTES);
+    order[order_len - 2] ^= 0x20; /* inside the target endorsement's signature */
+    EXPECT(rewire_monitor_handle_sds(ma, order, order_len), REWIRE_ERR_BAD_SIGNATURE);
+    order[order_len - 2] ^= 0x20;
+    intact(&a, ma);
+    /* Garbage TLS bytes on a channel; an unknown enclave; a bad status query. */
+    uint8_t conn[16] = "not-a-channel!!!";
+    EXPECT(rewire_monitor_handle_peer(ma, idb, conn, (const uint8_t *)"\x16\x03\x01\x00\x05hello", 10), REWIRE_ERR_TLS);
+    uint32_t st;
+    uint64_t ep;
+    EXPECT(rewire_monitor_status(ma, (const uint8_t *)"no-such-enclave!", &st, &ep), REWIRE_ERR_UNKNOWN_ENCLAVE);
+    EXPECT(rewire_monitor_status(ma, EID, NULL, &ep), REWIRE_ERR_NULL_POINTER);
+    intact(&a, ma);
+
+    /* The real order, with a too-small output buffer on the way. */
+    CHECK(rewire_monitor_handle_sds(ma, order, order_len));
+    uint32_t dest;
+    uint8_t host[32];
+    EXPECT(rewire_monitor_poll_output(ma, &dest, host, conn, buf, 4, &len), REWIRE_ERR_BUFFER_TOO_SMALL);
+    TRUE(len > 4);
+    /* Tamper with the ClientHello on its way to B: B refuses, A aborts and runs on. */
+    CHECK(rewire_monitor_poll_output(ma, &dest, host, conn, buf, sizeof buf, &len));
+    TRUE(dest == REWIRE_DEST_PEER && memcmp(host, idb, 32) == 0);
+    buf[5] ^= 0xff; /* the handshake message type */
+    rewire_result rc = rewire_monitor_handle_peer(mb, ida, conn, buf, len);
+    TRUE(rc == REWIRE_ERR_TLS);
+    while (rewire_monitor_poll_output(mb, &dest, host, conn, buf, sizeof buf, &len) == REWIRE_OK)
+        (void)rewire_monitor_handle_peer(ma, idb, conn, buf, len); /* B's alert */
+    EXPECT(rewire_monitor_peer_closed(ma, rid), REWIRE_OK);
+    intact(&a, ma);
+    uint32_t ev, why;
+    uint8_t evrid[16];
+    int aborted = 0;
+    while (rewire_monitor_poll_event(ma, &ev, evrid, &why) == REWIRE_OK) aborted |= ev == REWIRE_EVENT_ABORTED;
+    TRUE(aborted);
+    /* The ABORT proof reaches the SDS: the ledger keeps the enclave on A at epoch 1. */
+    while (rewire_monitor_poll_output(ma, &dest, host, conn, buf, sizeof buf, &len) == REWIRE_OK) {
+        uint32_t ledger;
+        if (dest == REWIRE_DEST_SDS && rewire_sds_handle(sds, buf, len, &ledger) == REWIRE_OK)
+            TRUE(ledger == REWIRE_LEDGER_ABORTED);
+    }
+    uint8_t where[32];
+    CHECK(rewire_sds_location(sds, EID, where, &ep));
+    TRUE(memcmp(where, ida, 32) == 0 && ep == 1);
+    /* The aborted request, replayed: refused. */
+    EXPECT(rewire_monitor_handle_sds(ma, order, order_len), REWIRE_ERR_REPLAY);
+    intact(&a, ma);
+
+    /* A journal rolled back to an older copy: the monitor refuses to start. */
+    a2.journal = journal_after_install;
+    a2.journal_len = journal_after_install_len;
+    a2.counter = a.counter;
+    TRUE(a.counter > counter_after_install);
+    rewire_platform_callbacks pa2 = soft_platform(&a2);
+    rewire_enclave_callbacks fa2 = soft_framework(&a2);
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa2, &fa2, &none), REWIRE_ERR_ROLLBACK);
+    TRUE(none == NULL);
+
+    rewire_monitor_free(ma);
+    rewire_monitor_free(mb);
+    rewire_sds_free(sds);
+    soft_free(&a);
+    soft_free(&b);
+    soft_free(&a2);
+    if (failures) {
+        fprintf(stderr, "%d failed checks\n", failures);
+        return 1;
+    }
+    printf("C negative tests: all passed\n");
+    return 0;
+}
