@@ -51,7 +51,7 @@
 #define REWIRE_ERR_NO_TRUSTED_TIME 211
 // A digest or size in the stream does not match the manifest.
 #define REWIRE_ERR_INTEGRITY 300
-// The image stream ended early or the channel closed mid-stream.
+// closes mid-stream is `ChannelClosed` or `Tls`.)
 #define REWIRE_ERR_TRUNCATED 301
 // The imported code does not measure to the request's measurement.
 #define REWIRE_ERR_MEASUREMENT_MISMATCH 302

@@ -59,7 +59,8 @@ pub enum Error {
     // 3xx: integrity (G4).
     /// A digest or size in the stream does not match the manifest.
     Integrity = 300,
-    /// The image stream ended early or the channel closed mid-stream.
+    /// END arrived before the announced lengths were streamed. (A channel that
+    /// closes mid-stream is `ChannelClosed` or `Tls`.)
     Truncated = 301,
     /// The imported code does not measure to the request's measurement.
     MeasurementMismatch = 302,

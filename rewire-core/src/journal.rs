@@ -2,19 +2,34 @@
 //! only this SM on this device derives, and bound to the trusted monotonic
 //! counter so that an older copy is detected (G5).
 //!
-//! Commit protocol (write-ahead, then count):
-//! 1. write blob `v = counter + 1`; 2. increment the counter to `v`;
-//! 3. only then act on the new state (host operations, messages out).
+//! Every blob carries the counter value `v` at which it becomes valid and a
+//! flag saying whether it is a *fence* blob. The monitor acts on a state
+//! (host operations, messages out) only when it is *settled*: its blob is
+//! counted (`v == counter`) and was written by this run after a fence.
 //!
-//! Recovery reads the blob and the counter:
-//! * `v == counter + 1` — the write landed, the increment did not: increment now.
-//! * `v == counter` — normal. A blob `counter + 1` may exist that was written
-//!   but never counted (nothing was acted on from it). To make sure it can
-//!   never be accepted later, *fence*: write the recovered state as
-//!   `counter + 2` and increment twice. Value `counter + 1` is never written
-//!   again, so every value the counter reaches names exactly one history.
-//! * anything else (`v < counter`, `v > counter + 1`, no blob although the
-//!   counter moved) — [`Error::Rollback`]: the monitor refuses to start.
+//! * **Commit** (settled at `c`): write a normal blob `v = c + 1`, increment
+//!   to `c + 1`; settled again.
+//! * **Fence** from counter `x` with state `S`: write a fence blob
+//!   `v = x + 2` holding `S`, increment twice; settled at `x + 2`.
+//! * **Recovery** at counter `c` with blob `b`:
+//!   - `b.v == c + 1`: a commit or fence whose increment was cut off. Increment
+//!     to `c + 1`, adopt `b`, fence from `c + 1`;
+//!   - `b.v == c`: adopt `b`, fence from `c`;
+//!   - `b` is a fence blob with `b.v == c + 2` (cut off before its first
+//!     increment): adopt it, fence from `c` again;
+//!   - no blob and `c == 0`: a fresh monitor; fence from 0;
+//!   - anything else: [`Error::Rollback`]; the monitor refuses to start.
+//!
+//! Why the fence: a blob written but never counted (power cut between write
+//! and increment) may be kept by the adversary and presented later. Because a
+//! recovered run always fences before it acts, and a fence writes `x + 2`,
+//! the only run that writes a normal blob of value `w` is the one settled at
+//! `w - 1`, during which no recovery can have happened at `w - 2` or `w - 1`;
+//! so every blob of a given value carries the same state, and whatever the
+//! adversary presents, an adopted state always extends what was acted on.
+//! `journal::tests::adversarial_storage_never_rolls_back` checks this
+//! exhaustively against an adversary that keeps every blob and cuts power
+//! between any two storage or counter operations.
 
 use alloc::vec::Vec;
 
@@ -192,24 +207,30 @@ impl Record {
     }
 }
 
-/// Encode the journal plaintext for counter value `v`.
-pub(crate) fn encode(v: u64, records: &[Record]) -> Result<Vec<u8>> {
+/// Encode the journal plaintext: value `v`, fence flag, records.
+pub(crate) fn encode(v: u64, fence: bool, records: &[Record]) -> Result<Vec<u8>> {
     Builder::new(MsgType::Journal)
         .u64(v)
+        .u64(fence as u64)
         .value(Value::Array(records.iter().map(Record::to_value).collect()))
         .encode()
 }
 
-/// Decode a journal plaintext into (counter value, records).
-pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Vec<Record>)> {
-    let mut f = Fields::open(cbor::decode(bytes, MAX_JOURNAL)?, MsgType::Journal, 2)?;
+/// Decode a journal plaintext into (value, fence flag, records).
+pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, bool, Vec<Record>)> {
+    let mut f = Fields::open(cbor::decode(bytes, MAX_JOURNAL)?, MsgType::Journal, 3)?;
     let v = f.u64()?;
+    let fence = match f.u64()? {
+        0 => false,
+        1 => true,
+        _ => return Err(Error::Decode),
+    };
     let records = f
         .list(MAX_RECORDS)?
         .into_iter()
         .map(Record::from_value)
         .collect::<Result<Vec<_>>>()?;
-    Ok((v, records))
+    Ok((v, fence, records))
 }
 
 /// The journal key: this device, this SM build.
@@ -226,9 +247,10 @@ pub(crate) fn write<P: Platform>(
     p: &mut P,
     key: &Secret,
     v: u64,
+    fence: bool,
     records: &[Record],
 ) -> Result<()> {
-    let plain = zeroize::Zeroizing::new(encode(v, records)?);
+    let plain = zeroize::Zeroizing::new(encode(v, fence, records)?);
     if plain.len() > MAX_JOURNAL {
         return Err(Error::Capacity);
     }
@@ -247,30 +269,49 @@ pub(crate) fn count_to<P: Platform>(p: &mut P, v: u64) -> Result<()> {
     Ok(())
 }
 
-/// Recover (records, counter) per the rules above. Returns the records and the
-/// counter value they are committed at.
+/// Commit `records` while settled at `counter`; returns the new counter.
+pub(crate) fn commit<P: Platform>(
+    p: &mut P,
+    key: &Secret,
+    counter: u64,
+    records: &[Record],
+) -> Result<u64> {
+    let v = counter.checked_add(1).ok_or(Error::Counter)?;
+    write(p, key, v, false, records)?;
+    count_to(p, v)?;
+    Ok(v)
+}
+
+/// Fence from counter `x`: returns the counter the state is settled at.
+fn fence<P: Platform>(p: &mut P, key: &Secret, x: u64, records: &[Record]) -> Result<u64> {
+    let v = x.checked_add(2).ok_or(Error::Counter)?;
+    write(p, key, v, true, records)?;
+    count_to(p, x + 1)?;
+    count_to(p, v)?;
+    Ok(v)
+}
+
+/// Recover per the rules above: the adopted records, settled at the returned counter.
 pub(crate) fn recover<P: Platform>(p: &mut P, key: &Secret) -> Result<(Vec<Record>, u64)> {
-    let counter = p.counter_read()?;
-    let (v, records) = match p.journal_read()? {
-        None if counter == 0 => (0, Vec::new()),
+    let c = p.counter_read()?;
+    let (v, is_fence, records) = match p.journal_read()? {
+        None if c == 0 => (0, false, Vec::new()),
         None => return Err(Error::Rollback),
         Some(blob) => {
             let plain = seal::unseal(key, &blob).map_err(|_| Error::Rollback)?;
             decode(&plain)?
         }
     };
-    if v == counter.wrapping_add(1) && v != 0 {
+    let from = if c.checked_add(1) == Some(v) {
         count_to(p, v)?;
-        Ok((records, v))
-    } else if v == counter {
-        let fenced = counter.checked_add(2).ok_or(Error::Counter)?;
-        write(p, key, fenced, &records)?;
-        count_to(p, counter + 1)?;
-        count_to(p, fenced)?;
-        Ok((records, fenced))
+        v
+    } else if v == c || (is_fence && c.checked_add(2) == Some(v)) {
+        c
     } else {
-        Err(Error::Rollback)
-    }
+        return Err(Error::Rollback);
+    };
+    let settled = fence(p, key, from, &records)?;
+    Ok((records, settled))
 }
 
 #[cfg(test)]
@@ -308,7 +349,215 @@ mod tests {
                 last: None,
             },
         ];
-        let bytes = encode(42, &recs).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), (42, recs));
+        let bytes = encode(42, true, &recs).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), (42, true, recs));
+    }
+
+    /// Untrusted storage that keeps every blob ever written and presents
+    /// whichever the adversary picks; power is cut after `budget` writes or
+    /// increments.
+    struct Adversarial {
+        counter: u64,
+        blobs: Vec<Vec<u8>>,
+        present: Option<usize>,
+        budget: Option<usize>,
+        salt: u64,
+    }
+
+    impl Adversarial {
+        fn spend(&mut self) -> Result<()> {
+            match &mut self.budget {
+                Some(0) => Err(Error::Storage),
+                Some(n) => {
+                    *n -= 1;
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl Platform for Adversarial {
+        fn random(&mut self, buf: &mut [u8]) -> Result<()> {
+            self.salt += 1;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (self.salt as u8).wrapping_add(i as u8);
+            }
+            Ok(())
+        }
+        fn monotonic_ms(&mut self) -> u64 {
+            0
+        }
+        fn wall_time(&mut self) -> Option<u64> {
+            None
+        }
+        fn journal_read(&mut self) -> Result<Option<Vec<u8>>> {
+            Ok(self.present.map(|i| self.blobs[i].clone()))
+        }
+        fn journal_write(&mut self, blob: &[u8]) -> Result<()> {
+            self.spend()?;
+            self.blobs.push(blob.to_vec());
+            Ok(())
+        }
+        fn counter_read(&mut self) -> Result<u64> {
+            Ok(self.counter)
+        }
+        fn counter_increment(&mut self) -> Result<u64> {
+            self.spend()?;
+            self.counter += 1;
+            Ok(self.counter)
+        }
+    }
+
+    /// A history of inputs, kept in a record's policy field.
+    fn records(history: &[u8]) -> Vec<Record> {
+        alloc::vec![Record {
+            id: [0; 16],
+            measurement: [0; 32],
+            policy: history.to_vec(),
+            epoch: 0,
+            state: RecState::Running,
+            last: None,
+        }]
+    }
+
+    fn history(records: &[Record]) -> Vec<u8> {
+        records
+            .first()
+            .map(|r| r.policy.clone())
+            .unwrap_or_default()
+    }
+
+    #[derive(Clone)]
+    struct World {
+        counter: u64,
+        blobs: Vec<Vec<u8>>,
+        /// The last history the monitor acted on.
+        acted: Vec<u8>,
+        /// The running monitor's (history, settled counter), or None after a crash.
+        run: Option<(Vec<u8>, u64)>,
+    }
+
+    impl World {
+        fn key(&self, k: &Secret) -> alloc::vec::Vec<(u64, bool, Vec<u8>)> {
+            let mut abs: Vec<_> = self
+                .blobs
+                .iter()
+                .map(|b| {
+                    let (v, f, r) = decode(&seal::unseal(k, b).unwrap()).unwrap();
+                    (v, f, history(&r))
+                })
+                .collect();
+            abs.sort();
+            abs.dedup();
+            abs
+        }
+    }
+
+    /// Exhaustive: every sequence (up to a depth) of commits with any input,
+    /// power cuts between any two storage or counter operations, and restarts
+    /// from any blob ever written (or none). Whatever the adversary presents,
+    /// an adopted state extends what the monitor has acted on, and honest
+    /// storage (the last blob written) always recovers.
+    #[test]
+    fn adversarial_storage_never_rolls_back() {
+        let key = Secret::from_bytes([5; 32]);
+        let mut frontier = alloc::vec![World {
+            counter: 0,
+            blobs: Vec::new(),
+            acted: Vec::new(),
+            run: None
+        }];
+        let mut seen = alloc::collections::BTreeSet::new();
+        let (mut states, mut recoveries) = (0u64, 0u64);
+        let depth: usize = option_env!("REWIRE_JOURNAL_DEPTH")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(8);
+        for _depth in 0..depth {
+            let mut next = Vec::new();
+            for w in frontier {
+                let sig = (w.counter, w.key(&key), w.acted.clone(), w.run.clone());
+                if !seen.insert(sig) {
+                    continue;
+                }
+                states += 1;
+                match &w.run {
+                    None => {
+                        let choices = core::iter::once(None).chain((0..w.blobs.len()).map(Some));
+                        for present in choices {
+                            for budget in [Some(0), Some(1), Some(2), None] {
+                                let mut p = Adversarial {
+                                    counter: w.counter,
+                                    blobs: w.blobs.clone(),
+                                    present,
+                                    budget,
+                                    salt: w.blobs.len() as u64 * 100,
+                                };
+                                let r = recover(&mut p, &key);
+                                let mut n = World {
+                                    counter: p.counter,
+                                    blobs: p.blobs,
+                                    acted: w.acted.clone(),
+                                    run: None,
+                                };
+                                if let Ok((recs, settled)) = r {
+                                    recoveries += 1;
+                                    let h = history(&recs);
+                                    assert!(
+                                        h.starts_with(&w.acted),
+                                        "ROLLBACK: adopted {h:?} after acting on {:?}",
+                                        w.acted
+                                    );
+                                    assert_eq!(settled, n.counter);
+                                    n.acted = h.clone();
+                                    n.run = Some((h, settled));
+                                }
+                                // Honest storage (the last blob written) must recover.
+                                if present == w.blobs.len().checked_sub(1)
+                                    && budget.is_none()
+                                    && !w.blobs.is_empty()
+                                {
+                                    assert!(n.run.is_some(), "honest storage failed to recover");
+                                }
+                                next.push(n);
+                            }
+                        }
+                    }
+                    Some((h, c)) => {
+                        for input in [0u8, 1] {
+                            for budget in [Some(0), Some(1), None] {
+                                let mut p = Adversarial {
+                                    counter: w.counter,
+                                    blobs: w.blobs.clone(),
+                                    present: None,
+                                    budget,
+                                    salt: w.blobs.len() as u64 * 100,
+                                };
+                                let mut nh = h.clone();
+                                nh.push(input);
+                                let r = commit(&mut p, &key, *c, &records(&nh));
+                                let mut n = World {
+                                    counter: p.counter,
+                                    blobs: p.blobs,
+                                    acted: w.acted.clone(),
+                                    run: None,
+                                };
+                                if let Ok(v) = r {
+                                    n.acted = nh.clone();
+                                    n.run = Some((nh, v));
+                                }
+                                next.push(n);
+                            }
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        std::println!("journal model: depth {depth}, {states} states, {recoveries} recoveries");
+        assert!(
+            states > 1000 && recoveries > 1000,
+            "explored {states} states, {recoveries} recoveries"
+        );
     }
 }

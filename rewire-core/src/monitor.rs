@@ -220,6 +220,30 @@ struct SendStream {
     chunks_sent: usize,
 }
 
+impl SendStream {
+    /// Read and open the next chunk of the sealed blob into `plain_buf`.
+    fn open_next_sealed<H: EnclaveHost>(&mut self, host: &mut H, eid: &EnclaveId) -> Result<()> {
+        let u = self.unsealer.as_mut().ok_or(Error::InvalidState)?;
+        if self.sealed_index >= self.sealed_chunks {
+            return Err(Error::Unseal);
+        }
+        let want =
+            (u.sealed_chunk_len() as u64).min(self.raw[2].saturating_sub(self.sealed_raw_offset));
+        let mut buf = vec![0u8; want as usize];
+        let n = host.export(eid, Section::Sealed, self.sealed_raw_offset, &mut buf)?;
+        if n != buf.len() {
+            return Err(Error::Unseal);
+        }
+        let last = self.sealed_index + 1 == self.sealed_chunks;
+        u.open_chunk(&mut buf, last)?;
+        self.sealed_index += 1;
+        self.sealed_raw_offset += want;
+        self.plain_buf = Zeroizing::new(buf);
+        self.plain_pos = 0;
+        Ok(())
+    }
+}
+
 struct OutSession {
     req: MigrationRequest,
     order: Order,
@@ -227,7 +251,7 @@ struct OutSession {
     channel: Channel,
     phase: OutPhase,
     target_sm: Option<PublicKey>,
-    started_ms: u64,
+    last_activity_ms: u64,
     stream: Option<SendStream>,
 }
 
@@ -254,7 +278,7 @@ struct InSession {
     peer: HostId,
     channel: Channel,
     phase: InPhase,
-    started_ms: u64,
+    last_activity_ms: u64,
 }
 
 impl<P: Platform, H: EnclaveHost> core::fmt::Debug for Monitor<P, H> {
@@ -267,6 +291,14 @@ impl<P: Platform, H: EnclaveHost> core::fmt::Debug for Monitor<P, H> {
             .field("incoming", &self.incoming.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Why a monitor did not start, with its platform and framework handed back.
+#[derive(Debug)]
+pub struct StartFailure<P, H> {
+    pub error: Error,
+    pub platform: P,
+    pub host: H,
 }
 
 /// A security monitor running librewire.
@@ -298,9 +330,38 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// migration is aborted and the enclave resumed; a committed one has its
     /// copy destroyed and its RELEASE re-sent; a half-received import is
     /// dropped; a PENDING enclave stays pending.
-    pub fn start(mut platform: P, host: H, id: Identity, cfg: Config) -> Result<Self> {
-        let journal_key = journal::journal_key(&id.device_secret, &id.sm_measurement)?;
-        let (records, counter) = journal::recover(&mut platform, &journal_key)?;
+    pub fn start(platform: P, host: H, id: Identity, cfg: Config) -> Result<Self> {
+        Self::start_or_return(platform, host, id, cfg).map_err(|f| f.error)
+    }
+
+    /// [`Monitor::start`], but a failure hands the platform and framework
+    /// back (with whatever the failed start wrote), e.g. to retry.
+    pub fn start_or_return(
+        mut platform: P,
+        host: H,
+        id: Identity,
+        cfg: Config,
+    ) -> core::result::Result<Self, StartFailure<P, H>> {
+        let journal_key = match journal::journal_key(&id.device_secret, &id.sm_measurement) {
+            Ok(k) => k,
+            Err(error) => {
+                return Err(StartFailure {
+                    error,
+                    platform,
+                    host,
+                })
+            }
+        };
+        let (records, counter) = match journal::recover(&mut platform, &journal_key) {
+            Ok(r) => r,
+            Err(error) => {
+                return Err(StartFailure {
+                    error,
+                    platform,
+                    host,
+                })
+            }
+        };
         let mut m = Monitor {
             platform,
             host,
@@ -319,8 +380,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         };
-        m.recover_records()?;
-        Ok(m)
+        match m.recover_records() {
+            Ok(()) => Ok(m),
+            Err(error) => Err(StartFailure {
+                error,
+                platform: m.platform,
+                host: m.host,
+            }),
+        }
     }
 
     fn recover_records(&mut self) -> Result<()> {
@@ -527,7 +594,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                     peer: from,
                     channel,
                     phase: InPhase::AwaitOffer,
-                    started_ms: self.platform.monotonic_ms(),
+                    last_activity_ms: self.platform.monotonic_ms(),
                 },
             );
         }
@@ -555,7 +622,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             .iter()
             .filter(|(_, s)| {
                 !matches!(s.phase, OutPhase::Done)
-                    && now.saturating_sub(s.started_ms) > self.cfg.timeout_ms
+                    && now.saturating_sub(s.last_activity_ms) > self.cfg.timeout_ms
             })
             .map(|(k, _)| *k)
             .collect();
@@ -569,7 +636,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             .iter()
             .filter(|(_, s)| {
                 matches!(s.phase, InPhase::AwaitOffer | InPhase::Receiving(_))
-                    && now.saturating_sub(s.started_ms) > self.cfg.timeout_ms
+                    && now.saturating_sub(s.last_activity_ms) > self.cfg.timeout_ms
             })
             .map(|(k, _)| *k)
             .collect();
@@ -609,11 +676,13 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// Persist the records: write-ahead, then count. On failure the monitor
     /// stops taking input; restarting it recovers from the journal.
     fn commit(&mut self) -> Result<()> {
-        let v = self.counter.checked_add(1).ok_or(Error::Counter)?;
-        let r = journal::write(&mut self.platform, &self.journal_key, v, &self.records)
-            .and_then(|_| journal::count_to(&mut self.platform, v));
-        match r {
-            Ok(()) => {
+        match journal::commit(
+            &mut self.platform,
+            &self.journal_key,
+            self.counter,
+            &self.records,
+        ) {
+            Ok(v) => {
                 self.counter = v;
                 self.durable.clone_from(&self.records);
                 Ok(())
@@ -752,6 +821,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             RecState::Running => {}
             _ => return Err(Error::InvalidState),
         }
+        // Both outcomes consume the epoch: refuse before anything changes if none is left.
+        next_epoch(rec.epoch)?;
         let policy: EnclavePolicy = verify_as(&rec.policy, &sds)?;
         let now = self.platform.wall_time();
         if now.is_none() {
@@ -792,7 +863,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.commit()?;
         self.host.pause(&req.enclave_id)?;
         self.event(rid, Event::Frozen);
-        let started_ms = self.platform.monotonic_ms();
+        let last_activity_ms = self.platform.monotonic_ms();
         self.outgoing.insert(
             rid,
             OutSession {
@@ -802,7 +873,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 channel,
                 phase: OutPhase::Connecting,
                 target_sm: None,
-                started_ms,
+                last_activity_ms,
                 stream: None,
             },
         );
@@ -827,7 +898,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     fn outgoing_bytes_inner(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
+        let now = self.platform.monotonic_ms();
         let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        s.last_activity_ms = now;
         let host = s.req.target;
         let (out, msgs, res) = s.channel.exchange(bytes);
         if !out.is_empty() {
@@ -971,6 +1044,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     fn produce_chunk_for(&mut self, conn: RequestId) -> Result<()> {
+        let now = self.platform.monotonic_ms();
+        if let Some(s) = self.outgoing.get_mut(&conn) {
+            s.last_activity_ms = now;
+        }
         #[cfg(feature = "fault-injection")]
         let faults = self.faults.clone();
         let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
@@ -985,6 +1062,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             st.offset = 0;
         }
         let msg = if st.section >= 3 || truncate {
+            if !truncate {
+                // Open every sealed chunk, also an empty final one: a blob cut
+                // at a chunk boundary must fail on its last-chunk flag.
+                while st.unsealer.is_some() && st.sealed_index < st.sealed_chunks {
+                    st.open_next_sealed(&mut self.host, &eid)?;
+                    if !st.plain_buf.is_empty() {
+                        return Err(Error::Unseal);
+                    }
+                }
+            }
             let hashers = core::mem::take(&mut st.hashers);
             let [a, b, c] = hashers;
             let digests = [a.finish(), b.finish(), c.finish()];
@@ -997,22 +1084,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             let offset = st.offset;
             let mut data = if section == Section::Sealed {
                 if st.plain_pos >= st.plain_buf.len() {
-                    // Read and open the next sealed chunk.
-                    let u = st.unsealer.as_mut().ok_or(Error::InvalidState)?;
-                    let want = (u.sealed_chunk_len() as u64).min(st.raw[2] - st.sealed_raw_offset);
-                    let mut buf = vec![0u8; want as usize];
-                    let n =
-                        self.host
-                            .export(&eid, Section::Sealed, st.sealed_raw_offset, &mut buf)?;
-                    if n != buf.len() {
-                        return Err(Error::Unseal);
-                    }
-                    let last = st.sealed_index + 1 == st.sealed_chunks;
-                    u.open_chunk(&mut buf, last)?;
-                    st.sealed_index += 1;
-                    st.sealed_raw_offset += want;
-                    st.plain_buf = Zeroizing::new(buf);
-                    st.plain_pos = 0;
+                    st.open_next_sealed(&mut self.host, &eid)?;
                 }
                 let end = (st.plain_pos + CHUNK_DATA).min(st.plain_buf.len());
                 let d = st.plain_buf[st.plain_pos..end].to_vec();
@@ -1126,15 +1198,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let abort = self.abort_outgoing_record(i, conn, target, why)?;
         if let Some(s) = self.outgoing.get_mut(&conn) {
             s.phase = OutPhase::Done;
-            let code = why.code();
+            // ABORT first: the target acts on it (drops its copy) before the
+            // REFUSE that tells it why ends the channel.
+            let _ = s.channel.send(abort);
             let _ = Self::send_on(
                 &mut s.channel,
                 &Message::Refuse {
                     request_id: conn,
-                    code,
+                    code: why.code(),
                 },
             );
-            let _ = s.channel.send(abort);
             let mut bytes = Vec::new();
             let mut msgs = Vec::new();
             let _ = s.channel.pump(&mut bytes, &mut msgs);
@@ -1199,7 +1272,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         {
             return Err(Error::ChannelClosed);
         }
+        let now = self.platform.monotonic_ms();
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        s.last_activity_ms = now;
         let host = s.peer;
         let (out, msgs, res) = s.channel.exchange(bytes);
         if !out.is_empty() {
@@ -1321,6 +1396,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if tgt_end.atl < policy.min_atl {
             return Err(Error::AtlTooLow);
         }
+        next_epoch(req.epoch)?;
         // G2: never accept an epoch older than one this host has seen.
         let idx = self.find(&req.enclave_id);
         if let Some(i) = idx {

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 pub const HEADER_LEN: usize = 40;
 const MAGIC: &[u8; 4] = b"RWSL";
 const FORMAT: u8 = 1;
-/// Default plaintext chunk size: 16 KiB, one TLS record.
+/// Default plaintext chunk size: 16 KiB, one CHUNK message's worth of data.
 pub const DEFAULT_CHUNK_LOG2: u8 = 14;
 const MIN_CHUNK_LOG2: u8 = 10;
 const MAX_CHUNK_LOG2: u8 = 20;

@@ -24,7 +24,7 @@ pub type Measurement = Digest;
 pub const MAX_SIGNED: usize = 4096;
 /// Cap on any message (SDS ↔ SM or in-channel frame).
 pub const MAX_MESSAGE: usize = 24 * 1024;
-/// Bytes of image data per CHUNK message (one TLS record).
+/// Bytes of image data per CHUNK message (16 KiB: with framing it spans two TLS records).
 pub const CHUNK_DATA: usize = 16 * 1024;
 /// Cap on the framework evidence carried in READY.
 pub const MAX_FRAMEWORK_EVIDENCE: usize = 1024;

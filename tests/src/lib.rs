@@ -415,15 +415,16 @@ impl World {
         let Some((p, h)) = self.hosts[i].parked.take() else {
             return Ok(());
         };
-        match Monitor::start(p.clone(), h.clone(), identity(i), config()) {
+        match Monitor::start_or_return(p, h, identity(i), config()) {
             Ok(m) => {
                 self.hosts[i].monitor = Some(m);
                 self.log(format!("host{i}: restarted from journal"));
                 Ok(())
             }
-            Err(e) => {
-                self.hosts[i].parked = Some((p, h));
-                Err(e)
+            Err(f) => {
+                // What the failed start wrote stays written.
+                self.hosts[i].parked = Some((f.platform, f.host));
+                Err(f.error)
             }
         }
     }

@@ -284,6 +284,43 @@ fn g4_sealed_data_tampered_in_source_storage() {
     assert!(w.mon(1).enclave_host_ref().get(&EID).is_none());
 }
 
+/// A sealed blob cut at a chunk boundary (plus 16 junk bytes, so its length
+/// still parses), or replaced by a header and one junk chunk, is refused: the
+/// source opens every chunk, including an empty last one.
+#[test]
+fn g4_sealed_data_truncated_in_source_storage() {
+    for cut in ["chunk boundary", "emptied"] {
+        let (mut w, mut img) = world();
+        img.sealed = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let blob = w.mon(0).seal_data(&EID, &img.sealed).unwrap();
+        let keep = match cut {
+            "chunk boundary" => rewire_core::seal::HEADER_LEN + 2 * (16384 + 16),
+            _ => rewire_core::seal::HEADER_LEN,
+        };
+        let mut forged = blob[..keep].to_vec();
+        forged.extend_from_slice(&[0x42; 16]);
+        w.mon(0)
+            .enclave_host()
+            .enclaves
+            .get_mut(&EID)
+            .unwrap()
+            .sealed = forged.clone();
+        w.order(&EID, 1, [1; 16]).unwrap();
+        run(&mut w);
+        assert!(w.has_error(0, Error::Unseal), "{cut}: {:?}", w.errors);
+        assert_eq!(w.running_copies(&EID), vec![0], "{cut}");
+        assert!(w.mon(0).may_run(&EID));
+        assert_eq!(
+            w.mon(0).enclave_host_ref().get(&EID).unwrap().state,
+            img.state
+        );
+        assert_ne!(
+            w.mon(1).status(&EID).map(|s| s.state),
+            Some(EnclaveState::Running)
+        );
+    }
+}
+
 #[test]
 fn g2_ready_for_another_request() {
     let (mut w, img) = world();
@@ -292,7 +329,9 @@ fn g2_ready_for_another_request() {
     run(&mut w);
     assert!(w.has_error(0, Error::WrongRequest), "{:?}", w.errors);
     w.assert_intact_at(0, &EID, &img);
-    // The target's pending copy never runs, and is dropped on the source's ABORT.
+    // The target's pending copy never ran, and the source's in-channel ABORT dropped it.
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Gone);
+    assert!(w.mon(1).enclave_host_ref().get(&EID).is_none());
     w.settle();
     w.assert_exactly_one(&EID, &img);
     assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Gone);

@@ -179,3 +179,22 @@ fn storage_failure_poisons_then_recovers() {
     w.settle();
     w.assert_exactly_one(&EID, &img);
 }
+
+/// Power cut inside the recovery fence itself (after its write, before its
+/// first increment): the next start recovers from the fence blob.
+#[test]
+fn power_cut_inside_recovery() {
+    let n = total_steps();
+    for k in [3usize, n / 2, n - 2] {
+        let (mut w, img) = fresh();
+        steps(&mut w, k);
+        for host in [0usize, 1] {
+            w.crash(host);
+            w.hosts[host].parked.as_mut().unwrap().0.fail_next_increment = true;
+            assert_eq!(w.restart(host), Err(Error::Counter), "host{host} k={k}");
+            w.restart(host).expect("recovers from the fence blob");
+        }
+        w.settle();
+        w.assert_exactly_one(&EID, &img);
+    }
+}
