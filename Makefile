@@ -38,7 +38,7 @@ lint:
 	$(CARGO) clippy --all-targets -q -- -D warnings
 
 test-rust:
-	$(CARGO) test --workspace
+	$(CARGO) test
 
 ## rewire-core and the C ABI's static library must build for bare-metal RISC-V at every commit.
 riscv: setup-riscv
