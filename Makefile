@@ -15,7 +15,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv demo test lint test-rust riscv header c-tests install install-test clean
+.PHONY: all setup setup-riscv demo test lint test-rust riscv header c-tests install install-test bench size clean
 
 all: test
 
@@ -45,6 +45,21 @@ riscv: setup-riscv
 	$(CARGO) build -p rewire-core --no-default-features --target $(RISCV) --profile baremetal
 	$(CARGO) build -p rewire-ffi --no-default-features --target $(RISCV) --profile baremetal
 	@echo "riscv: rewire-core and librewire.a build for $(RISCV)"
+
+## P5: link a minimal bare-metal monitor against librewire.a with --gc-sections and report its text.
+RUST_LLD_DIR := bench/size/lld
+size: riscv
+	riscv64-unknown-elf-gcc -march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany -ffreestanding -nostdlib -nostartfiles \
+	  -Os -ffunction-sections -fdata-sections -Iinclude -DREWIRE_BAREMETAL -B $(RUST_LLD_DIR)/ -mno-relax \
+	  -Wl,--gc-sections -T bench/size/link.ld -o target/size.elf bench/size/size.c \
+	  target/$(RISCV)/baremetal/librewire.a /usr/lib/picolibc/riscv64-unknown-elf/lib/rv64imac/lp64/libc.a -lgcc
+	riscv64-unknown-elf-size target/size.elf
+	python3 bench/size/breakdown.py target/size.elf
+
+## Performance goals P1-P5, each against its baseline in one run (see tests/benches/ratios.rs).
+bench: size
+	REWIRE_P5_TEXT=$$(riscv64-unknown-elf-size target/size.elf | awk 'NR==2 {print $$1}') \
+	  $(CARGO) bench -q -p rewire-tests --bench ratios
 
 ## Regenerate include/rewire.h (a test fails when the committed copy is stale).
 header:

@@ -40,11 +40,83 @@ const MAX_INCOMING: usize = 64 * 1024 + 1024;
 /// Name used for SNI; identities come from raw public keys, not names.
 const SERVER_NAME: &str = "sm.rewire.invalid";
 
+/// The whole provider, built from parts so that nothing else is reachable
+/// (ring's `default_provider()` would link every suite, group and signature
+/// algorithm it knows: AES, P-256, P-384, RSA). One suite, one group, and
+/// Ed25519 for handshake signatures (verified in [`RawKeyVerifier`]).
 fn provider() -> CryptoProvider {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256];
-    p.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
-    p
+    CryptoProvider {
+        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256],
+        kx_groups: vec![rustls::crypto::ring::kx_group::X25519],
+        signature_verification_algorithms: ED25519_ONLY,
+        secure_random: &RingRandom,
+        key_provider: &Ed25519Keys,
+    }
+}
+
+static ED25519_ONLY: rustls::crypto::WebPkiSupportedAlgorithms =
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[&Ed25519Verify],
+        mapping: &[(SignatureScheme::ED25519, &[&Ed25519Verify])],
+    };
+
+#[derive(Debug)]
+struct Ed25519Verify;
+
+impl rustls::pki_types::SignatureVerificationAlgorithm for Ed25519Verify {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> core::result::Result<(), rustls::pki_types::InvalidSignature> {
+        let key: [u8; 32] = public_key
+            .try_into()
+            .map_err(|_| rustls::pki_types::InvalidSignature)?;
+        PublicKey(key)
+            .verify(message, signature)
+            .map_err(|_| rustls::pki_types::InvalidSignature)
+    }
+    fn public_key_alg_id(&self) -> rustls::pki_types::AlgorithmIdentifier {
+        rustls::pki_types::alg_id::ED25519
+    }
+    fn signature_alg_id(&self) -> rustls::pki_types::AlgorithmIdentifier {
+        rustls::pki_types::alg_id::ED25519
+    }
+}
+
+/// TLS randoms through ring (on bare metal: getrandom's custom hook, bound
+/// to the platform's random callback by the C ABI).
+#[derive(Debug)]
+struct RingRandom;
+
+impl rustls::crypto::SecureRandom for RingRandom {
+    fn fill(&self, buf: &mut [u8]) -> core::result::Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// Only Ed25519 PKCS#8 keys (the SM key).
+#[derive(Debug)]
+struct Ed25519Keys;
+
+impl rustls::crypto::KeyProvider for Ed25519Keys {
+    fn load_private_key(
+        &self,
+        key_der: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> core::result::Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        match &key_der {
+            rustls::pki_types::PrivateKeyDer::Pkcs8(k) => {
+                rustls::crypto::ring::sign::any_eddsa_type(k)
+            }
+            _ => Err(rustls::Error::General(alloc::string::String::from(
+                "Ed25519 PKCS#8 only",
+            ))),
+        }
+    }
 }
 
 /// Wall time for rustls, taken from the platform when the channel is made.
