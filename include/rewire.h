@@ -51,7 +51,7 @@
 #define REWIRE_ERR_NO_TRUSTED_TIME 211
 // A digest or size in the stream does not match the manifest.
 #define REWIRE_ERR_INTEGRITY 300
-// closes mid-stream is `ChannelClosed` or `Tls`.)
+// END arrived before the announced lengths were streamed. (A channel that closes mid-stream is `ChannelClosed` or `Tls`.)
 #define REWIRE_ERR_TRUNCATED 301
 // The imported code does not measure to the request's measurement.
 #define REWIRE_ERR_MEASUREMENT_MISMATCH 302
@@ -101,7 +101,7 @@
 #define REWIRE_ERR_INVALID_ARGUMENT 702
 // librewire hit an internal bug and refused the call (a panic was caught).
 #define REWIRE_ERR_INTERNAL 703
-// Nothing to return (no output queued, no journal stored).
+// Nothing to return (no output or event queued).
 #define REWIRE_ERR_EMPTY 704
 
 
@@ -318,6 +318,11 @@ rewire_result rewire_monitor_handle_peer(rewire_monitor *m,
 rewire_result rewire_monitor_peer_closed(rewire_monitor *m,
                                          const uint8_t *conn);
 
+// Cap the incoming channels open at once (default 8). Each may buffer up to
+// about 70 KiB before it is authenticated: size the bare-metal heap for it.
+rewire_result rewire_monitor_set_max_sessions(rewire_monitor *m,
+                                              uint32_t max_sessions);
+
 // Let time pass: timeouts fire.
 rewire_result rewire_monitor_tick(rewire_monitor *m);
 
@@ -470,7 +475,10 @@ rewire_result rewire_sds_poll(rewire_sds *s,
 // 256 KiB is enough for one migration at a time) and the randomness source
 // used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 // `on_panic` (may be NULL) is called if librewire hits an internal bug; it
-// must not return. Without it librewire parks the hart in a `wfi` loop.
+// must not return. Without it librewire spins forever. Heap: about 100 KiB
+// per migration in flight plus up to 70 KiB per open incoming channel (see
+// `rewire_monitor_set_max_sessions`); 256 KiB serves one migration and two
+// incoming channels. Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
 rewire_result rewire_init(uint8_t *heap,
                           size_t heap_len,
                           uint32_t (*random)(void *userdata,

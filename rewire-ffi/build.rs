@@ -50,7 +50,10 @@ fn error_defines(path: &std::path::Path) -> String {
     let mut doc = String::new();
     for line in body.lines().map(str::trim) {
         if let Some(d) = line.strip_prefix("///") {
-            doc = d.trim().to_string();
+            if !doc.is_empty() {
+                doc.push(' ');
+            }
+            doc.push_str(d.trim());
             continue;
         }
         let Some((name, code)) = line.trim_end_matches(',').split_once(" = ") else {
@@ -64,6 +67,7 @@ fn error_defines(path: &std::path::Path) -> String {
             upper.push(ch.to_ascii_uppercase());
         }
         out.push_str(&format!("// {doc}\n#define REWIRE_ERR_{upper} {code}\n"));
+        doc.clear();
     }
     assert!(out.contains("REWIRE_ERR_DECODE 100"), "error codes parsed");
     out

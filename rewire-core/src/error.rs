@@ -118,7 +118,7 @@ pub enum Error {
     InvalidArgument = 702,
     /// librewire hit an internal bug and refused the call (a panic was caught).
     Internal = 703,
-    /// Nothing to return (no output queued, no journal stored).
+    /// Nothing to return (no output or event queued).
     Empty = 704,
 }
 

@@ -474,6 +474,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.events.pop_front()
     }
 
+    /// Cap the incoming channels open at once.
+    pub fn set_max_sessions(&mut self, n: usize) {
+        self.cfg.max_sessions = n.max(1);
+    }
+
     /// Whether any migration is in flight here (a frozen source, an import
     /// under way, or a channel still open).
     pub fn in_flight(&self) -> bool {

@@ -190,7 +190,16 @@ impl Sds {
         if h.atl < min_atl {
             return Err(Error::AtlTooLow);
         }
-        if self.enclaves.contains_key(&enclave_id) {
+        if let Some(e) = self.enclaves.get(&enclave_id) {
+            // The same registration again (e.g. a caller retrying with a
+            // bigger buffer) returns the same policy; anything else is refused.
+            if e.measurement == measurement
+                && e.min_atl == min_atl
+                && e.location == host
+                && e.epoch == 0
+            {
+                return Ok(e.policy.clone());
+            }
             return Err(Error::Busy);
         }
         let policy = EnclavePolicy {

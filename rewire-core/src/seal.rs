@@ -105,16 +105,23 @@ impl Sealer {
 
     /// Seal one chunk: exactly `chunk_size` bytes, or up to that for the last.
     pub fn seal_chunk(&mut self, plain: &[u8], last: bool) -> Result<Vec<u8>> {
-        if self.done || plain.len() > self.chunk || (!last && plain.len() != self.chunk) {
-            return Err(Error::InvalidState);
-        }
         let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
         buf.extend_from_slice(plain);
+        self.seal_in_place(&mut buf, last)?;
+        Ok(buf)
+    }
+
+    /// Seal one chunk in place: `buf` holds the plaintext and gets the
+    /// ciphertext and tag (no copy; give it `TAG_LEN` spare capacity).
+    pub fn seal_in_place(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<()> {
+        if self.done || buf.len() > self.chunk || (!last && buf.len() != self.chunk) {
+            return Err(Error::InvalidState);
+        }
         self.aead
-            .seal(nonce(self.counter, last), &self.header, &mut buf)?;
+            .seal(nonce(self.counter, last), &self.header, buf)?;
         self.counter = self.counter.checked_add(1).ok_or(Error::Capacity)?;
         self.done = last;
-        Ok(buf)
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //! Call `rewire_init` once, before any other function.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -17,6 +17,7 @@ static HEAP: LockedHeap = LockedHeap::empty();
 static RANDOM: AtomicUsize = AtomicUsize::new(0);
 static RANDOM_USERDATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static PANIC: AtomicUsize = AtomicUsize::new(0);
+static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 type RandomFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> u32;
 type PanicFn = unsafe extern "C" fn() -> !;
@@ -25,7 +26,10 @@ type PanicFn = unsafe extern "C" fn() -> !;
 /// 256 KiB is enough for one migration at a time) and the randomness source
 /// used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 /// `on_panic` (may be NULL) is called if librewire hits an internal bug; it
-/// must not return. Without it librewire parks the hart in a `wfi` loop.
+/// must not return. Without it librewire spins forever. Heap: about 100 KiB
+/// per migration in flight plus up to 70 KiB per open incoming channel (see
+/// `rewire_monitor_set_max_sessions`); 256 KiB serves one migration and two
+/// incoming channels. Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_init(
     heap: *mut u8,
@@ -37,8 +41,14 @@ pub unsafe extern "C" fn rewire_init(
     let Some(random) = random else {
         return Error::NullPointer.code();
     };
-    if heap.is_null() || heap_len < 64 * 1024 {
+    if heap.is_null() {
+        return Error::NullPointer.code();
+    }
+    if heap_len < 64 * 1024 {
         return Error::InvalidArgument.code();
+    }
+    if INITIALISED.swap(true, Ordering::SeqCst) {
+        return Error::InvalidState.code();
     }
     RANDOM_USERDATA.store(random_userdata, Ordering::SeqCst);
     RANDOM.store(random as usize, Ordering::SeqCst);

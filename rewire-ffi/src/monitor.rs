@@ -183,6 +183,22 @@ pub unsafe extern "C" fn rewire_monitor_peer_closed(
     guard(|| unsafe { monitor_mut(m)?.handle_peer_closed(array::<16>(conn)?) })
 }
 
+/// Cap the incoming channels open at once (default 8). Each may buffer up to
+/// about 70 KiB before it is authenticated: size the bare-metal heap for it.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_monitor_set_max_sessions(
+    m: *mut rewire_monitor,
+    max_sessions: u32,
+) -> rewire_result {
+    guard(|| unsafe {
+        if max_sessions == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        monitor_mut(m)?.set_max_sessions(max_sessions as usize);
+        Ok(())
+    })
+}
+
 /// Let time pass: timeouts fire.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_monitor_tick(m: *mut rewire_monitor) -> rewire_result {

@@ -91,7 +91,14 @@ int main(void) {
     CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));
     uint8_t m[32];
     soft_measure_bytes(code, sizeof code, m);
+    /* Too small a buffer: the required length; a retry gets the same policy. */
+    EXPECT(rewire_sds_register_enclave(sds, EID, m, 1, ida, policy, 8, &policy_len), REWIRE_ERR_BUFFER_TOO_SMALL);
+    TRUE(policy_len > 8);
     CHECK(rewire_sds_register_enclave(sds, EID, m, 1, ida, policy, sizeof policy, &policy_len));
+    EXPECT(rewire_sds_register_enclave(sds, EID, m, 2, ida, policy, sizeof policy, &len), REWIRE_ERR_BUSY);
+    EXPECT(rewire_monitor_set_max_sessions(ma, 0), REWIRE_ERR_INVALID_ARGUMENT);
+    EXPECT(rewire_monitor_set_max_sessions(NULL, 2), REWIRE_ERR_NULL_POINTER);
+    CHECK(rewire_monitor_set_max_sessions(mb, 4));
     soft_load(&a, EID, code, sizeof code, state, sizeof state);
     /* A tampered policy is refused; the real one installs. */
     policy[policy_len - 1] ^= 1;
