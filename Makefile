@@ -15,7 +15,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv demo test lint test-rust riscv header c-tests install install-test bench size clean
+.PHONY: all setup setup-riscv demo test lint test-rust test-python riscv header c-tests install install-test bench size clean
 
 all: test
 
@@ -30,15 +30,20 @@ demo: setup
 	$(CARGO) run --release -q -p rewire-tests --bin rewire-demo
 
 ## Everything CI checks.
-test: setup-riscv lint test-rust c-tests install-test riscv
+test: setup-riscv lint test-rust c-tests install-test riscv test-python
 	@echo "make test: all passed"
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -q -- -D warnings
+	$(CARGO) clippy -p rewire-py --all-targets -q -- -D warnings
 
 test-rust:
 	$(CARGO) test
+
+## The Python package: abi3 wheel, pytest, mypy.stubtest (venv in target/pyenv).
+test-python: setup
+	rewire-py/ci.sh
 
 ## rewire-core and the C ABI's static library must build for bare-metal RISC-V at every commit.
 riscv: setup-riscv

@@ -31,6 +31,9 @@ missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# The Python package is built and tested in a venv.
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 # bindgen (the header-vs-ABI test) loads libclang at run time.
 ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ "$need_riscv" = 1 ]; then

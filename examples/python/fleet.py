@@ -45,13 +45,13 @@ def main() -> int:
             orch.migrate(eid, by_name["L"])
             print("  => unexpectedly allowed")
             return 1
-        except rewire.AuthorisationError as e:
-            print(f"  => refused: {e} [{e.name}]; payments still at C\n")
+        except rewire.AuthorisationError as err:
+            print(f"  => refused: {err} [{err.name}]; payments still at C\n")
 
         assert fleet.running_copies(eid) == [by_name["C"]]
         print("ledger:")
-        for e in ledger.enclaves():
-            print(f"  enclave {e['name']}: at {names[bytes(e['location'])]}, epoch {e['epoch']}")
+        for row in ledger.enclaves():
+            print(f"  enclave {row['name']}: at {names[bytes(row['location'])]}, epoch {row['epoch']}")
         for m in ledger.migrations():
             print(f"  migration {bytes(m['request_id']).hex()[:12]}…: "
                   f"{names[bytes(m['source'])]} -> {names[bytes(m['target'])]}: {m['state']}")

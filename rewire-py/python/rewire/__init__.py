@@ -1,0 +1,75 @@
+"""librewire for Python.
+
+The SDS control plane (keys, registry, request signing, a durable SQLite
+ledger, orchestration over a pluggable transport), simulated security
+monitors (:mod:`rewire.sim`) and the ``rewire`` CLI. Every protocol decision
+is made by the Rust core (``rewire-core``); this package stores and carries
+bytes.
+"""
+
+import logging as _logging
+
+from ._rewire import (
+    SIM_SM_MEASUREMENT,
+    ApiError,
+    AuthorisationError,
+    ChannelError,
+    DecodeError,
+    EnclaveRecord,
+    HostIdentity,
+    HostRecord,
+    IntegrityError,
+    LedgerEvent,
+    MigrationRecord,
+    PlatformError,
+    ReplayError,
+    RewireError,
+    RollbackError,
+    Sds,
+    SigningKey,
+    StateError,
+    TimeoutError,
+    __version__,
+    error_codes,
+    error_for_code,
+    inspect,
+    sha256,
+)
+from .ledger import Ledger, Order
+from .orchestrator import MigrationOutcome, Orchestrator
+from .transport import StreamTransport, Transport
+
+_logging.getLogger("rewire").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "SIM_SM_MEASUREMENT",
+    "ApiError",
+    "AuthorisationError",
+    "ChannelError",
+    "DecodeError",
+    "EnclaveRecord",
+    "HostIdentity",
+    "HostRecord",
+    "IntegrityError",
+    "Ledger",
+    "LedgerEvent",
+    "MigrationOutcome",
+    "MigrationRecord",
+    "Orchestrator",
+    "Order",
+    "PlatformError",
+    "ReplayError",
+    "RewireError",
+    "RollbackError",
+    "Sds",
+    "SigningKey",
+    "StateError",
+    "StreamTransport",
+    "TimeoutError",
+    "Transport",
+    "__version__",
+    "error_codes",
+    "error_for_code",
+    "inspect",
+    "sha256",
+]

@@ -1,0 +1,358 @@
+"""The ``rewire`` command: an SDS whose state lives in a directory.
+
+Exit codes: 0 success; 1 a librewire error (or a file that cannot be
+read/written) — one line on stderr naming the error and its code; 2 usage.
+
+Layout of ``--home`` (default ``./.rewire``)::
+
+    sds.pem              SDS signing key, PKCS#8 PEM, mode 0600
+    ledger.sqlite        registry + ledger (WAL)
+    hosts/NAME.secret    device secrets of simulated hosts, mode 0600
+    enclaves/NAME/       code, state, sealed of registered enclaves (for --sim)
+    sim/NAME.state       durable state of simulated hosts between runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _rewire as rw
+from .ledger import Ledger
+from .orchestrator import Orchestrator
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing failure that is not a librewire error."""
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home)
+
+
+def _key(args: argparse.Namespace) -> rw.SigningKey:
+    p = _home(args) / "sds.pem"
+    if not p.exists():
+        raise CliError(f"no SDS key at {p} (run: rewire keygen --home {args.home})")
+    return rw.SigningKey.load(p)
+
+
+def _ledger(args: argparse.Namespace) -> Ledger:
+    return Ledger(_home(args) / "ledger.sqlite", _key(args))
+
+
+def _name_ok(name: str) -> str:
+    if not name or "/" in name or name.startswith(".") or len(name) > 64:
+        raise CliError(f"bad name {name!r}")
+    return name
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    home = _home(args)
+    home.mkdir(parents=True, exist_ok=True)
+    k = rw.SigningKey.generate()
+    k.save(home / "sds.pem", overwrite=args.force)
+    Ledger(home / "ledger.sqlite", k).close()
+    print(f"SDS key written to {home / 'sds.pem'} (mode 0600)")
+    print(f"public key: {k.public_key.hex()}")
+    return EXIT_OK
+
+
+def cmd_host_add(args: argparse.Namespace) -> int:
+    name = _name_ok(args.name)
+    with _ledger(args) as led:
+        if args.certificate:
+            cert = Path(args.certificate).read_bytes()
+            info = rw.inspect(cert)
+            if info.get("type") != "SmCertificate" or info.get("signature") != "valid":
+                raise CliError("not a valid SM certificate")
+            hid = bytes.fromhex(info["fields"]["device"])
+        else:
+            d = _home(args) / "hosts"
+            d.mkdir(parents=True, exist_ok=True)
+            ident = rw.HostIdentity.generate()
+            ident.save(d / f"{name}.secret")
+            cert, hid = ident.certificate, ident.host_id
+            print(f"simulated host: device secret in {d / (name + '.secret')} (mode 0600)")
+        led.add_host(hid, cert, name=name)
+    print(f"host {name}: {hid.hex()}")
+    return EXIT_OK
+
+
+def cmd_host_endorse(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        hid = led.host_id(args.name)
+        rows = [h for h in led.hosts() if bytes(h["host_id"]) == hid]
+        if not rows or rows[0]["certificate"] is None:
+            raise CliError(f"unknown host {args.name!r} (rewire host add first)")
+        ms = [bytes.fromhex(m) for m in args.sm_measurement] if args.sm_measurement else [rw.SIM_SM_MEASUREMENT]
+        end = led.endorse_host(bytes(rows[0]["certificate"]), atl=args.atl, sm_measurements=ms,
+                               valid_for=args.valid_days * 86400)
+        if args.out:
+            Path(args.out).write_bytes(end)
+    print(f"host {args.name} endorsed at ATL {args.atl} for {args.valid_days} days ({len(end)} B endorsement)")
+    return EXIT_OK
+
+
+def cmd_host_list(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        for h in led.hosts():
+            atl = "-" if h["atl"] is None else h["atl"]
+            print(f"{h['name'] or '-':12} {bytes(h['host_id']).hex()}  ATL {atl}")
+    return EXIT_OK
+
+
+def cmd_enclave_register(args: argparse.Namespace) -> int:
+    name = _name_ok(args.name)
+    code = Path(args.code).read_bytes()
+    state = Path(args.state).read_bytes() if args.state else b""
+    sealed = Path(args.sealed).read_bytes() if args.sealed else b""
+    eid = bytes.fromhex(args.id) if args.id else os.urandom(16)
+    if len(eid) != 16:
+        raise CliError("--id must be 16 bytes of hex")
+    with _ledger(args) as led:
+        host = led.host_id(args.host)
+        led.register_enclave(eid, rw.sha256(code), min_atl=args.min_atl, host=host, name=name)
+    d = _home(args) / "enclaves" / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "code").write_bytes(code)
+    (d / "state").write_bytes(state)
+    fd = os.open(d / "sealed", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(sealed)
+    print(f"enclave {name}: {eid.hex()} on {args.host}, min ATL {args.min_atl}")
+    return EXIT_OK
+
+
+def cmd_request_sign(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        eid = led.enclave_id(args.enclave)
+        order = led.order(eid, led.host_id(args.to), ttl=args.ttl)
+    Path(args.out).write_bytes(order.message)
+    print(f"request {order.request_id.hex()} signed and recorded; order for the source in {args.out}")
+    return EXIT_OK
+
+
+def _sim_fleet(args: argparse.Namespace, led: Ledger) -> "tuple[Any, Dict[bytes, str]]":
+    from .sim import Fleet
+
+    fleet = Fleet(sds_public_key=led.public_key)
+    names: Dict[bytes, str] = {}
+    simdir = _home(args) / "sim"
+    simdir.mkdir(parents=True, exist_ok=True)
+    for h in led.hosts():
+        name = h["name"]
+        secret = _home(args) / "hosts" / f"{name}.secret"
+        if h["atl"] is None or not secret.exists():
+            continue
+        st = simdir / f"{name}.state"
+        ident = rw.HostIdentity.load(secret)
+        hid = fleet.add_host(identity=ident, state=st.read_bytes() if st.exists() else None)
+        names[hid] = name
+        if not st.exists():
+            # A fresh simulated host: load the enclaves the ledger places here.
+            for e in led.enclaves():
+                if bytes(e["location"]) == hid and e["epoch"] == 0 and e["name"]:
+                    d = _home(args) / "enclaves" / e["name"]
+                    fleet.deploy(bytes(e["enclave_id"]), (d / "code").read_bytes(), hid,
+                                 state=(d / "state").read_bytes(), sealed=(d / "sealed").read_bytes(),
+                                 policy=bytes(e["policy"]))
+    return fleet, names
+
+
+def _save_fleet(args: argparse.Namespace, fleet: Any, names: Dict[bytes, str]) -> None:
+    for hid, name in names.items():
+        p = _home(args) / "sim" / f"{name}.state"
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(fleet.save_host(hid))
+        os.replace(tmp, p)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if not args.sim:
+        raise CliError("only --sim is available from the CLI; real hosts need a Transport (see docs/python.md)")
+    from .sim import FleetTransport
+
+    t0 = time.monotonic()
+    with _ledger(args) as led:
+        fleet, names = _sim_fleet(args, led)
+        eid = led.enclave_id(args.enclave)
+        target = led.host_id(args.to)
+
+        def ms() -> str:
+            return f"[{(time.monotonic() - t0) * 1000:8.1f} ms]"
+
+        def on_event(e: "tuple[bytes, bytes, str, str]") -> None:
+            print(f"{ms()} {names.get(e[0], e[0].hex()[:8])}: {e[3]}")
+
+        def on_ledger(ev: rw.LedgerEvent) -> None:
+            print(f"{ms()} SDS ledger: {ev.kind} -> {led.host_name(ev.host)} epoch {ev.epoch}")
+
+        tr = FleetTransport(fleet, on_event=on_event)
+        orch = Orchestrator(led, tr, on_event=on_ledger)
+        try:
+            print(f"{ms()} SDS: ordering {args.enclave} -> {args.to} (persisted before sending)")
+            out = orch.migrate(eid, target, ttl=args.ttl)
+        finally:
+            _save_fleet(args, fleet, names)
+        print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
+        return EXIT_OK if out.state == "completed" else EXIT_ERROR
+
+
+def _ledger_dict(led: Ledger) -> Dict[str, Any]:
+    def h(b: Any) -> Optional[str]:
+        return None if b is None else bytes(b).hex()
+
+    return {
+        "sds_public_key": led.public_key.hex(),
+        "hosts": [{"name": r["name"], "host_id": h(r["host_id"]), "atl": r["atl"],
+                   "not_after": r["not_after"]} for r in led.hosts()],
+        "enclaves": [{"name": r["name"], "enclave_id": h(r["enclave_id"]),
+                      "location": led.host_name(bytes(r["location"])), "epoch": r["epoch"],
+                      "min_atl": r["min_atl"]} for r in led.enclaves()],
+        "migrations": [{"request_id": h(r["request_id"]), "enclave_id": h(r["enclave_id"]),
+                        "source": led.host_name(bytes(r["source"])), "target": led.host_name(bytes(r["target"])),
+                        "epoch": r["epoch"], "state": r["state"]} for r in led.migrations()],
+        "proofs": [{"request_id": h(r["request_id"]), "kind": r["kind"], "host": led.host_name(bytes(r["host"])),
+                    "epoch": r["epoch"], "bytes": len(r["message"])} for r in led.proofs()],
+        "settled": led.is_settled(),
+    }
+
+
+def cmd_ledger_show(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        d = _ledger_dict(led)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return EXIT_OK
+    print(f"SDS {d['sds_public_key'][:16]}…  settled: {d['settled']}")
+    print("hosts:")
+    for x in d["hosts"]:
+        print(f"  {x['name'] or '-':12} ATL {x['atl'] if x['atl'] is not None else '-':>3}  {x['host_id'][:16]}…")
+    print("enclaves:")
+    for x in d["enclaves"]:
+        print(f"  {x['name'] or '-':12} at {x['location']:12} epoch {x['epoch']}  (min ATL {x['min_atl']})")
+    print("migrations:")
+    for x in d["migrations"]:
+        print(f"  {x['request_id'][:16]}… {x['source']} -> {x['target']} from epoch {x['epoch']}: {x['state']}")
+    print(f"proofs: {len(d['proofs'])} ({', '.join(p['kind'] for p in d['proofs'])})")
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    data = Path(args.file).read_bytes()
+    keys: Dict[bytes, str] = {}
+    if (_home(args) / "sds.pem").exists():
+        with _ledger(args) as led:
+            keys = dict(led.iter_known_keys())
+    info = rw.inspect(data, keys)
+    print(json.dumps(info, indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewire",
+        description="librewire SDS: keys, hosts, enclaves, signed migration requests, the ledger.",
+        epilog="exit codes: 0 ok, 1 rewire error (one line naming it and its code), 2 usage",
+    )
+    p.add_argument("--home", default=os.environ.get("REWIRE_HOME", ".rewire"),
+                   help="state directory (default: ./.rewire, or $REWIRE_HOME)")
+    p.add_argument("--version", action="version", version=f"rewire {rw.__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("keygen", help="generate the SDS signing key and an empty ledger")
+    s.add_argument("--force", action="store_true", help="replace an existing key (its ledger becomes unreadable)")
+    s.set_defaults(func=cmd_keygen)
+
+    host = sub.add_parser("host", help="register and endorse hosts")
+    hs = host.add_subparsers(dest="hostcmd", metavar="SUBCOMMAND")
+    hs.required = True
+    s = hs.add_parser("add", help="add a host: a new simulated host, or a real one from its SM certificate")
+    s.add_argument("name")
+    s.add_argument("--certificate", help="the host's device-signed SM certificate (file); default: simulate a host")
+    s.set_defaults(func=cmd_host_add)
+    s = hs.add_parser("endorse", help="sign the host's endorsement (ATL, accepted SM builds, validity)")
+    s.add_argument("name")
+    s.add_argument("--atl", type=int, required=True, help="authorisation trust level")
+    s.add_argument("--sm-measurement", action="append", help="accepted SM measurement (hex); repeatable; default: the simulated SM")
+    s.add_argument("--valid-days", type=int, default=365)
+    s.add_argument("--out", help="also write the endorsement to this file")
+    s.set_defaults(func=cmd_host_endorse)
+    s = hs.add_parser("list", help="list hosts")
+    s.set_defaults(func=cmd_host_list)
+
+    enc = sub.add_parser("enclave", help="register enclaves")
+    es = enc.add_subparsers(dest="enccmd", metavar="SUBCOMMAND")
+    es.required = True
+    s = es.add_parser("register", help="register an enclave on a host under a signed policy")
+    s.add_argument("name")
+    s.add_argument("--code", required=True, help="enclave code (its SHA-256 is the measurement)")
+    s.add_argument("--host", required=True, help="host (name or hex id) it runs on now")
+    s.add_argument("--min-atl", type=int, required=True, help="lowest ATL of any host that may run it")
+    s.add_argument("--state", help="initial runtime state (simulation)")
+    s.add_argument("--sealed", help="sealed data plaintext (simulation)")
+    s.add_argument("--id", help="enclave id, 32 hex digits (default: random)")
+    s.set_defaults(func=cmd_enclave_register)
+
+    req = sub.add_parser("request", help="sign migration requests")
+    rs = req.add_subparsers(dest="reqcmd", metavar="SUBCOMMAND")
+    rs.required = True
+    s = rs.add_parser("sign", help="sign and record a migration order for delivery to the source")
+    s.add_argument("enclave")
+    s.add_argument("--to", required=True, help="target host")
+    s.add_argument("--ttl", type=int, default=3600, help="seconds until the deadline")
+    s.add_argument("--out", required=True, help="file for the order")
+    s.set_defaults(func=cmd_request_sign)
+
+    s = sub.add_parser("migrate", help="migrate an enclave, printing each protocol step")
+    s.add_argument("enclave")
+    s.add_argument("--to", required=True, help="target host")
+    s.add_argument("--sim", action="store_true", help="over simulated monitors (state kept in HOME/sim)")
+    s.add_argument("--ttl", type=int, default=3600)
+    s.set_defaults(func=cmd_migrate)
+
+    led = sub.add_parser("ledger", help="the ledger")
+    ls = led.add_subparsers(dest="ledcmd", metavar="SUBCOMMAND")
+    ls.required = True
+    s = ls.add_parser("show", help="hosts, enclaves, migrations and proofs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ledger_show)
+
+    s = sub.add_parser("inspect", help="decode a librewire COSE/CBOR object and check its signature")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_inspect)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or usage error (2)
+        return int(e.code or 0)
+    try:
+        return int(args.func(args))
+    except rw.RewireError as e:
+        print(f"rewire: error: {e} [{getattr(e, 'name', '?')}]", file=sys.stderr)
+        return EXIT_ERROR
+    except CliError as e:
+        print(f"rewire: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, ValueError, KeyError) as e:
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        where = f": {e.filename}" if isinstance(e, OSError) and e.filename else ""
+        print(f"rewire: error: {msg}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

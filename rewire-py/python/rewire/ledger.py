@@ -1,0 +1,381 @@
+"""The SDS's durable ledger: SQLite (WAL), one transaction per change.
+
+Each transaction stores the core's ``Sds.to_bytes()`` snapshot together with
+the human-facing tables (hosts, enclaves, migrations, proofs), so a crash
+between any two steps loses nothing: the order is persisted *before* it is
+sent (write-ahead), and a proof's effect and its raw bytes land together.
+The tables only mirror what the core decided (``Sds.handle`` results); the
+snapshot is the authority when the SDS restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ._rewire import (
+    SIM_SM_MEASUREMENT,
+    EnclaveRecord,
+    LedgerEvent,
+    RewireError,
+    Sds,
+    SigningKey,
+    error_for_code,
+    inspect,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (
+    host_id BLOB PRIMARY KEY, name TEXT UNIQUE, certificate BLOB,
+    atl INTEGER, endorsement BLOB, not_before INTEGER, not_after INTEGER);
+CREATE TABLE IF NOT EXISTS enclaves (
+    enclave_id BLOB PRIMARY KEY, name TEXT UNIQUE, measurement BLOB NOT NULL,
+    min_atl INTEGER NOT NULL, policy BLOB NOT NULL,
+    location BLOB NOT NULL, epoch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS migrations (
+    request_id BLOB PRIMARY KEY, enclave_id BLOB NOT NULL,
+    source BLOB NOT NULL, target BLOB NOT NULL, epoch INTEGER NOT NULL,
+    deadline INTEGER NOT NULL, order_msg BLOB NOT NULL,
+    state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS proofs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id BLOB, enclave_id BLOB NOT NULL,
+    kind TEXT NOT NULL, host BLOB NOT NULL, epoch INTEGER,
+    message BLOB NOT NULL, received REAL NOT NULL);
+"""
+
+#: migrations.state after each kind of proof.
+_STATE_AFTER = {"released": "released", "activated": "completed", "aborted": "aborted"}
+
+
+@dataclass(frozen=True)
+class Order:
+    """A signed, persisted migration order, ready to send to ``source``."""
+
+    request_id: bytes
+    enclave_id: bytes
+    source: bytes
+    target: bytes
+    deadline: int
+    message: bytes
+
+
+def _proof_request_id(message: bytes) -> Optional[bytes]:
+    """The request id inside a proof (decoded by the core's inspector)."""
+    try:
+        info = inspect(message)
+        for entry in info.get("signed", {}).values():
+            rid = entry.get("fields", {}).get("request_id")
+            if rid:
+                return bytes.fromhex(rid)
+    except RewireError:
+        pass
+    return None
+
+
+class Ledger:
+    """Registry, request signing and ledger of one SDS, persisted in SQLite.
+
+    ``on_step(name)`` is called after every committed transaction (for
+    progress reporting and crash testing).
+    """
+
+    def __init__(
+        self,
+        path: "os.PathLike[str] | str",
+        key: SigningKey,
+        *,
+        on_step: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._key = key
+        self._on_step = on_step
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='sds'").fetchone()
+        if row is None:
+            self._sds = Sds(key)
+            with self._tx("init") as c:
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('sds_public_key', ?)", (key.public_key,))
+        else:
+            self._sds = Sds.from_bytes(key, bytes(row[0]))
+
+    # -- transactions ---------------------------------------------------
+
+    class _Tx:
+        def __init__(self, ledger: "Ledger", step: str) -> None:
+            self.ledger = ledger
+            self.step = step
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.ledger._db.execute("BEGIN IMMEDIATE")
+            return self.ledger._db
+
+        def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+            led = self.ledger
+            if et is None:
+                try:
+                    led._db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('sds', ?)", (led._sds.to_bytes(),)
+                    )
+                    led._db.execute("COMMIT")
+                except BaseException:
+                    led._db.execute("ROLLBACK")
+                    led._reload()
+                    raise
+                if led._on_step is not None:
+                    led._on_step(self.step)
+            else:
+                led._db.execute("ROLLBACK")
+                led._reload()
+
+    def _tx(self, step: str) -> "Ledger._Tx":
+        return Ledger._Tx(self, step)
+
+    def _reload(self) -> None:
+        """Drop in-memory changes that did not commit: back to the durable snapshot."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='sds'").fetchone()
+        self._sds = Sds(self._key) if row is None else Sds.from_bytes(self._key, bytes(row[0]))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def sds(self) -> Sds:
+        """The core state machine (read it; change it only through the ledger)."""
+        return self._sds
+
+    @property
+    def public_key(self) -> bytes:
+        return self._sds.public_key
+
+    # -- registry -------------------------------------------------------
+
+    def add_host(
+        self,
+        host_id: bytes,
+        certificate: bytes,
+        *,
+        name: Optional[str] = None,
+    ) -> None:
+        """Record a host (its device-signed SM certificate) before endorsing it."""
+        with self._tx("host-added") as c:
+            c.execute(
+                "INSERT INTO hosts (host_id, name, certificate) VALUES (?, ?, ?) "
+                "ON CONFLICT(host_id) DO UPDATE SET certificate=excluded.certificate, "
+                "name=COALESCE(excluded.name, hosts.name)",
+                (host_id, name, certificate),
+            )
+
+    def endorse_host(
+        self,
+        certificate: bytes,
+        *,
+        atl: int,
+        sm_measurements: Sequence[bytes] = (SIM_SM_MEASUREMENT,),
+        not_before: Optional[int] = None,
+        not_after: Optional[int] = None,
+        valid_for: int = 365 * 86400,
+        name: Optional[str] = None,
+    ) -> bytes:
+        """Endorse a host (the core verifies the certificate and signs a
+        HostEndorsement with its ATL and validity). Returns the endorsement."""
+        nb = int(time.time()) - 60 if not_before is None else not_before
+        na = nb + valid_for if not_after is None else not_after
+        with self._tx("host-endorsed") as c:
+            end = self._sds.endorse_host(certificate, list(sm_measurements), atl, nb, na)
+            info = inspect(end)
+            host_id = bytes.fromhex(info["fields"]["host"])
+            c.execute(
+                "INSERT INTO hosts (host_id, name, certificate, atl, endorsement, not_before, not_after) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
+                "certificate=excluded.certificate, atl=excluded.atl, endorsement=excluded.endorsement, "
+                "not_before=excluded.not_before, not_after=excluded.not_after, "
+                "name=COALESCE(excluded.name, hosts.name)",
+                (host_id, name, certificate, atl, end, nb, na),
+            )
+        return end
+
+    def register_enclave(
+        self,
+        enclave_id: bytes,
+        measurement: bytes,
+        *,
+        min_atl: int,
+        host: bytes,
+        name: Optional[str] = None,
+    ) -> bytes:
+        """Register an enclave placed on ``host`` at epoch 0; returns its signed policy."""
+        with self._tx("enclave-registered") as c:
+            policy = self._sds.register_enclave(enclave_id, measurement, min_atl, host)
+            c.execute(
+                "INSERT INTO enclaves VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (enclave_id, name, measurement, min_atl, policy, host),
+            )
+        return policy
+
+    # -- requests -------------------------------------------------------
+
+    def order(
+        self,
+        enclave_id: bytes,
+        target: bytes,
+        *,
+        ttl: int = 3600,
+        now: Optional[int] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Order:
+        """Sign a migration order (fresh random request id, deadline = now +
+        ttl) and persist it before returning: send it only after this."""
+        rid = os.urandom(16) if request_id is None else request_id
+        deadline = (int(time.time()) if now is None else now) + ttl
+        with self._tx("order-persisted") as c:
+            msg = self._sds.order(enclave_id, target, rid, deadline)
+            rec = self._sds.enclave(enclave_id)
+            assert rec is not None and rec.migration is not None  # the core just opened it
+            t = time.time()
+            c.execute(
+                "INSERT INTO migrations VALUES (?, ?, ?, ?, ?, ?, ?, 'ordered', ?, ?)",
+                (rid, enclave_id, rec.location, target, rec.epoch, deadline, msg, t, t),
+            )
+        return Order(rid, enclave_id, rec.location, target, deadline, msg)
+
+    def withdraw(self, order: Order) -> None:
+        """Withdraw an order that was certainly never sent."""
+        with self._tx("order-withdrawn") as c:
+            self._sds.withdraw(order.enclave_id, order.request_id)
+            c.execute(
+                "UPDATE migrations SET state='withdrawn', updated=? WHERE request_id=?",
+                (time.time(), order.request_id),
+            )
+
+    # -- proofs ---------------------------------------------------------
+
+    def record(self, message: bytes) -> LedgerEvent:
+        """Take a signed proof (RELEASE, ABORT, ACTIVE, DROPPED) from a host.
+        The core verifies it and decides; the ledger stores the result and
+        the raw proof in one transaction. Invalid, forged or stale proofs
+        raise and change nothing."""
+        with self._tx("proof") as c:
+            ev = self._sds.handle(message)
+            rid = _proof_request_id(message)
+            t = time.time()
+            c.execute(
+                "INSERT INTO proofs (request_id, enclave_id, kind, host, epoch, message, received) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rid, ev.enclave_id, ev.kind, ev.host, ev.epoch, message, t),
+            )
+            self._mirror_enclave(c, ev.enclave_id)
+            state = _STATE_AFTER.get(ev.kind)
+            if state is not None and rid is not None:
+                c.execute(
+                    "UPDATE migrations SET state=?, updated=? WHERE request_id=? AND state NOT IN ('completed', 'aborted')",
+                    (state, t, rid),
+                )
+                if ev.kind == "activated":
+                    # ACTIVE newer than the ledger proves the RELEASE too.
+                    pass
+        return ev
+
+    def _mirror_enclave(self, c: sqlite3.Connection, enclave_id: bytes) -> None:
+        rec = self._sds.enclave(enclave_id)
+        if rec is not None:
+            c.execute(
+                "UPDATE enclaves SET location=?, epoch=? WHERE enclave_id=?",
+                (rec.location, rec.epoch, enclave_id),
+            )
+
+    def resolution(self) -> List[Tuple[bytes, bytes]]:
+        """What to re-send to settle in-doubt migrations: [(host, message)]
+        (the core decides; its cleanup counters are persisted)."""
+        with self._tx("resolution"):
+            msgs = self._sds.resolution()
+        return msgs
+
+    def audit(self) -> List[Tuple[bytes, bytes]]:
+        """Queries asking each enclave's host for its latest proof."""
+        return self._sds.audit()
+
+    def is_settled(self) -> bool:
+        return self._sds.is_settled()
+
+    def snapshot(self) -> bytes:
+        return self._sds.to_bytes()
+
+    # -- reading --------------------------------------------------------
+
+    def enclave(self, enclave_id: bytes) -> Optional[EnclaveRecord]:
+        return self._sds.enclave(enclave_id)
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+        cur = self._db.execute(sql, tuple(args))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def hosts(self) -> List[Dict[str, Any]]:
+        return self._rows("SELECT * FROM hosts ORDER BY rowid")
+
+    def enclaves(self) -> List[Dict[str, Any]]:
+        return self._rows("SELECT * FROM enclaves ORDER BY rowid")
+
+    def migrations(self, enclave_id: Optional[bytes] = None) -> List[Dict[str, Any]]:
+        if enclave_id is None:
+            return self._rows("SELECT * FROM migrations ORDER BY created")
+        return self._rows("SELECT * FROM migrations WHERE enclave_id=? ORDER BY created", (enclave_id,))
+
+    def migration(self, request_id: bytes) -> Optional[Dict[str, Any]]:
+        rows = self._rows("SELECT * FROM migrations WHERE request_id=?", (request_id,))
+        return rows[0] if rows else None
+
+    def proofs(self, request_id: Optional[bytes] = None) -> List[Dict[str, Any]]:
+        if request_id is None:
+            return self._rows("SELECT * FROM proofs ORDER BY id")
+        return self._rows("SELECT * FROM proofs WHERE request_id=? ORDER BY id", (request_id,))
+
+    def host_id(self, name_or_hex: str) -> bytes:
+        """A host id from a registered name or a hex id."""
+        row = self._db.execute("SELECT host_id FROM hosts WHERE name=?", (name_or_hex,)).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        return _hex_id(name_or_hex, 32)
+
+    def host_name(self, host_id: bytes) -> str:
+        row = self._db.execute("SELECT name FROM hosts WHERE host_id=?", (host_id,)).fetchone()
+        return row[0] if row and row[0] else host_id.hex()[:16]
+
+    def enclave_id(self, name_or_hex: str) -> bytes:
+        row = self._db.execute("SELECT enclave_id FROM enclaves WHERE name=?", (name_or_hex,)).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        return _hex_id(name_or_hex, 16)
+
+    def iter_known_keys(self) -> Iterator[Tuple[bytes, str]]:
+        """(public key, name) of the SDS, every host's device key and SM key."""
+        yield self.public_key, "sds"
+        for h in self.hosts():
+            name = h["name"] or bytes(h["host_id"]).hex()[:16]
+            yield bytes(h["host_id"]), f"{name} (device)"
+            rec = self._sds.host(bytes(h["host_id"]))
+            if rec is not None:
+                yield rec.sm_key, f"{name} (SM)"
+
+
+def _hex_id(text: str, n: int) -> bytes:
+    try:
+        b = bytes.fromhex(text)
+    except ValueError:
+        b = b""
+    if len(b) != n:
+        raise error_for_code(405 if n == 16 else 702)
+    return b

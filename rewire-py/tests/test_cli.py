@@ -1,0 +1,82 @@
+"""The rewire CLI, run as a subprocess like a user would."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CMDS = [[], ["keygen"], ["host"], ["host", "add"], ["host", "endorse"], ["host", "list"], ["enclave"],
+        ["enclave", "register"], ["request"], ["request", "sign"], ["migrate"], ["ledger"], ["ledger", "show"],
+        ["inspect"]]
+
+
+def rw(home, *args, check=None):
+    p = subprocess.run([sys.executable, "-m", "rewire", "--home", str(home), *args],
+                       capture_output=True, text=True, timeout=120)
+    if check is not None:
+        assert p.returncode == check, p.stdout + p.stderr
+    return p
+
+
+@pytest.mark.parametrize("cmd", CMDS, ids=lambda c: " ".join(c) or "rewire")
+def test_help_on_every_command(tmp_path, cmd):
+    p = rw(tmp_path, *cmd, "--help", check=0)
+    assert "usage:" in p.stdout
+
+
+def test_usage_errors_exit_2(tmp_path):
+    p = rw(tmp_path, "frobnicate", check=2)
+    assert "Traceback" not in p.stderr
+    rw(tmp_path, "host", "endorse", "x", check=2)  # --atl missing
+
+
+def test_full_flow(tmp_path):
+    home = tmp_path / "home"
+    p = rw(home, "keygen", check=0)
+    assert "public key:" in p.stdout and "PRIVATE" not in p.stdout
+    assert rw(home, "keygen").returncode == 1  # refuses to overwrite
+    for name, atl in (("alpha", 3), ("beta", 3), ("gamma", 1)):
+        rw(home, "host", "add", name, check=0)
+        rw(home, "host", "endorse", name, "--atl", str(atl), check=0)
+    code = tmp_path / "code.bin"
+    code.write_bytes(b"enclave code" * 100)
+    (tmp_path / "sealed").write_bytes(b"the enclave's secret")
+    rw(home, "enclave", "register", "app", "--code", str(code), "--host", "alpha", "--min-atl", "2",
+       "--sealed", str(tmp_path / "sealed"), check=0)
+    p = rw(home, "migrate", "--sim", "app", "--to", "beta", check=0)
+    out = p.stdout
+    for step in ("request verified", "FROZEN", "TLS 1.3", "OFFER", "READY", "RELEASE", "ACTIVE", "completed"):
+        assert step in out, out
+    # state kept between runs: a second hop
+    rw(home, "migrate", "--sim", "app", "--to", "alpha", check=0)
+    p = rw(home, "migrate", "--sim", "app", "--to", "gamma")
+    assert p.returncode == 1 and "AtlTooLow" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr
+    d = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    assert d["enclaves"][0]["location"] == "alpha" and d["enclaves"][0]["epoch"] == 2
+    assert [m["state"] for m in d["migrations"]] == ["completed", "completed"]
+    assert [x["kind"] for x in d["proofs"]] == ["released", "activated"] * 2
+    assert "alpha" in rw(home, "ledger", "show", check=0).stdout
+    req = tmp_path / "order.cbor"
+    rw(home, "request", "sign", "app", "--to", "beta", "--out", str(req), check=0)
+    info = json.loads(rw(home, "inspect", str(req), check=0).stdout)
+    assert info["type"] == "Order"
+    assert info["signed"]["request"]["signer_name"] == "sds" and info["signed"]["request"]["trusted"]
+    assert info["signed"]["target_endorsement"]["fields"]["atl"] == 3
+
+
+def test_bad_input_is_one_line_not_a_traceback(tmp_path):
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\x01garbage")
+    for args in (["inspect", str(junk)], ["inspect", str(tmp_path / "missing")],
+                 ["host", "endorse", "nobody", "--atl", "1"],
+                 ["migrate", "--sim", "nope", "--to", "nope"]):
+        p = rw(home, *args)
+        assert p.returncode == 1, (args, p.stderr)
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert p.stderr.startswith("rewire: error:")
+    p = rw(tmp_path / "nohome", "ledger", "show")
+    assert p.returncode == 1 and "keygen" in p.stderr
