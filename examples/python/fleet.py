@@ -56,7 +56,10 @@ def main() -> int:
             print(f"  migration {bytes(m['request_id']).hex()[:12]}…: "
                   f"{names[bytes(m['source'])]} -> {names[bytes(m['target'])]}: {m['state']}")
         for p in ledger.proofs():
-            print(f"  proof {p['kind']:9} from {names[bytes(p['host'])]}, epoch {p['epoch']}, {len(p['message'])} B")
+            # The host a proof moved the ledger to (RELEASE is signed by the
+            # source and names the target; ACTIVE is signed by the target).
+            print(f"  proof {p['kind']:9} -> ledger: at {names[bytes(p['host'])]}, epoch {p['epoch']}, "
+                  f"{len(p['message'])} B signed")
         ledger.close()
     return 0
 
