@@ -278,6 +278,18 @@ pub struct Channel {
     failed: bool,
 }
 
+impl Drop for Channel {
+    /// Plaintext of image chunks passes through these buffers: wipe them.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.incoming.zeroize();
+        self.plain.zeroize();
+        for m in self.pending_send.iter_mut() {
+            m.zeroize();
+        }
+    }
+}
+
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")

@@ -90,6 +90,9 @@ impl Identity {
     }
 }
 
+/// Journal space kept free for recovery's own commits.
+const JOURNAL_HEADROOM: usize = 64 * 1024;
+
 /// Key id under which the monitor seals an enclave's persistent data.
 pub const SEALED_DATA_KEY_ID: &[u8] = b"rewire/sealed-data";
 
@@ -320,6 +323,9 @@ pub struct Monitor<P: Platform, H: EnclaveHost> {
     events: VecDeque<(RequestId, Event)>,
     /// Recently finished channels: late bytes on them are dropped quietly.
     finished: VecDeque<RequestId>,
+    /// Enclaves whose framework side effect (pause, resume, destroy) failed
+    /// after its journal commit; `tick` retries them.
+    owed: Vec<EnclaveId>,
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
 }
@@ -377,6 +383,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             incoming: BTreeMap::new(),
             events: VecDeque::new(),
             finished: VecDeque::new(),
+            owed: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         };
@@ -395,23 +402,47 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         for eid in ids {
             let Some(i) = self.find(&eid) else { continue };
             match self.records[i].state.clone() {
-                RecState::Running => self.host.resume(&eid)?,
                 RecState::Frozen { request_id, target } => {
                     self.abort_outgoing_record(i, request_id, target, Error::Timeout)?;
                 }
+                RecState::Receiving { request_id, .. } => self.drop_import(i, request_id)?,
                 RecState::Migrated => {
-                    self.host.destroy(&eid)?;
+                    self.apply(&eid);
                     if let Some(s) = &self.records[i].last {
                         let message = s.message.clone();
                         self.push(Dest::Sds, message);
                     }
                 }
-                RecState::Receiving { request_id, .. } => self.drop_import(i, request_id)?,
-                RecState::Gone => self.host.destroy(&eid)?,
-                RecState::Pending { .. } => {}
+                RecState::Running | RecState::Gone | RecState::Pending { .. } => self.apply(&eid),
             }
         }
         Ok(())
+    }
+
+    /// Perform the framework side effect the record's committed state calls
+    /// for (Running: resume; Frozen: pause; Migrated, Gone: destroy). A
+    /// failure is remembered and retried by `tick`: the journal already says
+    /// what must happen, and every EnclaveHost operation is idempotent.
+    fn apply(&mut self, eid: &EnclaveId) {
+        let Some(i) = self.find(eid) else { return };
+        let r = match self.records[i].state {
+            RecState::Running => self.host.resume(eid),
+            RecState::Frozen { .. } => self.host.pause(eid),
+            RecState::Migrated | RecState::Gone => self.host.destroy(eid),
+            RecState::Receiving { .. } | RecState::Pending { .. } => Ok(()),
+        };
+        match r {
+            Ok(()) => self.owed.retain(|e| e != eid),
+            Err(e) => {
+                tracing::warn!(
+                    error = e.code(),
+                    "enclave framework operation failed; will retry"
+                );
+                if !self.owed.contains(eid) {
+                    self.owed.push(*eid);
+                }
+            }
+        }
     }
 
     /// Give back the platform and framework (to simulate a crash, or to shut down).
@@ -479,18 +510,20 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.cfg.max_sessions = n.max(1);
     }
 
-    /// Whether any migration is in flight here (a frozen source, an import
-    /// under way, or a channel still open).
+    /// Whether anything is in flight here (a frozen source, an import under
+    /// way, a channel still open, or a framework operation to retry on `tick`).
     pub fn in_flight(&self) -> bool {
-        self.records.iter().any(|r| {
-            matches!(
-                r.state,
-                RecState::Frozen { .. } | RecState::Receiving { .. }
-            )
-        }) || self
-            .outgoing
-            .values()
-            .any(|s| !matches!(s.phase, OutPhase::Done))
+        !self.owed.is_empty()
+            || self.records.iter().any(|r| {
+                matches!(
+                    r.state,
+                    RecState::Frozen { .. } | RecState::Receiving { .. }
+                )
+            })
+            || self
+                .outgoing
+                .values()
+                .any(|s| !matches!(s.phase, OutPhase::Done))
     }
 
     /// Whether an outgoing migration still has image bytes to send.
@@ -514,6 +547,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if self.host.measure(&pol.enclave_id)? != pol.measurement {
             return Err(Error::MeasurementMismatch);
         }
+        self.check_journal_room()?;
         self.records.push(Record {
             id: pol.enclave_id,
             measurement: pol.measurement,
@@ -523,7 +557,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             last: None,
         });
         self.commit()?;
-        self.host.resume(&pol.enclave_id)
+        self.apply(&pol.enclave_id);
+        Ok(())
     }
 
     /// Whether the enclave may run here now. A framework must ask this before
@@ -621,6 +656,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// Time passed: abort uncommitted outgoing migrations past the timeout.
     pub fn tick(&mut self) -> Result<()> {
         self.check_alive()?;
+        let mut first_err = None;
+        for eid in self.owed.clone() {
+            self.apply(&eid);
+        }
         let now = self.platform.monotonic_ms();
         let late: Vec<RequestId> = self
             .outgoing
@@ -632,7 +671,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             .map(|(k, _)| *k)
             .collect();
         for conn in late {
-            self.outgoing_failed(conn, Error::Timeout)?;
+            if let Err(e) = self.outgoing_failed(conn, Error::Timeout) {
+                first_err.get_or_insert(e);
+            }
         }
         // An import that stalls is dropped: always safe, since the source
         // cannot commit before it has READY, which is sent only once PENDING.
@@ -649,7 +690,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             self.incoming_failed(conn, Error::Timeout, true);
         }
         self.reap_sessions();
-        Ok(())
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     // -----------------------------------------------------------------------
@@ -693,11 +737,22 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 Ok(())
             }
             Err(e) => {
-                self.poisoned = true;
+                // Capacity is found before anything is written: nothing to recover.
+                self.poisoned = e != Error::Capacity;
                 self.records.clone_from(&self.durable);
                 Err(e)
             }
         }
+    }
+
+    /// Refuse new records when the journal could not also take the abort or
+    /// drop of everything in flight (a full journal must never stop recovery).
+    fn check_journal_room(&self) -> Result<()> {
+        let len = journal::encode(self.counter, false, &self.records)?.len();
+        if len + JOURNAL_HEADROOM > journal::MAX_JOURNAL {
+            return Err(Error::Capacity);
+        }
+        Ok(())
     }
 
     fn wall_time(&mut self) -> Result<u64> {
@@ -859,6 +914,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::DeadlinePassed);
         }
         self.event(rid, Event::Validated);
+        if self.outgoing.contains_key(&rid)
+            || self.incoming.contains_key(&rid)
+            || self.finished.contains(&rid)
+        {
+            return Err(Error::Busy);
+        }
         let now = self.wall_time()?;
         let channel = Channel::client(&self.id.sm_key, now)?;
         self.records[i].state = RecState::Frozen {
@@ -866,7 +927,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             target: req.target,
         };
         self.commit()?;
-        self.host.pause(&req.enclave_id)?;
+        if let Err(e) = self.host.pause(&req.enclave_id) {
+            // Nothing may leave an enclave that did not stop: abort at once.
+            self.abort_outgoing_record(i, rid, req.target, e)?;
+            return Err(e);
+        }
         self.event(rid, Event::Frozen);
         let last_activity_ms = self.platform.monotonic_ms();
         self.outgoing.insert(
@@ -1165,10 +1230,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if ready.report_data != report_data(&req.request_id, &digests) {
             return Err(Error::Integrity);
         }
-        // Commit point (G2): journal MIGRATED with the RELEASE proof, then destroy.
+        // Commit point (G2): only from FROZEN for this very request — an
+        // aborted migration never commits, whatever arrives late.
+        let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
+        if !matches!(self.records[i].state, RecState::Frozen { request_id, .. } if request_id == conn)
+        {
+            return Err(Error::InvalidState);
+        }
+        // Journal MIGRATED with the RELEASE proof, then destroy.
         let release = self.sign_decision(DecisionKind::Release, &req, next)?;
         let message = Message::Release(release).encode()?;
-        let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
         self.records[i].state = RecState::Migrated;
         self.records[i].epoch = next;
         self.records[i].last = Some(Settled {
@@ -1179,7 +1250,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             s.phase = OutPhase::Done;
         }
         self.commit()?;
-        self.host.destroy(&req.enclave_id)?;
+        self.apply(&req.enclave_id);
         self.event(conn, Event::Committed);
         self.push(Dest::Sds, message.clone());
         if let Some(s) = self.outgoing.get_mut(&conn) {
@@ -1199,10 +1270,13 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         let (eid, target) = (s.req.enclave_id, s.req.target);
         tracing::info!(error = why.code(), "aborting outgoing migration");
+        // Done first: whatever happens below, this session never commits.
+        if let Some(s) = self.outgoing.get_mut(&conn) {
+            s.phase = OutPhase::Done;
+        }
         let i = self.find(&eid).ok_or(Error::UnknownEnclave)?;
         let abort = self.abort_outgoing_record(i, conn, target, why)?;
         if let Some(s) = self.outgoing.get_mut(&conn) {
-            s.phase = OutPhase::Done;
             // ABORT first: the target acts on it (drops its copy) before the
             // REFUSE that tells it why ends the channel.
             let _ = s.channel.send(abort);
@@ -1260,7 +1334,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             message: message.clone(),
         });
         self.commit()?;
-        self.host.resume(&eid)?;
+        self.apply(&eid);
         self.event(rid, Event::Aborted(why));
         self.push(Dest::Sds, message.clone());
         Ok(message)
@@ -1424,6 +1498,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         } else if self.records.len() >= MAX_RECORDS {
             return Err(Error::Capacity);
         }
+        self.check_journal_room()?;
         // Journal RECEIVING, then accept.
         let rec = Record {
             id: req.enclave_id,
@@ -1442,7 +1517,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         self.commit()?;
         // Clear anything a failed earlier import left behind.
-        self.host.destroy(&req.enclave_id)?;
+        if let Err(e) = self.host.destroy(&req.enclave_id) {
+            let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
+            self.drop_import(i, req.request_id)?;
+            return Err(e);
+        }
         let resealer = if offer.lengths[2] > 0 {
             let key = self.id.sealing_key(&req.measurement, SEALED_DATA_KEY_ID)?;
             let mut salt = [0u8; 32];
@@ -1614,7 +1693,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             message: message.clone(),
         });
         self.commit()?;
-        self.host.destroy(&eid)?;
+        self.apply(&eid);
         self.event(request_id, Event::Dropped);
         self.push(Dest::Sds, message);
         Ok(())
@@ -1713,16 +1792,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             message: message.clone(),
         });
         self.commit()?;
-        match kind {
-            AckKind::Active => {
-                self.host.resume(&eid)?;
-                self.event(d.request_id, Event::Activated);
-            }
-            AckKind::Dropped => {
-                self.host.destroy(&eid)?;
-                self.event(d.request_id, Event::Dropped);
-            }
-        }
+        self.apply(&eid);
+        self.event(
+            d.request_id,
+            match kind {
+                AckKind::Active => Event::Activated,
+                AckKind::Dropped => Event::Dropped,
+            },
+        );
         self.push(Dest::Sds, message.clone());
         let conn = conn.unwrap_or(d.request_id);
         if let Some(s) = self.incoming.get_mut(&conn) {

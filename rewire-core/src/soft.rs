@@ -139,6 +139,8 @@ pub struct SoftHost {
     pub enclaves: BTreeMap<EnclaveId, SoftEnclave>,
     /// Number of operations performed, by name (for assertions).
     pub ops: BTreeMap<&'static str, u64>,
+    /// Make the next `n` calls of an operation (by name) fail with `Error::Host`.
+    pub fail: BTreeMap<&'static str, u32>,
 }
 
 impl SoftHost {
@@ -174,24 +176,31 @@ impl SoftHost {
             _ => false,
         }
     }
-    fn count(&mut self, op: &'static str) {
+    fn count(&mut self, op: &'static str) -> Result<()> {
         *self.ops.entry(op).or_insert(0) += 1;
+        match self.fail.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(Error::Host)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
 impl EnclaveHost for SoftHost {
     fn pause(&mut self, id: &EnclaveId) -> Result<()> {
-        self.count("pause");
+        self.count("pause")?;
         self.enclaves.get_mut(id).ok_or(Error::Host)?.running = false;
         Ok(())
     }
     fn resume(&mut self, id: &EnclaveId) -> Result<()> {
-        self.count("resume");
+        self.count("resume")?;
         self.enclaves.get_mut(id).ok_or(Error::Host)?.running = true;
         Ok(())
     }
     fn destroy(&mut self, id: &EnclaveId) -> Result<()> {
-        self.count("destroy");
+        self.count("destroy")?;
         if let Some(mut e) = self.enclaves.remove(id) {
             zeroize::Zeroize::zeroize(&mut e.code);
             zeroize::Zeroize::zeroize(&mut e.state);

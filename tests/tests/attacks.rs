@@ -551,3 +551,83 @@ fn g6_every_error_code_is_stable_and_described() {
         assert!(format!("{e}").contains(&e.code().to_string()));
     }
 }
+
+/// The enclave framework fails to resume right after an ABORT was committed
+/// (e.g. on timeout), and the target's READY arrives late: the source must
+/// never also commit (one request, ABORT and RELEASE both signed, would lose
+/// the enclave). It retries the resume and ends with exactly one copy.
+#[test]
+fn g2_late_ready_after_abort_whose_resume_failed() {
+    let (mut w, img) = world();
+    w.order(&EID, 1, [1; 16]).unwrap();
+    // Run until the target is PENDING; keep what is in flight (READY).
+    let mut held = Vec::new();
+    loop {
+        w.collect(4);
+        if w.mon(1).status(&EID).map(|s| s.state) == Some(EnclaveState::Pending) {
+            held.extend(w.net.drain(..));
+            break;
+        }
+        let p = w.net.pop_front().expect("stalled");
+        w.deliver(p);
+    }
+    // Timeout at the source; its resume fails once.
+    w.mon(0).enclave_host().fail.insert("resume", 1);
+    w.clock.advance(TIMEOUT_MS + 1);
+    let _ = w.mon(0).tick();
+    assert_eq!(
+        w.mon(0).status(&EID).unwrap().state,
+        EnclaveState::Running,
+        "ABORT committed"
+    );
+    assert!(
+        w.running_copies(&EID).is_empty(),
+        "resume failed, not yet running"
+    );
+    // The late READY: refused, nothing committed.
+    for p in held {
+        w.deliver(p);
+    }
+    w.assert_no_fork(&EID);
+    assert_eq!(w.mon(0).status(&EID).unwrap().state, EnclaveState::Running);
+    assert!(
+        w.mon(0).enclave_host_ref().get(&EID).is_some(),
+        "source copy kept"
+    );
+    // tick retries the resume; the SDS settles the target's copy with the ABORT.
+    w.settle();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 0);
+    w.assert_intact_at(0, &EID, &img);
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Gone);
+}
+
+/// The framework cannot pause the enclave: the migration is aborted at once,
+/// with a typed error, and the enclave keeps running at the source.
+#[test]
+fn g6_pause_failure_aborts_and_keeps_running() {
+    let (mut w, img) = world();
+    w.mon(0).enclave_host().fail.insert("pause", 1);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    run(&mut w);
+    assert!(w.has_error(0, Error::Host), "{:?}", w.errors);
+    w.assert_intact_at(0, &EID, &img);
+    assert!(w.mon(1).status(&EID).is_none());
+    w.settle();
+    w.assert_exactly_one(&EID, &img);
+}
+
+/// A framework failure after a commit on the target (resume after RELEASE)
+/// is retried by tick: the enclave runs there in the end.
+#[test]
+fn g3_resume_failure_at_target_is_retried() {
+    let (mut w, img) = world();
+    w.mon(1).enclave_host().fail.insert("resume", 2);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    run(&mut w);
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Running);
+    assert!(w.running_copies(&EID).is_empty());
+    w.clock.advance(1);
+    let _ = w.mon(1).tick();
+    let _ = w.mon(1).tick();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
