@@ -46,14 +46,35 @@ fn version_macros_match_cargo_toml() {
     }
 }
 
-/// The static library cargo built next to this test binary.
+/// The static library, next to this test binary. `cargo test` builds the
+/// library only as an rlib for its tests, so build the staticlib (same
+/// profile) when it is not there yet.
 fn staticlib() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test exe");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
     let lib = dir.join("librewire.a");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "rewire-ffi",
+            "--lib",
+            "--manifest-path",
+        ])
+        .arg(root().join("Cargo.toml"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building librewire.a failed");
+    });
     assert!(lib.exists(), "{} not built", lib.display());
     lib
 }
