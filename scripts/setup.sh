@@ -4,7 +4,11 @@
 set -euo pipefail
 
 need_riscv=0
-for a in "$@"; do [ "$a" = riscv ] && need_riscv=1; done
+need_qemu=0
+for a in "$@"; do
+    [ "$a" = riscv ] && need_riscv=1
+    [ "$a" = qemu ] && need_qemu=1
+done
 
 say() { echo "setup: $*"; }
 
@@ -39,6 +43,10 @@ ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ "$need_riscv" = 1 ]; then
     command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || missing+=(gcc-riscv64-unknown-elf)
     [ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
+fi
+# QEMU for bare-metal RISC-V (benchmarks; replaces Debian's newer qemu-utils, which nothing here needs).
+if [ "$need_qemu" = 1 ]; then
+    command -v qemu-system-riscv64 >/dev/null 2>&1 || missing+=(qemu-system-misc)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
