@@ -15,12 +15,19 @@ pub extern "C" fn bench_seal(alg: u32, buf: *mut u8, len: usize, tag: *mut u8) -
     if buf.is_null() || tag.is_null() {
         return 1;
     }
-    let a = if alg == 0 { &CHACHA20_POLY1305 } else { &AES_256_GCM };
-    let Ok(k) = UnboundKey::new(a, &[7u8; 32]) else { return 2 };
+    let a = if alg == 0 {
+        &CHACHA20_POLY1305
+    } else {
+        &AES_256_GCM
+    };
+    let Ok(k) = UnboundKey::new(a, &[7u8; 32]) else {
+        return 2;
+    };
     let key = LessSafeKey::new(k);
     // safe: the harness passes a buffer of `len` bytes and a 16-byte tag buffer.
     let data = unsafe { core::slice::from_raw_parts_mut(buf, len) };
-    match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key([1; 12]), Aad::empty(), data) {
+    match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key([1; 12]), Aad::empty(), data)
+    {
         Ok(t) => {
             // safe: 16 writable bytes.
             unsafe { core::ptr::copy_nonoverlapping(t.as_ref().as_ptr(), tag, 16) };
