@@ -49,6 +49,8 @@
 #define REWIRE_ERR_NOT_SOURCE 210
 // A deadline or validity check needs trusted wall time and the platform has none.
 #define REWIRE_ERR_NO_TRUSTED_TIME 211
+// A host endorsement is not the one the request was signed with.
+#define REWIRE_ERR_ENDORSEMENT_MISMATCH 212
 // A digest or size in the stream does not match the manifest.
 #define REWIRE_ERR_INTEGRITY 300
 // END arrived before the announced lengths were streamed. (A channel that closes mid-stream is `ChannelClosed` or `Tls`.)

@@ -55,6 +55,8 @@ pub enum Error {
     NotSource = 210,
     /// A deadline or validity check needs trusted wall time and the platform has none.
     NoTrustedTime = 211,
+    /// A host endorsement is not the one the request was signed with.
+    EndorsementMismatch = 212,
 
     // 3xx: integrity (G4).
     /// A digest or size in the stream does not match the manifest.
@@ -146,6 +148,7 @@ impl Error {
         Error::WrongEnclave,
         Error::NotSource,
         Error::NoTrustedTime,
+        Error::EndorsementMismatch,
         Error::Integrity,
         Error::Truncated,
         Error::MeasurementMismatch,
@@ -219,6 +222,7 @@ impl Error {
             Error::WrongEnclave => c"request names another enclave or measurement",
             Error::NotSource => c"proof not signed by the migration source",
             Error::NoTrustedTime => c"no trusted wall time for a deadline check",
+            Error::EndorsementMismatch => c"endorsement is not the one the request names",
             Error::Integrity => c"stream digest or size mismatch",
             Error::Truncated => c"image stream truncated",
             Error::MeasurementMismatch => c"code measurement does not match the request",

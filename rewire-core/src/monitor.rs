@@ -848,6 +848,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if tgt_end.host != req.target || req.target == req.source {
             return Err(Error::WrongTarget);
         }
+        req.check_endorsements(&order.source_endorsement, &order.target_endorsement)?;
         let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
         let rec = &self.records[i];
         if rec.measurement != req.measurement {
@@ -1321,6 +1322,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             target,
             epoch: rec.epoch,
             deadline: 0,
+            endorsements: [[0; 32]; 2],
         };
         let new_epoch = next_epoch(rec.epoch)?;
         let abort = self.sign_decision(DecisionKind::Abort, &req, new_epoch)?;
@@ -1453,6 +1455,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if src_end.host != req.source {
             return Err(Error::WrongSource);
         }
+        req.check_endorsements(
+            &offer.order.source_endorsement,
+            &offer.order.target_endorsement,
+        )?;
         // The TLS peer is the named source, running an endorsed SM.
         let cert = SmCertificate::verify_against(&offer.source_certificate, &src_end)?;
         let s = self.incoming.get(&conn).ok_or(Error::UnknownEnclave)?;

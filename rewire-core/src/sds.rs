@@ -252,6 +252,10 @@ impl Sds {
             target,
             epoch: e.epoch,
             deadline,
+            endorsements: [
+                crate::crypto::sha256(&s.endorsement),
+                crate::crypto::sha256(&t.endorsement),
+            ],
         };
         let order = Message::Order(Order {
             request: req.sign(&self.key)?,

@@ -139,6 +139,10 @@ pub struct MigrationRequest {
     pub epoch: u64,
     /// Wall time, seconds since the Unix epoch.
     pub deadline: u64,
+    /// SHA-256 of the source's and the target's signed endorsements (the
+    /// COSE bytes) this request is valid with: an older, still valid
+    /// endorsement of the same host cannot be substituted on the SDS path.
+    pub endorsements: [Digest; 2],
 }
 
 impl SignedBody for MigrationRequest {
@@ -151,10 +155,12 @@ impl SignedBody for MigrationRequest {
             .bytes(&self.target.0)
             .u64(self.epoch)
             .u64(self.deadline)
+            .bytes(&self.endorsements[0])
+            .bytes(&self.endorsements[1])
             .build()
     }
     fn from_value(v: Value) -> Result<Self> {
-        let mut f = Fields::open(v, MsgType::MigrationRequest, 7)?;
+        let mut f = Fields::open(v, MsgType::MigrationRequest, 9)?;
         Ok(MigrationRequest {
             request_id: f.array()?,
             enclave_id: f.array()?,
@@ -163,7 +169,20 @@ impl SignedBody for MigrationRequest {
             target: PublicKey(f.array()?),
             epoch: f.u64()?,
             deadline: f.u64()?,
+            endorsements: [f.array()?, f.array()?],
         })
+    }
+}
+
+impl MigrationRequest {
+    /// Check that these are the endorsements the request was signed with.
+    pub fn check_endorsements(&self, source: &[u8], target: &[u8]) -> Result<()> {
+        if crate::crypto::sha256(source) != self.endorsements[0]
+            || crate::crypto::sha256(target) != self.endorsements[1]
+        {
+            return Err(Error::EndorsementMismatch);
+        }
+        Ok(())
     }
 }
 
@@ -660,6 +679,7 @@ mod tests {
             target: key(5).public(),
             epoch: 9,
             deadline: 1000,
+            endorsements: [[6; 32], [7; 32]],
         }
     }
 

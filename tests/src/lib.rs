@@ -571,6 +571,10 @@ impl World {
         let tid = self.hosts[target].id;
         let deadline = WALL0 + self.clock.now_ms() / 1000 + 3600;
         let e = self.sds().enclave(eid).expect("enclave").clone();
+        let endorsement = |w: &mut World, h: HostId| {
+            rewire_core::crypto::sha256(&w.sds().host(&h).expect("host").endorsement)
+        };
+        let endorsements = [endorsement(self, e.location), endorsement(self, tid)];
         MigrationRequest {
             request_id: rid,
             enclave_id: *eid,
@@ -579,6 +583,7 @@ impl World {
             target: tid,
             epoch: e.epoch,
             deadline,
+            endorsements,
         }
     }
 

@@ -631,3 +631,30 @@ fn g3_resume_failure_at_target_is_retried() {
     let _ = w.mon(1).tick();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// The relay substitutes an older, still valid endorsement of the target (one
+/// the SDS has since replaced) in the order: refused, the enclave stays.
+#[test]
+fn g1_older_endorsement_substituted() {
+    let (mut w, img) = world();
+    let target = w.hosts[1].id;
+    let old = w.sds().host(&target).unwrap().endorsement.clone();
+    // The SDS re-endorses host 1 (e.g. after dropping an SM build).
+    let cert = identity(1).certificate().to_vec();
+    w.sds()
+        .endorse_host(&cert, vec![SM_MEASUREMENT], 3, WALL0 - 5, WALL0 + 86_400)
+        .unwrap();
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let p = w.net.pop_back().unwrap();
+    let Message::Order(mut o) = Message::decode(&p.bytes).unwrap() else {
+        panic!()
+    };
+    assert_ne!(o.target_endorsement, old);
+    o.target_endorsement = old;
+    order_refused(
+        &mut w,
+        Message::Order(o).encode().unwrap(),
+        Error::EndorsementMismatch,
+        &img,
+    );
+}
