@@ -545,7 +545,7 @@ fn step<Data>(
     let state = match state {
         Ok(s) => s,
         Err(e) => {
-            tracing::debug!(error = ?e, "tls error");
+            event!(debug, error = ?e, "tls error");
             // After an error, one more process call yields the alert to send;
             // the caller closes the channel, the peer learns of it on its next read.
             return (discard, Err(Error::Tls));

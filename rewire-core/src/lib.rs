@@ -18,10 +18,20 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]
+// Without `tracing`, values kept only for events go unused.
+#![cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
+
+/// `tracing` events when the feature is on; nothing otherwise.
+macro_rules! event {
+    ($level:ident, $($t:tt)*) => {
+        #[cfg(feature = "tracing")]
+        tracing::$level!($($t)*);
+    };
+}
 
 mod cbor;
 pub mod channel;

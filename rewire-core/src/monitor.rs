@@ -434,7 +434,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         match r {
             Ok(()) => self.owed.retain(|e| e != eid),
             Err(e) => {
-                tracing::warn!(
+                event!(
+                    warn,
                     error = e.code(),
                     "enclave framework operation failed; will retry"
                 );
@@ -488,7 +489,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     pub fn poll_output(&mut self) -> Option<Output> {
         if self.out.is_empty() && !self.poisoned {
             if let Err(e) = self.produce_chunk() {
-                tracing::debug!(error = e.code(), "stream failed");
+                event!(debug, error = e.code(), "stream failed");
             }
         }
         self.out.pop_front()
@@ -716,7 +717,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     fn event(&mut self, rid: RequestId, e: Event) {
-        tracing::info!(event = ?e, "migration step");
+        event!(info, event = ?e, "migration step");
         if self.events.len() < 1024 {
             self.events.push_back((rid, e));
         }
@@ -1270,7 +1271,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Ok(());
         }
         let (eid, target) = (s.req.enclave_id, s.req.target);
-        tracing::info!(error = why.code(), "aborting outgoing migration");
+        event!(info, error = why.code(), "aborting outgoing migration");
         // Done first: whatever happens below, this session never commits.
         if let Some(s) = self.outgoing.get_mut(&conn) {
             s.phase = OutPhase::Done;
