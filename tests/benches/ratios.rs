@@ -181,14 +181,14 @@ fn main() {
             .map(|_| fleet(1024))
             .collect();
         for (i, f) in fleets.iter_mut().enumerate() {
-            migrate(f, i as u8, &as_party);
+            let _ = migrate(f, i as u8, &as_party);
         }
         return;
     }
     if let Ok(mib) = std::env::var("REWIRE_BENCH_PROFILE") {
         // One migration only, for a profiler (valgrind --tool=callgrind).
         let mut f = fleet(mib.parse::<u64>().unwrap_or(4) << 20);
-        migrate(&mut f, 1, &as_party);
+        let _ = migrate(&mut f, 1, &as_party);
         return;
     }
     let quick = std::env::var("REWIRE_BENCH_QUICK").is_ok();
@@ -202,9 +202,7 @@ fn main() {
         (0..runs)
             .map(|i| {
                 let mut f = fleet(1024);
-                let t = Instant::now();
-                migrate(&mut f, i as u8, &as_party);
-                t.elapsed().as_secs_f64()
+                migrate(&mut f, i as u8, &as_party)
             })
             .collect(),
     );
@@ -221,7 +219,7 @@ fn main() {
         let mut f = fleet(len);
         reset_peaks();
         let t = Instant::now();
-        migrate(&mut f, 0xb0, &as_party);
+        let _ = migrate(&mut f, 0xb0, &as_party);
         let secs = t.elapsed().as_secs_f64();
         peaks.push((
             len,
@@ -271,7 +269,7 @@ fn main() {
     };
     let p1 = mig / hs;
     row(
-        "P1 latency: 1 KiB migration ÷ handshake+1 KiB",
+        "P1 latency: 1 KiB migration (validation → target ACTIVE) ÷ handshake+1 KiB",
         format!("{:.0} µs", mig * 1e6),
         format!("{:.0} µs", hs * 1e6),
         p1,

@@ -160,12 +160,17 @@ pub fn fleet(state_len: u64) -> Fleet {
 }
 
 /// Order and run the migration to completion; every output is delivered at once.
-pub fn migrate(f: &mut Fleet, rid: u8, as_party: &dyn Fn(usize, &mut dyn FnMut())) {
+/// Run one migration to quiescence. Returns the time from the source taking
+/// the order (request validation) to the target's enclave becoming runnable
+/// (ACTIVE), the span P1 names; the SDS's signing and ledger work are outside it.
+pub fn migrate(f: &mut Fleet, rid: u8, as_party: &dyn Fn(usize, &mut dyn FnMut())) -> f64 {
     let target = f.mons[1].host_id();
     let mut order = Vec::new();
     as_party(3, &mut || {
         order = f.sds.order(&EID, target, [rid; 16], WALL + 3600).unwrap()
     });
+    let start = Instant::now();
+    let mut active = None;
     as_party(1, &mut || f.mons[0].handle_sds(&order).unwrap());
     let ids = [f.mons[0].host_id(), f.mons[1].host_id()];
     loop {
@@ -185,6 +190,9 @@ pub fn migrate(f: &mut Fleet, rid: u8, as_party: &dyn Fn(usize, &mut dyn FnMut()
                         as_party(1 + j, &mut || {
                             let _ = f.mons[j].handle_peer(ids[i], conn, &o.bytes);
                         });
+                        if active.is_none() && j == 1 && f.mons[1].may_run(&EID) {
+                            active = Some(start.elapsed().as_secs_f64());
+                        }
                     }
                 }
             }
@@ -194,6 +202,7 @@ pub fn migrate(f: &mut Fleet, rid: u8, as_party: &dyn Fn(usize, &mut dyn FnMut()
         }
     }
     assert!(f.mons[1].may_run(&EID), "migration did not complete");
+    active.unwrap_or_else(|| start.elapsed().as_secs_f64())
 }
 
 /// Bare handshake + 1 KiB, same rustls configuration as the monitors' channel.
