@@ -841,15 +841,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     ) -> Result<(MigrationRequest, HostEndorsement, usize)> {
         let sds = self.cfg.sds_key;
         let req: MigrationRequest = verify_as(&order.request, &sds)?;
-        let src_end: HostEndorsement = verify_as(&order.source_endorsement, &sds)?;
-        let tgt_end: HostEndorsement = verify_as(&order.target_endorsement, &sds)?;
+        let (src_end, tgt_end) =
+            req.vouched_endorsements(&order.source_endorsement, &order.target_endorsement)?;
         if req.source != self.host_id() || src_end.host != self.host_id() {
             return Err(Error::WrongSource);
         }
         if tgt_end.host != req.target || req.target == req.source {
             return Err(Error::WrongTarget);
         }
-        req.check_endorsements(&order.source_endorsement, &order.target_endorsement)?;
         let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
         let rec = &self.records[i];
         if rec.measurement != req.measurement {
@@ -885,7 +884,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         // Both outcomes consume the epoch: refuse before anything changes if none is left.
         next_epoch(rec.epoch)?;
-        let policy: EnclavePolicy = verify_as(&rec.policy, &sds)?;
+        // Verified at install and kept in the sealed journal; the request must name it.
+        let policy: EnclavePolicy = req.vouched_policy(&rec.policy)?;
         let now = self.platform.wall_time();
         if now.is_none() {
             return Err(Error::NoTrustedTime);
@@ -1324,6 +1324,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             epoch: rec.epoch,
             deadline: 0,
             endorsements: [[0; 32]; 2],
+            policy: [0; 32],
         };
         let new_epoch = next_epoch(rec.epoch)?;
         let abort = self.sign_decision(DecisionKind::Abort, &req, new_epoch)?;
@@ -1440,9 +1441,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     fn on_offer(&mut self, conn: RequestId, offer: Offer) -> Result<()> {
         let sds = self.cfg.sds_key;
         let req: MigrationRequest = verify_as(&offer.order.request, &sds)?;
-        let src_end: HostEndorsement = verify_as(&offer.order.source_endorsement, &sds)?;
-        let tgt_end: HostEndorsement = verify_as(&offer.order.target_endorsement, &sds)?;
-        let policy: EnclavePolicy = verify_as(&offer.policy, &sds)?;
+        let (src_end, tgt_end) = req.vouched_endorsements(
+            &offer.order.source_endorsement,
+            &offer.order.target_endorsement,
+        )?;
+        let policy: EnclavePolicy = req.vouched_policy(&offer.policy)?;
         if req.request_id != conn {
             return Err(Error::WrongRequest);
         }
@@ -1456,10 +1459,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if src_end.host != req.source {
             return Err(Error::WrongSource);
         }
-        req.check_endorsements(
-            &offer.order.source_endorsement,
-            &offer.order.target_endorsement,
-        )?;
         // The TLS peer is the named source, running an endorsed SM.
         let cert = SmCertificate::verify_against(&offer.source_certificate, &src_end)?;
         let s = self.incoming.get(&conn).ok_or(Error::UnknownEnclave)?;

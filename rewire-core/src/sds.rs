@@ -256,6 +256,7 @@ impl Sds {
                 crate::crypto::sha256(&s.endorsement),
                 crate::crypto::sha256(&t.endorsement),
             ],
+            policy: crate::crypto::sha256(&e.policy),
         };
         let order = Message::Order(Order {
             request: req.sign(&self.key)?,

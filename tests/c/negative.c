@@ -126,8 +126,8 @@ int main(void) {
     memcpy(longer, order, order_len);
     longer[order_len] = 0;
     EXPECT(rewire_monitor_handle_sds(ma, longer, order_len + 1), REWIRE_ERR_TRAILING_BYTES);
-    order[order_len - 2] ^= 0x20; /* inside the target endorsement's signature */
-    EXPECT(rewire_monitor_handle_sds(ma, order, order_len), REWIRE_ERR_BAD_SIGNATURE);
+    order[order_len - 2] ^= 0x20; /* inside the target endorsement, which the signed request binds */
+    EXPECT(rewire_monitor_handle_sds(ma, order, order_len), REWIRE_ERR_ENDORSEMENT_MISMATCH);
     order[order_len - 2] ^= 0x20;
     intact(&a, ma);
     /* Garbage TLS bytes on a channel; an unknown enclave; a bad status query. */

@@ -557,10 +557,18 @@ impl World {
     ) -> Vec<u8> {
         let (s, t) = (self.hosts[source].id, self.hosts[target_end].id);
         let sds = self.sds();
+        let source_endorsement = sds.host(&s).expect("host").endorsement.clone();
+        let target_endorsement = sds.host(&t).expect("host").endorsement.clone();
+        // The signer binds the endorsements it sends, as the SDS does.
+        let mut req = req.clone();
+        req.endorsements = [
+            rewire_core::crypto::sha256(&source_endorsement),
+            rewire_core::crypto::sha256(&target_endorsement),
+        ];
         Message::Order(Order {
             request: req.sign(key).expect("sign"),
-            source_endorsement: sds.host(&s).expect("host").endorsement.clone(),
-            target_endorsement: sds.host(&t).expect("host").endorsement.clone(),
+            source_endorsement,
+            target_endorsement,
         })
         .encode()
         .expect("encode")
@@ -584,6 +592,7 @@ impl World {
             epoch: e.epoch,
             deadline,
             endorsements,
+            policy: rewire_core::crypto::sha256(&e.policy),
         }
     }
 
