@@ -173,6 +173,12 @@
 #define REWIRE_LEDGER_DROPPED 4
 
 // An opaque monitor handle.
+//
+// Every call enters the handle exclusively: a callback that calls back into
+// the same handle (which would alias the monitor mid-call) gets
+// `REWIRE_ERR_INVALID_STATE` (and the predicates answer false). In hosted
+// builds a caught panic poisons the handle: every later call returns
+// `REWIRE_ERR_INTERNAL`.
 typedef struct rewire_monitor rewire_monitor;
 
 // An opaque SDS handle.
@@ -286,7 +292,8 @@ rewire_result rewire_monitor_new(const uint8_t *device_secret,
                                  const rewire_enclave_callbacks *enclaves,
                                  rewire_monitor **out);
 
-// Release a monitor (NULL is ignored). Its journal stays where the platform keeps it.
+// Release a monitor (NULL is ignored; so is a call from inside one of its own
+// callbacks). Its journal stays where the platform keeps it.
 void rewire_monitor_free(rewire_monitor *m);
 
 // The monitor's host id (its device public key), 32 bytes into `out`.
@@ -473,14 +480,16 @@ rewire_result rewire_sds_poll(rewire_sds *s,
                               size_t *out_len);
 
 #if defined(REWIRE_BAREMETAL)
-// Bare metal only: give librewire its heap (`heap_len` bytes at `heap`,
-// 256 KiB is enough for one migration at a time) and the randomness source
+// Bare metal only: give librewire its heap (`heap_len` bytes at `heap`) and
+// the randomness source
 // used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 // `on_panic` (may be NULL) is called if librewire hits an internal bug; it
 // must not return. Without it librewire spins forever. Heap: about 100 KiB
 // per migration in flight plus up to 70 KiB per open incoming channel (see
-// `rewire_monitor_set_max_sessions`); 256 KiB serves one migration and two
-// incoming channels. Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
+// `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
+// serves one migration and two incoming channels. An allocation that does
+// not fit ends in `on_panic`: size the heap for the sessions allowed.
+// Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
 rewire_result rewire_init(uint8_t *heap,
                           size_t heap_len,
                           uint32_t (*random)(void *userdata,

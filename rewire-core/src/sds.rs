@@ -156,6 +156,9 @@ impl Sds {
         not_before: u64,
         not_after: u64,
     ) -> Result<Vec<u8>> {
+        if sm_measurements.is_empty() || sm_measurements.len() > crate::wire::MAX_SM_MEASUREMENTS {
+            return Err(Error::InvalidArgument);
+        }
         let signed = Signed::parse(certificate)?;
         let device = signed.kid;
         let end = HostEndorsement {

@@ -22,14 +22,16 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 type RandomFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> u32;
 type PanicFn = unsafe extern "C" fn() -> !;
 
-/// Bare metal only: give librewire its heap (`heap_len` bytes at `heap`,
-/// 256 KiB is enough for one migration at a time) and the randomness source
+/// Bare metal only: give librewire its heap (`heap_len` bytes at `heap`) and
+/// the randomness source
 /// used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 /// `on_panic` (may be NULL) is called if librewire hits an internal bug; it
 /// must not return. Without it librewire spins forever. Heap: about 100 KiB
 /// per migration in flight plus up to 70 KiB per open incoming channel (see
-/// `rewire_monitor_set_max_sessions`); 256 KiB serves one migration and two
-/// incoming channels. Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
+/// `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
+/// serves one migration and two incoming channels. An allocation that does
+/// not fit ends in `on_panic`: size the heap for the sessions allowed.
+/// Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_init(
     heap: *mut u8,

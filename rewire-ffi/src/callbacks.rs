@@ -196,6 +196,9 @@ impl Platform for rewire_platform_callbacks {
             if len <= buf.len() || len > MAX_JOURNAL_BLOB {
                 return Err(Error::Storage);
             }
+            // The length comes from untrusted storage: never let it abort the monitor.
+            buf.try_reserve_exact(len - buf.len())
+                .map_err(|_| Error::Storage)?;
             buf.resize(len, 0);
         }
         Err(Error::Storage)

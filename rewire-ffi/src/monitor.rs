@@ -1,6 +1,9 @@
 //! `rewire_monitor`: one security monitor (source and target roles).
 
 use alloc::boxed::Box;
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
 
 use rewire_core::{Config, Dest, EnclaveState, Error, Event, Identity, Monitor, PublicKey, Secret};
@@ -8,9 +11,49 @@ use rewire_core::{Config, Dest, EnclaveState, Error, Event, Identity, Monitor, P
 use crate::callbacks::{rewire_enclave_callbacks, rewire_platform_callbacks};
 use crate::{array, guard, input, output, output_array, put, rewire_result};
 
+type Mon = Monitor<rewire_platform_callbacks, rewire_enclave_callbacks>;
+
 /// An opaque monitor handle.
+///
+/// Every call enters the handle exclusively: a callback that calls back into
+/// the same handle (which would alias the monitor mid-call) gets
+/// `REWIRE_ERR_INVALID_STATE` (and the predicates answer false). In hosted
+/// builds a caught panic poisons the handle: every later call returns
+/// `REWIRE_ERR_INTERNAL`.
 pub struct rewire_monitor {
-    inner: Monitor<rewire_platform_callbacks, rewire_enclave_callbacks>,
+    busy: AtomicBool,
+    poisoned: AtomicBool,
+    inner: UnsafeCell<Mon>,
+}
+
+/// Exclusive use of a handle for one call.
+struct Entered<'a> {
+    h: &'a rewire_monitor,
+}
+
+impl Deref for Entered<'_> {
+    type Target = Mon;
+    fn deref(&self) -> &Mon {
+        // safe: `busy` gives this guard the only access to `inner`.
+        unsafe { &*self.h.inner.get() }
+    }
+}
+
+impl DerefMut for Entered<'_> {
+    fn deref_mut(&mut self) -> &mut Mon {
+        // safe: as above.
+        unsafe { &mut *self.h.inner.get() }
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        #[cfg(feature = "std")]
+        if std::thread::panicking() {
+            self.h.poisoned.store(true, Ordering::SeqCst);
+        }
+        self.h.busy.store(false, Ordering::Release);
+    }
 }
 
 /// Output destinations (`rewire_monitor_poll_output`).
@@ -44,18 +87,17 @@ pub const REWIRE_EVENT_ACTIVATED: u32 = 10;
 pub const REWIRE_EVENT_ABORTED: u32 = 11;
 pub const REWIRE_EVENT_DROPPED: u32 = 12;
 
-unsafe fn monitor<'a>(m: *const rewire_monitor) -> Result<&'a rewire_monitor, Error> {
+/// Enter a handle for the duration of one call.
+unsafe fn monitor_mut<'a>(m: *const rewire_monitor) -> Result<Entered<'a>, Error> {
     // safe: the caller passes a handle from rewire_monitor_new or NULL.
-    unsafe { m.as_ref() }.ok_or(Error::NullPointer)
-}
-
-unsafe fn monitor_mut<'a>(
-    m: *mut rewire_monitor,
-) -> Result<&'a mut Monitor<rewire_platform_callbacks, rewire_enclave_callbacks>, Error> {
-    // safe: as above, and not aliased during the call.
-    unsafe { m.as_mut() }
-        .map(|m| &mut m.inner)
-        .ok_or(Error::NullPointer)
+    let h = unsafe { m.as_ref() }.ok_or(Error::NullPointer)?;
+    if h.poisoned.load(Ordering::SeqCst) {
+        return Err(Error::Internal);
+    }
+    if h.busy.swap(true, Ordering::Acquire) {
+        return Err(Error::InvalidState);
+    }
+    Ok(Entered { h })
 }
 
 /// Start a monitor: derive its keys from the 32-byte device secret and the
@@ -93,15 +135,31 @@ pub unsafe extern "C" fn rewire_monitor_new(
         if timeout_ms > 0 {
             cfg.timeout_ms = timeout_ms;
         }
+        // Bare metal: a small heap; unauthenticated channels can each buffer
+        // about 70 KiB, so allow two by default (rewire_monitor_set_max_sessions).
+        #[cfg(target_os = "none")]
+        {
+            cfg.max_sessions = 2;
+        }
         let inner = Monitor::start(platform, enclaves, Identity::derive(secret, sm)?, cfg)?;
-        unsafe { put(out, Box::into_raw(Box::new(rewire_monitor { inner })))? };
+        let handle = rewire_monitor {
+            busy: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            inner: UnsafeCell::new(inner),
+        };
+        unsafe { put(out, Box::into_raw(Box::new(handle)))? };
         Ok(())
     })
 }
 
-/// Release a monitor (NULL is ignored). Its journal stays where the platform keeps it.
+/// Release a monitor (NULL is ignored; so is a call from inside one of its own
+/// callbacks). Its journal stays where the platform keeps it.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_monitor_free(m: *mut rewire_monitor) {
+    // safe: a handle from rewire_monitor_new or NULL.
+    if unsafe { m.as_ref() }.is_some_and(|h| h.busy.load(Ordering::Acquire)) {
+        return;
+    }
     if !m.is_null() {
         // safe: m came from Box::into_raw in rewire_monitor_new and is freed once.
         let _ = guard(|| {
@@ -117,7 +175,7 @@ pub unsafe extern "C" fn rewire_monitor_host_id(
     m: *const rewire_monitor,
     out: *mut u8,
 ) -> rewire_result {
-    guard(|| unsafe { output_array(&monitor(m)?.inner.host_id().0, out) })
+    guard(|| unsafe { output_array(&monitor_mut(m)?.host_id().0, out) })
 }
 
 /// The monitor's device-signed SM certificate (what the SDS endorses).
@@ -128,14 +186,7 @@ pub unsafe extern "C" fn rewire_monitor_certificate(
     cap: usize,
     out_len: *mut usize,
 ) -> rewire_result {
-    guard(|| unsafe {
-        output(
-            monitor(m)?.inner.identity().certificate(),
-            buf,
-            cap,
-            out_len,
-        )
-    })
+    guard(|| unsafe { output(monitor_mut(m)?.identity().certificate(), buf, cap, out_len) })
 }
 
 /// Install an enclave the framework has loaded, under its SDS-signed policy.
@@ -221,7 +272,7 @@ pub unsafe extern "C" fn rewire_monitor_poll_output(
     out_len: *mut usize,
 ) -> rewire_result {
     guard(|| unsafe {
-        let mon = monitor_mut(m)?;
+        let mut mon = monitor_mut(m)?;
         if out_dest.is_null() || out_host.is_null() || out_conn.is_null() || out_len.is_null() {
             return Err(Error::NullPointer);
         }
@@ -256,7 +307,7 @@ pub unsafe extern "C" fn rewire_monitor_poll_event(
     out_reason: *mut u32,
 ) -> rewire_result {
     guard(|| unsafe {
-        let mon = monitor_mut(m)?;
+        let mut mon = monitor_mut(m)?;
         if out_event.is_null() || out_request.is_null() || out_reason.is_null() {
             return Err(Error::NullPointer);
         }
@@ -292,7 +343,7 @@ pub unsafe extern "C" fn rewire_monitor_status(
 ) -> rewire_result {
     guard(|| unsafe {
         let id = array::<16>(enclave_id)?;
-        let st = monitor(m)?.inner.status(&id).ok_or(Error::UnknownEnclave)?;
+        let st = monitor_mut(m)?.status(&id).ok_or(Error::UnknownEnclave)?;
         let s = match st.state {
             EnclaveState::Running => crate::REWIRE_STATE_RUNNING,
             EnclaveState::Frozen => crate::REWIRE_STATE_FROZEN,
@@ -318,7 +369,7 @@ pub unsafe extern "C" fn rewire_monitor_may_run(
 ) -> bool {
     let mut yes = false;
     let _ = guard(|| unsafe {
-        yes = monitor(m)?.inner.may_run(&array::<16>(enclave_id)?);
+        yes = monitor_mut(m)?.may_run(&array::<16>(enclave_id)?);
         Ok(())
     });
     yes
@@ -356,7 +407,7 @@ pub unsafe extern "C" fn rewire_monitor_unseal(
 ) -> rewire_result {
     guard(|| unsafe {
         let id = array::<16>(enclave_id)?;
-        let plain = monitor(m)?.inner.unseal_data(&id, input(blob, len)?)?;
+        let plain = monitor_mut(m)?.unseal_data(&id, input(blob, len)?)?;
         output(&plain, buf, cap, out_len)
     })
 }

@@ -133,10 +133,11 @@ pub unsafe extern "C" fn rewire_sds_endorse_host(
     out_len: *mut usize,
 ) -> rewire_result {
     guard(|| unsafe {
-        if count == 0 || count > rewire_core::wire::MAX_SM_MEASUREMENTS {
-            return Err(Error::InvalidArgument);
-        }
-        let raw = input(sm_measurements, count * 32)?;
+        // The core checks the count (1..=16); this only bounds the read.
+        let raw = input(
+            sm_measurements,
+            count.checked_mul(32).ok_or(Error::InvalidArgument)?,
+        )?;
         let ms = raw
             .chunks_exact(32)
             .map(|c| {

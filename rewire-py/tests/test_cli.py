@@ -80,3 +80,20 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
         assert p.stderr.startswith("rewire: error:")
     p = rw(tmp_path / "nohome", "ledger", "show")
     assert p.returncode == 1 and "keygen" in p.stderr
+
+
+def test_bad_numbers_and_corrupt_ledger_give_one_line_errors(tmp_path):
+    """Out-of-range integers and a corrupt ledger: one line, exit 1, no traceback."""
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    for args in (["request", "sign", "web", "--to", "00" * 32, "--ttl", str(2**70)],
+                 ["host", "endorse", "x", "--atl", "-1"]):
+        p = rw(home, *args)
+        assert p.returncode in (1, 2), p.stdout + p.stderr
+        assert "Traceback" not in p.stderr, p.stderr
+    (home / "ledger.sqlite").write_bytes(b"this is not a database" * 100)
+    for wal in ("ledger.sqlite-wal", "ledger.sqlite-shm"):
+        (home / wal).unlink(missing_ok=True)
+    p = rw(home, "ledger", "show")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

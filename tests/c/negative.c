@@ -26,6 +26,16 @@ static int failures = 0;
     } while (0)
 
 static const uint8_t SM[32] = {9, 9, 9};
+
+/* A framework callback that calls back into its own monitor: refused, not UB. */
+static rewire_monitor *g_reenter;
+static uint32_t g_reenter_rc = 12345;
+static uint32_t reentrant_pause(void *ud, const uint8_t *id) {
+    uint32_t st;
+    uint64_t ep;
+    if (g_reenter) g_reenter_rc = rewire_monitor_status(g_reenter, id, &st, &ep);
+    return cb_pause(ud, id);
+}
 static const uint8_t EID[16] = "negative-enclave";
 static uint8_t code[1500], state[3000];
 
@@ -67,7 +77,9 @@ int main(void) {
     broken.counter_increment = NULL;
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &broken, &fa, &none), REWIRE_ERR_NULL_POINTER);
     TRUE(none == NULL);
+    fa.pause = reentrant_pause;
     CHECK(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &fa, &ma));
+    g_reenter = ma;
     CHECK(rewire_monitor_new(secret_b, SM, sds_key, 0, &pb, &fb, &mb));
     EXPECT(rewire_monitor_tick(NULL), REWIRE_ERR_NULL_POINTER);
     EXPECT(rewire_monitor_handle_sds(ma, NULL, 10), REWIRE_ERR_NULL_POINTER);
@@ -141,6 +153,8 @@ int main(void) {
 
     /* The real order, with a too-small output buffer on the way. */
     CHECK(rewire_monitor_handle_sds(ma, order, order_len));
+    TRUE(g_reenter_rc == REWIRE_ERR_INVALID_STATE); /* re-entry during pause */
+    g_reenter = NULL;
     uint32_t dest;
     uint8_t host[32];
     EXPECT(rewire_monitor_poll_output(ma, &dest, host, conn, buf, 4, &len), REWIRE_ERR_BUFFER_TOO_SMALL);

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -349,10 +350,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CliError as e:
         print(f"rewire: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, ArithmeticError) as e:
         msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         where = f": {e.filename}" if isinstance(e, OSError) and e.filename else ""
         print(f"rewire: error: {msg}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as e:
+        print(f"rewire: error: ledger: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -114,6 +114,10 @@ class Ledger:
 
         def __enter__(self) -> sqlite3.Connection:
             self.ledger._db.execute("BEGIN IMMEDIATE")
+            # Another process (another Ledger on the same file) may have
+            # committed since: start every change from the durable snapshot,
+            # never from a stale in-memory copy.
+            self.ledger._reload()
             return self.ledger._db
 
         def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
