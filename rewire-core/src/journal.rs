@@ -349,8 +349,8 @@ mod tests {
                 last: None,
             },
         ];
-        let bytes = encode(42, true, &recs).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), (42, true, recs));
+        let bytes = encode(42, true, &recs).unwrap(); // safe: test code
+        assert_eq!(decode(&bytes).unwrap(), (42, true, recs)); // safe: test code
     }
 
     /// Untrusted storage that keeps every blob ever written and presents
@@ -444,7 +444,7 @@ mod tests {
                 .blobs
                 .iter()
                 .map(|b| {
-                    let (v, f, r) = decode(&seal::unseal(k, b).unwrap()).unwrap();
+                    let (v, f, r) = decode(&seal::unseal(k, b).unwrap()).unwrap(); // safe: test code
                     (v, f, history(&r))
                 })
                 .collect();
