@@ -140,6 +140,31 @@ pub(crate) unsafe fn put<T>(out: *mut T, v: T) -> Result<(), Error> {
     Ok(())
 }
 
+/// Hand a new handle to C through `out`.
+pub(crate) unsafe fn new_handle<T>(out: *mut *mut T, value: T) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::NullPointer);
+    }
+    // safe: checked non-null.
+    unsafe {
+        put(
+            out,
+            alloc::boxed::Box::into_raw(alloc::boxed::Box::new(value)),
+        )
+    }
+}
+
+/// Release a handle made by `new_handle` (NULL is ignored).
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        let _ = guard(|| {
+            // safe: p came from Box::into_raw in new_handle and is freed once.
+            drop(unsafe { alloc::boxed::Box::from_raw(p) });
+            Ok(())
+        });
+    }
+}
+
 /// A fixed, secret-free, NUL-terminated description of a result code. Never NULL.
 #[no_mangle]
 pub extern "C" fn rewire_result_text(result: rewire_result) -> *const c_char {

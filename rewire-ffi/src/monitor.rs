@@ -1,6 +1,5 @@
 //! `rewire_monitor`: one security monitor (source and target roles).
 
-use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +8,9 @@ use zeroize::Zeroize;
 use rewire_core::{Config, Dest, EnclaveState, Error, Event, Identity, Monitor, PublicKey, Secret};
 
 use crate::callbacks::{rewire_enclave_callbacks, rewire_platform_callbacks};
-use crate::{array, guard, input, output, output_array, put, rewire_result};
+use crate::{
+    array, free_handle, guard, input, new_handle, output, output_array, put, rewire_result,
+};
 
 type Mon = Monitor<rewire_platform_callbacks, rewire_enclave_callbacks>;
 
@@ -147,8 +148,7 @@ pub unsafe extern "C" fn rewire_monitor_new(
             poisoned: AtomicBool::new(false),
             inner: UnsafeCell::new(inner),
         };
-        unsafe { put(out, Box::into_raw(Box::new(handle)))? };
-        Ok(())
+        unsafe { new_handle(out, handle) }
     })
 }
 
@@ -160,13 +160,7 @@ pub unsafe extern "C" fn rewire_monitor_free(m: *mut rewire_monitor) {
     if unsafe { m.as_ref() }.is_some_and(|h| h.busy.load(Ordering::Acquire)) {
         return;
     }
-    if !m.is_null() {
-        // safe: m came from Box::into_raw in rewire_monitor_new and is freed once.
-        let _ = guard(|| {
-            drop(unsafe { Box::from_raw(m) });
-            Ok(())
-        });
-    }
+    unsafe { free_handle(m) }
 }
 
 /// The monitor's host id (its device public key), 32 bytes into `out`.

@@ -1,13 +1,14 @@
 //! `rewire_sds`: the operator's control plane (registry, requests, ledger).
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use rewire_core::{Error, LedgerEvent, PublicKey, Sds, Secret, SigningKey};
 
-use crate::{array, guard, input, output, output_array, put, rewire_result};
+use crate::{
+    array, free_handle, guard, input, new_handle, output, output_array, put, rewire_result,
+};
 
 /// An opaque SDS handle.
 pub struct rewire_sds {
@@ -39,6 +40,13 @@ unsafe fn key(seed: *const u8) -> Result<SigningKey, Error> {
     k
 }
 
+fn handle(inner: Sds) -> rewire_sds {
+    rewire_sds {
+        inner,
+        queue: VecDeque::new(),
+    }
+}
+
 /// A new, empty SDS with the Ed25519 signing key of the 32-byte `seed`.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_sds_new(
@@ -49,14 +57,7 @@ pub unsafe extern "C" fn rewire_sds_new(
         if out.is_null() {
             return Err(Error::NullPointer);
         }
-        let inner = Sds::new(key(seed)?);
-        put(
-            out,
-            Box::into_raw(Box::new(rewire_sds {
-                inner,
-                queue: VecDeque::new(),
-            })),
-        )
+        new_handle(out, handle(Sds::new(key(seed)?)))
     })
 }
 
@@ -72,13 +73,9 @@ pub unsafe extern "C" fn rewire_sds_load(
         if out.is_null() {
             return Err(Error::NullPointer);
         }
-        let inner = Sds::from_bytes(key(seed)?, input(ledger, len)?)?;
-        put(
+        new_handle(
             out,
-            Box::into_raw(Box::new(rewire_sds {
-                inner,
-                queue: VecDeque::new(),
-            })),
+            handle(Sds::from_bytes(key(seed)?, input(ledger, len)?)?),
         )
     })
 }
@@ -86,13 +83,7 @@ pub unsafe extern "C" fn rewire_sds_load(
 /// Release an SDS handle (NULL is ignored).
 #[no_mangle]
 pub unsafe extern "C" fn rewire_sds_free(s: *mut rewire_sds) {
-    if !s.is_null() {
-        // safe: from Box::into_raw, freed once.
-        let _ = guard(|| {
-            drop(unsafe { Box::from_raw(s) });
-            Ok(())
-        });
-    }
+    unsafe { free_handle(s) }
 }
 
 /// The durable ledger (registry and locations; no secrets). Persist it after every change.
