@@ -658,3 +658,27 @@ fn g1_older_endorsement_substituted() {
         &img,
     );
 }
+
+/// A request that names another policy than the enclave's (the digest the
+/// signed request binds): refused, the enclave stays.
+#[test]
+fn g1_request_naming_another_policy() {
+    let (mut w, img) = world();
+    let mut req = w.request(&EID, 1, [1; 16]);
+    req.policy = [0x42; 32];
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    order_refused(&mut w, order, Error::WrongEnclave, &img);
+}
+
+/// An endorsement no monitor could accept (more than 16 SM builds) is never signed.
+#[test]
+fn g1_oversized_endorsement_is_not_signed() {
+    let (mut w, _) = world();
+    let cert = identity(1).certificate().to_vec();
+    let r = w
+        .sds()
+        .endorse_host(&cert, vec![SM_MEASUREMENT; 17], 2, WALL0, WALL0 + 10);
+    assert_eq!(r, Err(Error::InvalidArgument));
+    let r = w.sds().endorse_host(&cert, vec![], 2, WALL0, WALL0 + 10);
+    assert_eq!(r, Err(Error::InvalidArgument));
+}
