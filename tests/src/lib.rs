@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+pub mod node;
+
 use rewire_core::monitor::SEALED_DATA_KEY_ID;
 use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
 use rewire_core::wire::{Message, MigrationRequest, Order, SignedBody};
