@@ -194,6 +194,12 @@ pub struct Faults {
     pub accept_any_target: bool,
     /// SMT: sign READY for another request id.
     pub ready_wrong_request: bool,
+    /// SMS (deliberately broken): after journaling MIGRATED and sending
+    /// RELEASE, keep the copy and resume it instead of destroying it (a fork).
+    pub resume_after_release: bool,
+    /// SMT (deliberately broken): time out a PENDING import like a stalled
+    /// one and drop it, breaking §7.2 rule 3 (loses a released enclave).
+    pub drop_pending_on_timeout: bool,
 }
 
 enum OutPhase {
@@ -678,11 +684,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         // An import that stalls is dropped: always safe, since the source
         // cannot commit before it has READY, which is sent only once PENDING.
+        #[cfg(feature = "fault-injection")]
+        let pending_times_out = self.faults.drop_pending_on_timeout;
+        #[cfg(not(feature = "fault-injection"))]
+        let pending_times_out = false;
         let stalled: Vec<RequestId> = self
             .incoming
             .iter()
             .filter(|(_, s)| {
-                matches!(s.phase, InPhase::AwaitOffer | InPhase::Receiving(_))
+                (matches!(s.phase, InPhase::AwaitOffer | InPhase::Receiving(_))
+                    || (pending_times_out && matches!(s.phase, InPhase::AwaitDecision)))
                     && now.saturating_sub(s.last_activity_ms) > self.cfg.timeout_ms
             })
             .map(|(k, _)| *k)
@@ -1252,11 +1263,20 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             s.phase = OutPhase::Done;
         }
         self.commit()?;
-        self.apply(&req.enclave_id);
+        #[cfg(feature = "fault-injection")]
+        let keep_copy = self.faults.resume_after_release;
+        #[cfg(not(feature = "fault-injection"))]
+        let keep_copy = false;
+        if !keep_copy {
+            self.apply(&req.enclave_id);
+        }
         self.event(conn, Event::Committed);
         self.push(Dest::Sds, message.clone());
         if let Some(s) = self.outgoing.get_mut(&conn) {
             s.channel.send(message)?;
+        }
+        if keep_copy {
+            let _ = self.host.resume(&req.enclave_id);
         }
         self.flush_out(conn)
     }
@@ -1401,6 +1421,18 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let host = s.peer;
         if !bytes.is_empty() {
             self.push(Dest::Peer { host, conn }, bytes);
+        }
+        #[cfg(feature = "fault-injection")]
+        if self.faults.drop_pending_on_timeout
+            && why == Error::Timeout
+            && matches!(phase, InPhase::AwaitDecision)
+        {
+            let pending = self.records.iter().position(
+                |r| matches!(r.state, RecState::Pending { request_id, .. } if request_id == conn),
+            );
+            if let Some(i) = pending {
+                let _ = self.drop_import(i, conn);
+            }
         }
         // A half-received import is dropped. A PENDING enclave stays pending:
         // its decision can come via the SDS.

@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+pub mod model;
+
 pub mod node;
 
 use rewire_core::monitor::SEALED_DATA_KEY_ID;
