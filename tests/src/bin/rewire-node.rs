@@ -49,16 +49,21 @@ struct Node {
     me: u8,
 }
 
+/// Report a step; stop for good if it is the one to halt at.
+fn step(halt: Option<&str>, name: &str) {
+    println!("STEP {name}");
+    if halt == Some(name) {
+        println!("HALT {name}");
+        let _ = std::io::stdout().flush();
+        loop {
+            thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
 impl Node {
     fn step(&self, name: &str) {
-        println!("STEP {name}");
-        if self.halt.as_deref() == Some(name) {
-            println!("HALT {name}");
-            let _ = std::io::stdout().flush();
-            loop {
-                thread::sleep(Duration::from_secs(3600));
-            }
-        }
+        step(self.halt.as_deref(), name)
     }
     fn send(&mut self, kind: Kind, to: u8, conn: [u8; 16], payload: Vec<u8>) {
         let f = Frame {
@@ -158,6 +163,9 @@ fn run_monitor(idx: usize, dir: &Path, addr: &str, hosts: &[HostId], halt: Optio
         Ok(m) => m,
         Err(e) => fatal(&format!("start {e:?}")),
     };
+    // Storage steps after the start (the start's own fence is not one).
+    let h2 = halt.clone();
+    m.platform().hook = Some(std::sync::Arc::new(move |s: &str| step(h2.as_deref(), s)));
     let rx = start_io(addr, me);
     let mut node = Node {
         halt,

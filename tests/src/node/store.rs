@@ -74,14 +74,33 @@ pub fn urandom(buf: &mut [u8]) -> io::Result<()> {
     File::open("/dev/urandom")?.read_exact(buf)
 }
 
+/// Called after each durable journal write (`io:journal:<n>`) and counter
+/// increment (`io:counter:<n>`), numbered from 1 in this process.
+pub type IoHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The platform of a monitor process. Time is real time plus a skew that the
 /// test driver advances (`advance`) to make timeouts fire without waiting.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FilePlatform {
     dir: PathBuf,
     start: Instant,
     /// Milliseconds added to real time (monotonic and wall).
     pub skew_ms: Arc<AtomicU64>,
+    /// Observes storage steps (the node prints them and may halt there: a
+    /// kill between a journal write and its counter increment is a torn commit).
+    pub hook: Option<IoHook>,
+    writes: u64,
+    increments: u64,
+}
+
+impl std::fmt::Debug for FilePlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePlatform")
+            .field("dir", &self.dir)
+            .field("writes", &self.writes)
+            .field("increments", &self.increments)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FilePlatform {
@@ -91,6 +110,9 @@ impl FilePlatform {
             dir: dir.to_path_buf(),
             start: Instant::now(),
             skew_ms: Arc::new(AtomicU64::new(0)),
+            hook: None,
+            writes: 0,
+            increments: 0,
         })
     }
     fn counter_path(&self) -> PathBuf {
@@ -122,7 +144,12 @@ impl Platform for FilePlatform {
         read_opt(&self.dir.join("journal")).map_err(|_| Error::Storage)
     }
     fn journal_write(&mut self, blob: &[u8]) -> Result<()> {
-        atomic_write(&self.dir.join("journal"), blob).map_err(|_| Error::Storage)
+        atomic_write(&self.dir.join("journal"), blob).map_err(|_| Error::Storage)?;
+        self.writes += 1;
+        if let Some(h) = &self.hook {
+            h(&format!("io:journal:{}", self.writes));
+        }
+        Ok(())
     }
     fn counter_read(&mut self) -> Result<u64> {
         Self::read_counter(&self.dir).map_err(|_| Error::Counter)
@@ -130,6 +157,10 @@ impl Platform for FilePlatform {
     fn counter_increment(&mut self) -> Result<u64> {
         let v = self.counter_read()? + 1;
         atomic_write(&self.counter_path(), v.to_string().as_bytes()).map_err(|_| Error::Counter)?;
+        self.increments += 1;
+        if let Some(h) = &self.hook {
+            h(&format!("io:counter:{}", self.increments));
+        }
         Ok(v)
     }
 }
