@@ -1,0 +1,99 @@
+/*
+ * The reference monitor's own ABI: the ecalls that the untrusted host program
+ * and the enclave make into the M-mode monitor, the memory map, and the frames
+ * the host exchanges with the relay on Linux. Shared by monitor.c, host.c,
+ * enclave.c and mirrored in monitor/linux/qemu_world.py.
+ */
+#ifndef REWIRE_MONITOR_ABI_H
+#define REWIRE_MONITOR_ABI_H
+
+#include <stdint.h>
+
+/* Memory map (QEMU virt, -m 256M). Each region is a naturally aligned power of two (PMP NAPOT). */
+#define MON_BASE 0x80000000UL /* M-mode only: monitor, librewire, its heap */
+#define HOST_BASE 0x84000000UL /* the untrusted host program, U-mode */
+#define HOST_SIZE 0x01000000UL
+#define ENC_BASE 0x85000000UL /* the enclave, U-mode */
+#define ENC_SIZE 0x00400000UL
+#define ENC_CODE_MAX 0x10000UL /* code: ENC_BASE .. +64 KiB (measured, migrated) */
+#define ENC_STACK_TOP (ENC_BASE + 0x20000UL) /* scratch stack, not migrated */
+#define ENC_STATE (ENC_BASE + 0x20000UL) /* state: migrated byte for byte */
+#define ENC_STATE_MAX (ENC_SIZE - 0x20000UL)
+#define MMIO_BASE 0x10000000UL /* UART 0x10000000, virtio-mmio 0x10001000..0x10008fff */
+#define MMIO_SIZE 0x00010000UL
+#define FLASH_BASE 0x22000000UL /* pflash1: 32 MiB, backed by a file on the Linux side */
+#define FLASH_HOST 0x22000000UL /* first 16 MiB: untrusted storage the host may read and write */
+#define FLASH_HOST_SIZE 0x01000000UL
+#define FLASH_MON 0x23000000UL /* last 16 MiB: monotonic counter and root of trust, M-mode only */
+
+/* Untrusted storage layout (offsets from FLASH_HOST): two journal slots, two checkpoint slots. */
+#define JOURNAL_SLOT0 0x000000UL
+#define JOURNAL_SLOT1 0x200000UL
+#define JOURNAL_SLOT_SIZE 0x200000UL
+#define CKPT_SLOT0 0x400000UL
+#define CKPT_SLOT1 0xA00000UL
+#define CKPT_SLOT_SIZE 0x600000UL
+/* Monitor-only flash (offsets from FLASH_MON). */
+#define COUNTER_OFF 0x000000UL /* one programmed 32-bit word per increment */
+#define COUNTER_WORDS 0x100000UL
+#define ROT_OFF 0xF00000UL /* simulated fuses: struct rot_blob */
+
+#define ROT_MAGIC "RWROT001"
+struct rot_blob {
+    char magic[8];
+    uint8_t device_secret[32];
+    uint8_t sds_public_key[32];
+    char name[16];
+};
+
+/* Ecalls from the host (a7 = number). Pointers must lie inside the host region. */
+enum {
+    H_INFO = 1,       /* a0=buf, a1=cap: host_id[32] sm_measurement[32] enclave_measurement[32] certificate */
+    H_LAUNCH = 2,     /* a0=policy, a1=len, a2=state_len: load the built-in enclave and install it */
+    H_SDS = 3,        /* a0=msg, a1=len */
+    H_PEER = 4,       /* a0=from[32] conn[16] bytes..., a1=total len */
+    H_CLOSED = 5,     /* a0=conn[16] */
+    H_TICK = 6,
+    H_POLL_OUT = 7,   /* a0=buf, a1=cap: dest[1] host[32] conn[16] bytes; returns total len */
+    H_POLL_EVENT = 8, /* a0=buf: event u32, request[16], reason u32 (24 bytes) */
+    H_RUN = 9,        /* run one enclave step; returns 0 or a REWIRE_ERR_* */
+    H_TIME_MS = 10,
+    H_STATUS = 11,    /* a0=buf: state u32, epoch u64, may_run u32, counter u64 (24 bytes) */
+    H_POWEROFF = 12,
+};
+/* Ecalls from the enclave. Pointers must lie inside the enclave region. */
+enum {
+    E_EXIT = 100,
+    E_PRINT = 101,    /* a0=str, a1=len */
+    E_HOSTNAME = 102, /* a0=buf[16] */
+    E_SEAL = 103,     /* a0=data, a1=len: becomes the enclave's sealed data */
+    E_UNSEAL = 104,   /* a0=buf, a1=cap: returns the plaintext length */
+};
+/* Ecall results: >= 0 success; negative = -(REWIRE_ERR_* or a monitor code below). */
+#define MON_ERR_BAD_POINTER 900
+#define MON_ERR_NO_ENCLAVE 901
+#define MON_ERR_NOT_RUNNABLE 902
+
+/* Frames between the host program and the relay: 'R' 'W' type len32(le) payload. */
+enum {
+    /* host -> relay */
+    F_HELLO = 1,   /* H_INFO bytes */
+    F_TO_SDS = 2,  /* bytes */
+    F_TO_PEER = 3, /* host[32] conn[16] bytes */
+    F_EVENT = 4,   /* event u32, request[16], reason u32 */
+    F_RESULT = 5,  /* command u8, result i32 (the monitor's answer to a relay command) */
+    F_STATUS = 6,  /* H_STATUS bytes */
+    F_PROBE = 7,   /* result of reading enclave memory: i32 (0 = read succeeded, -1 = denied) */
+    /* relay -> host */
+    F_SDS = 32,    /* bytes */
+    F_PEER = 33,   /* from[32] conn[16] bytes */
+    F_CLOSED = 34, /* conn[16] */
+    F_LAUNCH = 35, /* state_len u32, policy */
+    F_RUN = 36,    /* period_ms u32 (0 = stop stepping the enclave) */
+    F_STATUS_REQ = 37,
+    F_PROBE_REQ = 38,
+    F_OFF = 39,
+};
+#define FRAME_MAX (4u << 20)
+
+#endif

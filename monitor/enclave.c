@@ -1,0 +1,106 @@
+/*
+ * The enclave: a small program whose state visibly evolves. Each step the
+ * monitor calls enclave_entry(state, len) in U-mode; it counts, logs where it
+ * ran, checks that its whole state is intact, and says so on the console.
+ * It owns sealed data (a note sealed by librewire under the host's key) and
+ * opens it again after every move. It has no globals: everything it keeps is
+ * in its state region, which is what migrates.
+ */
+#include <stddef.h>
+#include "abi.h"
+#include "enclave_state.h"
+
+static long ecall(long n, long a0, long a1) {
+    register long r0 __asm__("a0") = a0;
+    register long r1 __asm__("a1") = a1;
+    register long r7 __asm__("a7") = n;
+    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r7) : "memory");
+    return r0;
+}
+
+static size_t put(char *b, size_t i, const char *s) { while (*s) b[i++] = *s++; return i; }
+static size_t put_n(char *b, size_t i, const char *s, size_t n) { for (size_t k = 0; k < n && s[k]; k++) b[i++] = s[k]; return i; }
+static size_t put_dec(char *b, size_t i, uint64_t v) {
+    char t[20]; int n = 0;
+    do { t[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) b[i++] = t[--n];
+    return i;
+}
+static void print(const char *b, size_t n) { ecall(E_PRINT, (long)b, (long)n); }
+
+static uint64_t digest(const struct enclave_state *s) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the log and the ballast */
+    const uint8_t *p = (const uint8_t *)s->log;
+    const uint8_t *end = (const uint8_t *)s + s->len;
+    for (; p < end; p++) { h ^= *p; h *= 0x100000001b3ull; }
+    return h;
+}
+
+__attribute__((section(".text.enclave_entry"), used)) void enclave_entry(struct enclave_state *s, uint64_t len) {
+    char host[17], line[160];
+    size_t n = 0;
+    for (int i = 0; i < 17; i++) host[i] = 0;
+    ecall(E_HOSTNAME, (long)host, 0);
+    if (s->magic != ENCLAVE_MAGIC) { /* first step of its life */
+        s->magic = ENCLAVE_MAGIC;
+        s->len = len;
+        uint8_t *b = s->ballast;
+        for (uint64_t i = 0; i < len - sizeof *s; i++) b[i] = (uint8_t)(i * 131 + 7);
+        char note[64];
+        size_t k = put(note, 0, "sealed note: born on ");
+        k = put_n(note, k, host, 16);
+        ecall(E_SEAL, (long)note, (long)k);
+        s->unsealed = 1;
+        s->check = digest(s);
+        n = put(line, 0, "born with ");
+        n = put_dec(line, n, len);
+        n = put(line, n, " bytes of state; sealed a note\n");
+        print(line, n);
+    }
+    if (digest(s) != s->check) {
+        n = put(line, 0, "STATE CORRUPT at counter ");
+        n = put_dec(line, n, s->counter);
+        n = put(line, n, "\n");
+        print(line, n);
+        ecall(E_EXIT, 1, 0);
+    }
+    /* Moved since the last step? Then open the sealed note (re-sealed for this host by the migration). */
+    char *last = s->log[(s->log_next + ENCLAVE_LOG - 1) % ENCLAVE_LOG];
+    int moved = s->counter > 0;
+    for (int i = 0; i < 16 && moved; i++) {
+        if (last[i] != host[i]) break;
+        if (host[i] == 0 || i == 15) moved = 0;
+    }
+    if (moved) {
+        char note[64];
+        long k = ecall(E_UNSEAL, (long)note, sizeof note);
+        n = put(line, 0, "arrived on ");
+        n = put_n(line, n, host, 16);
+        n = put(line, n, " from ");
+        n = put_n(line, n, last, 16);
+        if (k > 0) {
+            n = put(line, n, "; sealed note opens (");
+            n = put_dec(line, n, (uint64_t)k);
+            n = put(line, n, " bytes)\n");
+        } else {
+            n = put(line, n, "; SEALED NOTE DOES NOT OPEN\n");
+        }
+        print(line, n);
+    }
+    s->counter++;
+    char *e = s->log[s->log_next];
+    for (int i = 0; i < 24; i++) e[i] = 0;
+    put_n(e, 0, host, 16);
+    s->log_next = (s->log_next + 1) % ENCLAVE_LOG;
+    uint8_t *b = s->ballast;
+    uint64_t blen = s->len - sizeof *s;
+    if (blen) b[s->counter % blen] ^= (uint8_t)s->counter;
+    s->check = digest(s);
+    n = put(line, 0, "counter=");
+    n = put_dec(line, n, s->counter);
+    n = put(line, n, " state=");
+    n = put_dec(line, n, s->len);
+    n = put(line, n, "B intact\n");
+    print(line, n);
+    ecall(E_EXIT, 0, 0);
+}

@@ -1,0 +1,124 @@
+/*
+ * QEMU virt pflash1 (Intel/Sharp CFI command set, 32-bit bank, 256 KiB
+ * blocks), backed by a file on the Linux side so that it survives a killed
+ * QEMU. Flash bits only go from 1 to 0 without an erase, which gives a cheap
+ * monotonic counter: one programmed word per increment, in a region only
+ * M-mode can reach. The host-visible half holds the journal and the enclave
+ * checkpoints in pairs of slots, so that replacing a blob is atomic: the new
+ * copy goes to the other slot and its header word is programmed last.
+ */
+#include "monitor.h"
+
+#define BLOCK 0x40000UL
+#define SLOT_MAGIC 0x52574231u /* "RWB1" */
+#define ERASED 0xffffffffu
+
+static volatile uint32_t *word(uintptr_t addr) { return (volatile uint32_t *)addr; }
+
+static int wait_ready(uintptr_t addr) {
+    for (unsigned i = 0; i < 1000000; i++) {
+        uint32_t s = *word(addr);
+        if (s & 0x80) {
+            *word(addr) = 0x00500050; /* clear status */
+            *word(addr) = 0x00ff00ff; /* back to read-array mode */
+            return (s & 0x30) ? -1 : 0; /* erase / program error bits */
+        }
+    }
+    *word(addr) = 0x00ff00ff;
+    return -1;
+}
+
+static int program(uintptr_t addr, uint32_t v) {
+    if (v == ERASED) return 0;
+    *word(addr) = 0x00400040;
+    *word(addr) = v;
+    return wait_ready(addr);
+}
+
+static int erase_block(uintptr_t addr) {
+    *word(addr) = 0x00200020;
+    *word(addr) = 0x00d000d0;
+    return wait_ready(addr);
+}
+
+void flash_init(void) { *word(FLASH_BASE) = 0x00ff00ff; }
+
+static int erase_range(uintptr_t base, size_t len) {
+    for (uintptr_t a = base; a < base + len; a += BLOCK) {
+        /* skip blocks that are already erased (cheap to check, slow to erase) */
+        int dirty = 0;
+        for (uintptr_t p = a; p < a + BLOCK; p += 4)
+            if (*word(p) != ERASED) { dirty = 1; break; }
+        if (dirty && erase_block(a) != 0) return -1;
+    }
+    return 0;
+}
+
+int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32_t seq, uint32_t tag) {
+    uintptr_t base = FLASH_HOST + slot_off;
+    size_t size = slot_off < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
+    if (len + 16 > size) return -1;
+    if (erase_range(base, (len + 16 + BLOCK - 1) & ~(BLOCK - 1)) != 0) return -1;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t v = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
+        if (program(base + 16 + i, v) != 0) return -1;
+    }
+    if (i < len) {
+        uint32_t v = 0;
+        for (size_t k = 0; i + k < len; k++) v |= (uint32_t)data[i + k] << (8 * k);
+        if (program(base + 16 + i, v) != 0) return -1;
+    }
+    if (program(base + 4, seq) != 0 || program(base + 8, (uint32_t)len) != 0 || program(base + 12, tag) != 0) return -1;
+    return program(base, SLOT_MAGIC); /* the copy exists only once this word is written */
+}
+
+long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t *seq, uint32_t *tag) {
+    long best = -1;
+    uint32_t best_seq = 0;
+    uintptr_t offs[2] = {s0, s1};
+    size_t size = s0 < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
+    for (int k = 0; k < 2; k++) {
+        uintptr_t b = FLASH_HOST + offs[k];
+        if (*word(b) != SLOT_MAGIC) continue;
+        uint32_t s = *word(b + 4), n = *word(b + 8);
+        if ((size_t)n + 16 > size) continue;
+        if (best < 0 || (int32_t)(s - best_seq) > 0) {
+            best = (long)n;
+            best_seq = s;
+            *out = (const uint8_t *)(b + 16);
+            if (tag) *tag = *word(b + 12);
+        }
+    }
+    if (seq) *seq = best_seq;
+    return best;
+}
+
+int flash_slots_erase(uintptr_t s0, uintptr_t s1) {
+    int r = 0;
+    if (*word(FLASH_HOST + s0) != ERASED) r |= erase_block(FLASH_HOST + s0);
+    if (*word(FLASH_HOST + s1) != ERASED) r |= erase_block(FLASH_HOST + s1);
+    return r;
+}
+
+/* The counter is the number of programmed words: they form a prefix, so binary search. */
+uint64_t flash_counter_read(void) {
+    uintptr_t base = FLASH_MON + COUNTER_OFF;
+    uint64_t lo = 0, hi = COUNTER_WORDS; /* answer in [lo, hi] */
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (*word(base + 4 * mid) != ERASED) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+int flash_counter_increment(void) {
+    uint64_t n = flash_counter_read();
+    if (n >= COUNTER_WORDS) return -1;
+    return program(FLASH_MON + COUNTER_OFF + 4 * n, 0);
+}
+
+const struct rot_blob *flash_rot(void) {
+    const struct rot_blob *r = (const struct rot_blob *)(FLASH_MON + ROT_OFF);
+    return memcmp(r->magic, ROT_MAGIC, 8) == 0 ? r : NULL;
+}

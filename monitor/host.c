@@ -1,0 +1,313 @@
+/*
+ * The untrusted host program (U-mode). It stands for the OS and its network
+ * stack: it owns the UART and a virtio console whose other end is the relay
+ * on Linux, carries frames between that relay and the monitor's ecalls, ticks
+ * the monitor and schedules the enclave. It is not trusted with anything: PMP
+ * keeps it out of the monitor and the enclave (F_PROBE_REQ shows it), and
+ * every byte it relays is authenticated by librewire.
+ *
+ * No libc: nothing here may call into the monitor's region.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include "abi.h"
+
+static long ecall(long n, long a0, long a1, long a2) {
+    register long r0 __asm__("a0") = a0;
+    register long r1 __asm__("a1") = a1;
+    register long r2 __asm__("a2") = a2;
+    register long r7 __asm__("a7") = n;
+    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r7) : "memory");
+    return r0;
+}
+
+static void copy(void *d, const void *s, size_t n) {
+    uint8_t *a = d;
+    const uint8_t *b = s;
+    while (n--) *a++ = *b++;
+}
+static void zero(void *d, size_t n) {
+    volatile uint8_t *a = d;
+    while (n--) *a++ = 0;
+}
+
+/* ---------------------------------------------------------------- UART */
+#define UART ((volatile uint8_t *)MMIO_BASE)
+static void putc_(char c) {
+    while (!(UART[5] & 0x20)) {}
+    UART[0] = (uint8_t)c;
+}
+static void puts_(const char *s) { while (*s) putc_(*s++); }
+static void putd(long v) {
+    char b[24]; int i = 23; b[i] = 0;
+    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
+    do { b[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) b[--i] = '-';
+    puts_(b + i);
+}
+static void say(const char *s) { puts_("[host] "); puts_(s); }
+
+/* --------------------------------------------------- virtio-mmio console */
+#define VQN 16
+#define RXBUF 4096
+struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
+struct avail { uint16_t flags, idx, ring[VQN], event; };
+struct used { uint16_t flags, idx; struct { uint32_t id, len; } ring[VQN]; uint16_t event; };
+struct vq {
+    struct desc d[VQN] __attribute__((aligned(16)));
+    struct avail a __attribute__((aligned(4)));
+    struct used u __attribute__((aligned(8)));
+    uint16_t seen;
+};
+static struct vq rxq, txq;
+static uint8_t rxbuf[VQN][RXBUF];
+static volatile uint32_t *vio;
+
+static uint32_t rd(unsigned off) { return vio[off / 4]; }
+static void wr(unsigned off, uint32_t v) { vio[off / 4] = v; }
+static void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+
+static int setup_queue(unsigned q, struct vq *v) {
+    wr(0x30, q);
+    if (rd(0x34) < VQN) return -1;
+    wr(0x38, VQN);
+    uint64_t d = (uint64_t)(uintptr_t)v->d, a = (uint64_t)(uintptr_t)&v->a, u = (uint64_t)(uintptr_t)&v->u;
+    wr(0x80, (uint32_t)d); wr(0x84, (uint32_t)(d >> 32));
+    wr(0x90, (uint32_t)a); wr(0x94, (uint32_t)(a >> 32));
+    wr(0xa0, (uint32_t)u); wr(0xa4, (uint32_t)(u >> 32));
+    wr(0x44, 1);
+    return 0;
+}
+
+static int virtio_init(void) {
+    for (uintptr_t base = 0x10001000; base <= 0x10008000; base += 0x1000) {
+        vio = (volatile uint32_t *)base;
+        if (rd(0) == 0x74726976 && rd(4) == 2 && rd(8) == 3) break; /* modern virtio-mmio, console */
+        vio = 0;
+    }
+    if (!vio) return -1;
+    wr(0x70, 0);
+    wr(0x70, 1 | 2);            /* ACKNOWLEDGE | DRIVER */
+    wr(0x24, 1); wr(0x20, 1);   /* VIRTIO_F_VERSION_1, nothing else (no multiport) */
+    wr(0x24, 0); wr(0x20, 0);
+    wr(0x70, 1 | 2 | 8);        /* FEATURES_OK */
+    if (!(rd(0x70) & 8)) return -1;
+    if (setup_queue(0, &rxq) || setup_queue(1, &txq)) return -1;
+    for (int i = 0; i < VQN; i++) {
+        rxq.d[i].addr = (uint64_t)(uintptr_t)rxbuf[i];
+        rxq.d[i].len = RXBUF;
+        rxq.d[i].flags = 2; /* device writes */
+        rxq.a.ring[i] = (uint16_t)i;
+    }
+    fence();
+    rxq.a.idx = VQN;
+    fence();
+    wr(0x70, 1 | 2 | 8 | 4);    /* DRIVER_OK */
+    wr(0x50, 0);
+    return 0;
+}
+
+static void tx(const uint8_t *p, size_t n) {
+    while (n) {
+        size_t k = n < 65536 ? n : 65536;
+        txq.d[0].addr = (uint64_t)(uintptr_t)p;
+        txq.d[0].len = (uint32_t)k;
+        txq.d[0].flags = 0;
+        txq.a.ring[txq.a.idx % VQN] = 0;
+        fence();
+        txq.a.idx++;
+        fence();
+        wr(0x50, 1);
+        while (*(volatile uint16_t *)&txq.u.idx == txq.seen) {}
+        txq.seen++;
+        fence();
+        p += k;
+        n -= k;
+    }
+}
+
+/* Received bytes: the current used buffer and our position in it. */
+static int rx_have = -1;
+static uint32_t rx_len, rx_pos;
+static int rx_byte(uint8_t *out) {
+    if (rx_have < 0) {
+        if (*(volatile uint16_t *)&rxq.u.idx == rxq.seen) return 0;
+        fence();
+        uint32_t id = rxq.u.ring[rxq.seen % VQN].id;
+        rx_len = rxq.u.ring[rxq.seen % VQN].len;
+        rxq.seen++;
+        rx_have = (int)id;
+        rx_pos = 0;
+    }
+    if (rx_pos >= rx_len) { /* give the buffer back */
+        rxq.a.ring[rxq.a.idx % VQN] = (uint16_t)rx_have;
+        fence();
+        rxq.a.idx++;
+        fence();
+        wr(0x50, 0);
+        rx_have = -1;
+        return rx_byte(out);
+    }
+    *out = rxbuf[rx_have][rx_pos++];
+    return 1;
+}
+
+/* ---------------------------------------------------------------- frames */
+#define BUF (2u << 20)
+static uint8_t in[BUF + 64], out[BUF + 64], scratch[64];
+static uint32_t in_type, in_len, in_got, hdr_got;
+static uint8_t hdr[7];
+
+static void send(uint32_t type, const uint8_t *p, size_t n) {
+    uint8_t h[7] = {'R', 'W', (uint8_t)type, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    tx(h, 7);
+    if (n) tx(p, n);
+}
+static void send_result(uint32_t cmd, long r) {
+    uint8_t b[5] = {(uint8_t)cmd, (uint8_t)r, (uint8_t)(r >> 8), (uint8_t)(r >> 16), (uint8_t)(r >> 24)};
+    send(F_RESULT, b, 5);
+}
+
+/* One whole frame into `in`, or 0 if none is complete yet. Oversized frames are skipped. */
+static int rx_frame(void) {
+    uint8_t c;
+    while (rx_byte(&c)) {
+        if (hdr_got < 7) {
+            hdr[hdr_got++] = c;
+            if (hdr_got == 1 && c != 'R') hdr_got = 0;
+            else if (hdr_got == 2 && c != 'W') hdr_got = 0;
+            else if (hdr_got == 7) {
+                in_type = hdr[2];
+                in_len = (uint32_t)hdr[3] | (uint32_t)hdr[4] << 8 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 24;
+                in_got = 0;
+                if (in_len == 0) { hdr_got = 0; return 1; }
+            }
+            continue;
+        }
+        if (in_got < BUF) in[in_got] = c;
+        in_got++;
+        if (in_got == in_len) {
+            hdr_got = 0;
+            if (in_len > BUF) { say("oversized frame dropped\n"); continue; }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static long probe(uintptr_t addr, long *faulted) {
+    register long a0 __asm__("a0") = (long)addr;
+    register long t6 __asm__("t6") = 0;
+    __asm__ volatile("ld a0, 0(a0)" : "+r"(a0), "+r"(t6)::"memory");
+    *faulted = t6;
+    return a0;
+}
+
+static uint32_t run_period;
+static uint64_t next_run;
+static long last_run = 0;
+
+static void dispatch(void) {
+    long r;
+    switch (in_type) {
+    case F_SDS:
+        r = ecall(H_SDS, (long)in, in_len, 0);
+        send_result(F_SDS, r);
+        break;
+    case F_PEER:
+        r = ecall(H_PEER, (long)in, in_len, 0);
+        if (r) send_result(F_PEER, r);
+        break;
+    case F_CLOSED:
+        if (in_len == 16) ecall(H_CLOSED, (long)in, 0, 0);
+        break;
+    case F_LAUNCH:
+        if (in_len < 20) break;
+        r = ecall(H_LAUNCH, (long)(in + 4), in_len - 4, (long)((uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24));
+        say(r == 0 ? "enclave launched\n" : "launch refused\n");
+        send_result(F_LAUNCH, r);
+        break;
+    case F_RUN:
+        if (in_len == 4) run_period = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+        last_run = 0;
+        break;
+    case F_STATUS_REQ:
+        if (in_len != 16) break;
+        copy(scratch, in, 16);
+        ecall(H_STATUS, (long)scratch, 0, 0);
+        copy(scratch + 24, in, 16);
+        send(F_STATUS, scratch, 40);
+        break;
+    case F_PROBE_REQ: {
+        long faulted;
+        say("trying to read the enclave's memory at 0x85020000...\n");
+        probe(ENC_STATE, &faulted);
+        say(faulted ? "...denied by PMP\n" : "...READ SUCCEEDED\n");
+        uint8_t b[4] = {(uint8_t)(faulted ? 0xff : 0), (uint8_t)(faulted ? 0xff : 0), (uint8_t)(faulted ? 0xff : 0),
+                        (uint8_t)(faulted ? 0xff : 0)};
+        send(F_PROBE, b, 4);
+        break;
+    }
+    case F_OFF:
+        ecall(H_POWEROFF, 0, 0, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+static void flush(void) {
+    long n;
+    while (ecall(H_POLL_EVENT, (long)scratch, 0, 0) == 0) send(F_EVENT, scratch, 24);
+    while ((n = ecall(H_POLL_OUT, (long)out, BUF, 0)) > 0) {
+        if (out[0] == 1) send(F_TO_SDS, out + 49, (size_t)n - 49);
+        else send(F_TO_PEER, out + 1, (size_t)n - 1);
+    }
+}
+
+void host_main(void) {
+    if (virtio_init() != 0) {
+        say("no virtio console\n");
+        ecall(H_POWEROFF, 6, 0, 0);
+    }
+    long n = ecall(H_INFO, (long)out, BUF, 0);
+    if (n < 0) ecall(H_POWEROFF, 7, 0, 0);
+    send(F_HELLO, out, (size_t)n);
+    say("up; relaying between the virtio console and the monitor\n");
+    uint64_t last_tick = 0;
+    for (;;) {
+        while (rx_frame()) {
+            dispatch();
+            flush();
+        }
+        uint64_t now = (uint64_t)ecall(H_TIME_MS, 0, 0, 0);
+        if (now - last_tick >= 20) {
+            ecall(H_TICK, 0, 0, 0);
+            last_tick = now;
+            flush();
+        }
+        if (run_period && now >= next_run) {
+            next_run = now + run_period;
+            long r = ecall(H_RUN, 0, 0, 0);
+            if (r != last_run) {
+                if (r) {
+                    say("the monitor refuses to run the enclave here: ");
+                    putd(r);
+                    puts_(r == -409 ? " (migrated away: this copy never runs again)\n"
+                          : r == -MON_ERR_NO_ENCLAVE ? " (no enclave here)\n"
+                          : r == -MON_ERR_NOT_RUNNABLE ? " (not runnable now)\n" : "\n");
+                }
+                send_result(F_RUN, r);
+                last_run = r;
+            }
+            flush();
+        }
+    }
+}
+
+__attribute__((section(".text.host_entry"), used, noreturn)) void host_entry(void) {
+    zero(&rxq, sizeof rxq);
+    zero(&txq, sizeof txq);
+    host_main();
+    for (;;) {}
+}

@@ -1,0 +1,340 @@
+"""The Linux side of the reference monitor demo: QEMU hosts, the relay, the SDS.
+
+Each host is one `qemu-system-riscv64 -machine virt` running monitor.elf. Its
+UART is the console (QEMU's stdout, read line by line here); its virtio
+console carries frames (monitor/abi.h) to this relay over a Unix socket; its
+pflash1 is a file here (the untrusted storage and, in a region only M-mode
+reaches, the monotonic counter and the simulated fuses), so a killed QEMU
+restarts with its journal, checkpoints and counter.
+
+The relay is the untrusted network: it routes frames between hosts and the
+SDS (the `rewire` Python package) and may drop, rewrite or delay any of them
+(`World.tamper`). It holds no protocol logic: it forwards bytes by the host id
+and channel id the monitors put on them, and asks the SDS what to re-send.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import rewire
+
+ROOT = Path(__file__).resolve().parents[2]
+ELF = ROOT / "target" / "monitor" / "monitor.elf"
+
+# frames (monitor/abi.h)
+F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE = 1, 2, 3, 4, 5, 6, 7
+F_SDS, F_PEER, F_CLOSED, F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF = 32, 33, 34, 35, 36, 37, 38, 39
+EVENTS = {1: "validated", 2: "frozen", 3: "channel up", 4: "offered", 5: "offer accepted", 6: "target verified",
+          7: "stream done", 8: "pending ready", 9: "committed", 10: "activated", 11: "aborted", 12: "dropped"}
+STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}
+FLASH_SIZE = 32 << 20
+ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pflash1
+SM_ATL = {"host-A": 2, "host-B": 3, "host-C": 3}
+
+
+class Host:
+    def __init__(self, world: "World", name: str):
+        self.world = world
+        self.name = name
+        self.flash = world.workdir / f"{name}.flash"
+        self.sock_path = world.workdir / f"{name}.sock"
+        self.proc: Optional[subprocess.Popen] = None
+        self.sock: Optional[socket.socket] = None
+        self.lines: List[Tuple[float, str]] = []
+        self.host_id = b""
+        self.sm_measurement = b""
+        self.enclave_measurement = b""
+        self.certificate = b""
+        self.hello = threading.Event()
+        self.boots = 0
+        self._counted = False
+        self._lock = threading.Lock()
+
+    # -- provisioning: the simulated fuses (device secret, SDS key, name) in M-mode-only flash
+    def provision(self, sds_public_key: bytes) -> None:
+        with open(self.flash, "wb") as f:
+            f.write(b"\xff" * FLASH_SIZE)
+            f.seek(ROT_OFFSET)
+            f.write(b"RWROT001" + os.urandom(32) + sds_public_key + self.name.encode().ljust(16, b"\0"))
+
+    def start(self) -> None:
+        self.hello.clear()
+        self._counted = False
+        if self.sock_path.exists():
+            self.sock_path.unlink()
+        cmd = ["qemu-system-riscv64", "-machine", "virt", "-cpu", "rv64,zkr=true", "-m", "256M", "-bios", "none",
+               "-display", "none", "-monitor", "none", "-serial", "stdio",
+               "-global", "virtio-mmio.force-legacy=false",
+               "-chardev", f"socket,id=relay,path={self.sock_path},server=on,wait=on",
+               "-device", "virtio-serial-device", "-device", "virtconsole,chardev=relay",
+               "-drive", f"if=pflash,unit=1,format=raw,file={self.flash}",
+               # -kernel would not boot at 0x80000000 once a pflash drive is given: load the ELF directly
+               "-device", f"loader,file={ELF},cpu-num=0"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.boots += 1
+        threading.Thread(target=self._read_console, args=(self.proc,), daemon=True).start()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.time() + 20
+        while True:
+            try:
+                s.connect(str(self.sock_path))
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError(f"{self.name}: QEMU did not open its console socket")
+                time.sleep(0.02)
+        self.sock = s
+        threading.Thread(target=self._read_frames, args=(s,), daemon=True).start()
+
+    def kill(self) -> None:
+        """SIGKILL: the machine loses power; pflash (journal, checkpoints, counter) stays."""
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+        if self.sock:
+            self.sock.close()
+        self.proc, self.sock = None, None
+        self.world.note(f"{self.name}: QEMU killed (SIGKILL)")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _read_console(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if line.startswith("qemu-system-riscv64: -chardev") and "waiting for connection" in line:
+                continue
+            t = time.time()
+            with self._lock:
+                self.lines.append((t, line))
+            if self.world.verbose and line and self._worth_printing(line):
+                print(f"  {self.name} | {line}", flush=True)
+
+    def _worth_printing(self, line: str) -> bool:
+        """All of the console but the enclave's routine counting: its first step here and every 10th."""
+        i = line.find("] counter=")
+        if not line.startswith("[enclave@") or i < 0:
+            return True
+        n = int(line[i + 10:].split()[0])
+        first = not self._counted
+        self._counted = True
+        return first or n % 10 == 0
+
+    def _read_frames(self, s: socket.socket) -> None:
+        buf = b""
+        try:
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                buf += d
+                while len(buf) >= 7:
+                    if buf[:2] != b"RW":
+                        buf = buf[1:]
+                        continue
+                    n = struct.unpack_from("<I", buf, 3)[0]
+                    if len(buf) < 7 + n:
+                        break
+                    self.world.inbox.put((self, buf[2], buf[7:7 + n], time.time()))
+                    buf = buf[7 + n:]
+        except OSError:
+            pass
+
+    def send(self, ftype: int, payload: bytes = b"") -> bool:
+        if not self.sock:
+            return False
+        try:
+            self.sock.sendall(b"RW" + bytes([ftype]) + struct.pack("<I", len(payload)) + payload)
+            return True
+        except OSError:
+            return False
+
+    def console(self) -> List[str]:
+        with self._lock:
+            return [l for _, l in self.lines]
+
+    def counters(self) -> List[int]:
+        """The enclave's counter values printed on this host, in order."""
+        out = []
+        for l in self.console():
+            i = l.find("] counter=")
+            if l.startswith("[enclave@") and i >= 0:
+                out.append(int(l[i + 10:].split()[0]))
+        return out
+
+
+class World:
+    def __init__(self, workdir: Path, verbose: bool = False, timeout_s: float = 120.0):
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.verbose = verbose
+        self.timeout_s = timeout_s
+        self.inbox: "queue.Queue[Tuple[Host, int, bytes, float]]" = queue.Queue()
+        self.key = rewire.SigningKey.generate()
+        self.sds = rewire.Sds(self.key)
+        self.hosts: Dict[str, Host] = {}
+        self.by_id: Dict[bytes, Host] = {}
+        self.events: List[Tuple[float, str, str, bytes, int]] = []  # (time, host, event, request, reason)
+        self.results: List[Tuple[float, str, int, int]] = []  # (time, host, command, result)
+        self.statuses: Dict[Tuple[str, bytes], dict] = {}
+        self.probes: Dict[str, int] = {}
+        self.ledger: List[Tuple[float, str]] = []
+        self.peer_bytes: Dict[Tuple[str, str], int] = {}
+        self.captured: List[bytes] = []
+        # tamper(src, ftype, payload) -> payload to forward, or None to drop it
+        self.tamper: Optional[Callable[[Host, int, bytes], Optional[bytes]]] = None
+        self.sds_tamper: Optional[Callable[[Host, bytes], Optional[bytes]]] = None
+        self.on_event: Optional[Callable[[Host, str], None]] = None
+
+    def note(self, s: str) -> None:
+        if self.verbose:
+            print(f"relay | {s}", flush=True)
+
+    def add_host(self, name: str) -> Host:
+        h = Host(self, name)
+        h.provision(self.sds.public_key)
+        self.hosts[name] = h
+        return h
+
+    def boot(self, h: Host) -> None:
+        h.start()
+        self.wait(h.hello.is_set, f"{h.name} says hello", 60)
+        self.by_id[h.host_id] = h
+
+    def endorse(self, h: Host, now: Optional[int] = None) -> None:
+        now = now or int(time.time())
+        self.sds.endorse_host(h.certificate, [h.sm_measurement], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
+
+    # -- the relay
+    def pump(self, timeout: float = 0.05) -> None:
+        try:
+            h, ftype, payload, t = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self.route(h, ftype, payload, t)
+        while True:
+            try:
+                h, ftype, payload, t = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self.route(h, ftype, payload, t)
+
+    def route(self, h: Host, ftype: int, payload: bytes, t: float) -> None:
+        if self.tamper and ftype in (F_TO_SDS, F_TO_PEER):
+            p = self.tamper(h, ftype, payload)
+            if p is None:
+                return
+            payload = p
+        if ftype == F_HELLO:
+            h.host_id, h.sm_measurement, h.enclave_measurement = payload[:32], payload[32:64], payload[64:96]
+            h.certificate = payload[96:]
+            h.hello.set()
+        elif ftype == F_TO_SDS:
+            self.captured.append(payload)
+            try:
+                ev = self.sds.handle(payload)
+                self.ledger.append((t, f"{ev.kind} {self.name_of(ev.host)}"))
+                self.note(f"SDS ledger: {ev.kind} at {self.name_of(ev.host)}")
+            except rewire.RewireError as e:
+                self.note(f"SDS ignored a message from {h.name}: {e}")
+        elif ftype == F_TO_PEER:
+            self.captured.append(payload)
+            dest = self.by_id.get(payload[:32])
+            if dest is None:
+                return
+            key = (h.name, dest.name)
+            self.peer_bytes[key] = self.peer_bytes.get(key, 0) + len(payload) - 48
+            dest.send(F_PEER, h.host_id + payload[32:])
+        elif ftype == F_EVENT:
+            e, req, why = struct.unpack("<I16sI", payload)
+            self.events.append((t, h.name, EVENTS.get(e, "?"), req, why))
+            if self.on_event:
+                self.on_event(h, EVENTS.get(e, "?"))
+        elif ftype == F_RESULT:
+            self.results.append((t, h.name, payload[0], struct.unpack("<i", payload[1:5])[0]))
+        elif ftype == F_STATUS:
+            st, ep, runnable, present = struct.unpack("<IQII", payload[:20])
+            self.statuses[(h.name, payload[24:40])] = {"state": STATES.get(st, "?"), "epoch": ep,
+                                                       "runnable": bool(runnable), "present": bool(present)}
+        elif ftype == F_PROBE:
+            self.probes[h.name] = struct.unpack("<i", payload)[0]
+
+    def name_of(self, host_id: bytes) -> str:
+        h = self.by_id.get(host_id)
+        return h.name if h else host_id.hex()[:8]
+
+    def to_sds_path(self, host_id: bytes, msg: bytes) -> None:
+        h = self.by_id.get(host_id)
+        if h is None:
+            return
+        if self.sds_tamper:
+            m = self.sds_tamper(h, msg)
+            if m is None:
+                return
+            msg = m
+        self.captured.append(msg)
+        h.send(F_SDS, msg)
+
+    def resolve(self) -> None:
+        """What an SDS operator's loop does periodically: re-send what settles in-doubt migrations, audit."""
+        for host, msg in self.sds.resolution():
+            self.to_sds_path(host, msg)
+        for host, msg in self.sds.audit():
+            self.to_sds_path(host, msg)
+
+    def wait(self, cond: Callable[[], bool], what: str, timeout: Optional[float] = None,
+             resolve_every: Optional[float] = None) -> float:
+        t0 = time.time()
+        last = t0
+        while not cond():
+            if time.time() - t0 > (timeout or self.timeout_s):
+                raise TimeoutError(f"timed out waiting for: {what}")
+            self.pump()
+            if resolve_every and time.time() - last > resolve_every:
+                self.resolve()
+                last = time.time()
+        return time.time() - t0
+
+    # -- commands to a host
+    def launch(self, h: Host, eid: bytes, policy: bytes, state_len: int) -> None:
+        h.send(F_LAUNCH, struct.pack("<I", state_len) + eid + policy)
+
+    def run(self, h: Host, period_ms: int) -> None:
+        h.send(F_RUN, struct.pack("<I", period_ms))
+
+    def status(self, h: Host, eid: bytes, timeout: float = 20) -> dict:
+        self.statuses.pop((h.name, eid), None)
+        h.send(F_STATUS_REQ, eid)
+        self.wait(lambda: (h.name, eid) in self.statuses, f"status from {h.name}", timeout)
+        return self.statuses[(h.name, eid)]
+
+    def probe(self, h: Host) -> int:
+        self.probes.pop(h.name, None)
+        h.send(F_PROBE_REQ)
+        self.wait(lambda: h.name in self.probes, f"probe result from {h.name}", 20)
+        return self.probes[h.name]
+
+    def event_time(self, host: str, event: str) -> Optional[float]:
+        for t, hn, e, _, _ in self.events:
+            if hn == host and e == event:
+                return t
+        return None
+
+    def shutdown(self) -> None:
+        for h in self.hosts.values():
+            if h.alive():
+                h.send(F_OFF)
+        time.sleep(0.2)
+        for h in self.hosts.values():
+            if h.proc:
+                h.proc.kill()
+                h.proc.wait()

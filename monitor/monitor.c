@@ -1,0 +1,583 @@
+/*
+ * librewire's reference security monitor for QEMU virt (RISC-V, M-mode).
+ *
+ * It is the trusted part of one host: it boots from the simulated fuses in
+ * pflash, runs the untrusted host program and one enclave in U-mode, each
+ * fenced by PMP, and links librewire through include/rewire.h for everything
+ * about migration. It holds no protocol logic: each host ecall maps to one
+ * librewire call, and the callbacks below are the platform and the enclave
+ * framework that librewire asks for (docs/porting.md).
+ *
+ * Simulated, and said so in docs/porting.md: the root of trust (a device
+ * secret in a pflash region only M-mode reaches, provisioned by the Linux
+ * side), randomness (the Zkr `seed` CSR, which QEMU fills from the Linux
+ * host's RNG), trusted wall time (QEMU's goldfish RTC) and evidence (an
+ * unsigned report that librewire's signed READY carries).
+ */
+#include "monitor.h"
+#include "enclave_state.h"
+#include "rewire.h"
+
+/* ---------------------------------------------------------------- console */
+#define UART ((volatile uint8_t *)MMIO_BASE)
+static void con_putc(char c) {
+    while (!(UART[5] & 0x20)) {}
+    UART[0] = (uint8_t)c;
+}
+void con_write(const char *s, size_t n) { for (size_t i = 0; i < n; i++) con_putc(s[i]); }
+void con_puts(const char *s) { while (*s) con_putc(*s++); }
+void con_hex(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) { con_putc("0123456789abcdef"[p[i] >> 4]); con_putc("0123456789abcdef"[p[i] & 15]); }
+}
+void con_dec(uint64_t v) {
+    char b[21]; int i = 20; b[i] = 0;
+    do { b[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    con_puts(b + i);
+}
+static void say(const char *s) { con_puts("[monitor] "); con_puts(s); }
+static void poweroff(uint32_t code) {
+    *(volatile uint32_t *)0x100000 = code ? (0x3333u | code << 16) : 0x5555u;
+    for (;;) {}
+}
+
+/* ------------------------------------------------------------ trap frames */
+struct frame { uint64_t x[32]; uint64_t pc; }; /* x[0] unused */
+enum { RA = 1, SP = 2, A0 = 10, A1 = 11, A2 = 12, A7 = 17, T6 = 31 };
+extern void enter_user(struct frame *f) __attribute__((noreturn));
+extern char __enc_code_start[], __enc_code_end[], __host_entry[], __mon_text_start[], __mon_text_end[];
+extern char __host_stack_top[];
+
+static struct frame host_ctx; /* the host while the enclave runs */
+static int in_enclave;
+
+#define PMP_R 1
+#define PMP_W 2
+#define PMP_X 4
+#define PMP_NAPOT (3 << 3)
+static uint64_t napot(uintptr_t base, size_t size) { return (base + size / 2 - 1) >> 2; }
+static void pmp_host(void) {
+    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
+    __asm__ volatile("csrw pmpaddr1, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
+    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(FLASH_HOST, FLASH_HOST_SIZE)));
+    uint64_t cfg = (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 8 |
+                   (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 16;
+    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
+}
+static void pmp_enclave(void) {
+    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(napot(ENC_BASE, ENC_SIZE)));
+    uint64_t cfg = (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X);
+    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
+}
+
+/* ------------------------------------------------------- platform (librewire) */
+static uint32_t random_fill(void *u, uint8_t *buf, size_t len) {
+    (void)u;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t s;
+        __asm__ volatile("csrrw %0, 0x015, x0" : "=r"(s)); /* Zkr seed CSR */
+        if (((s >> 30) & 3) != 2) continue;                  /* wait for ES16 */
+        buf[i++] = (uint8_t)s;
+        if (i < len) buf[i++] = (uint8_t)(s >> 8);
+    }
+    return 0;
+}
+static uint64_t now_ms(void) { return *(volatile uint64_t *)0x0200bff8UL / 10000; /* CLINT mtime, 10 MHz */ }
+static uint64_t monotonic_ms(void *u) { (void)u; return now_ms(); }
+static uint32_t wall_time(void *u, uint64_t *out) {
+    (void)u;
+    volatile uint32_t *rtc = (volatile uint32_t *)0x101000UL; /* goldfish RTC: low then high */
+    uint64_t lo = rtc[0], hi = rtc[1];
+    *out = ((hi << 32) | lo) / 1000000000ull;
+    return 0;
+}
+static uint32_t journal_seq;
+static uint32_t journal_read(void *u, uint8_t *buf, size_t cap, size_t *out_len) {
+    (void)u;
+    const uint8_t *p;
+    long n = flash_slots_read(JOURNAL_SLOT0, JOURNAL_SLOT1, &p, &journal_seq, NULL);
+    if (n < 0) { *out_len = 0; return 0; }
+    *out_len = (size_t)n;
+    if ((size_t)n > cap) return 1;
+    memcpy(buf, p, (size_t)n);
+    return 0;
+}
+static uint32_t journal_write(void *u, const uint8_t *buf, size_t len) {
+    (void)u;
+    const uint8_t *p;
+    uint32_t seq;
+    long cur = flash_slots_read(JOURNAL_SLOT0, JOURNAL_SLOT1, &p, &seq, NULL);
+    uintptr_t slot = JOURNAL_SLOT0;
+    if (cur >= 0 && p == (const uint8_t *)(FLASH_HOST + JOURNAL_SLOT0 + 16)) slot = JOURNAL_SLOT1;
+    return flash_slot_write(slot, buf, len, cur >= 0 ? seq + 1 : 1, 0) == 0 ? 0 : 1;
+}
+static uint32_t counter_read(void *u, uint64_t *out) { (void)u; *out = flash_counter_read(); return 0; }
+static uint32_t counter_increment(void *u, uint64_t *out) {
+    (void)u;
+    if (flash_counter_increment() != 0) return 1;
+    *out = flash_counter_read();
+    return 0;
+}
+
+/* ------------------------------------------------- enclave framework (librewire) */
+#define SEALED_MAX 4096
+static struct {
+    int present, running;
+    uint8_t id[16];
+    uint64_t code_len, state_len;
+    uint8_t sealed[SEALED_MAX];
+    uint64_t sealed_len;
+} fw;
+static uint8_t pristine[ENC_CODE_MAX]; /* the built-in enclave, copied out at boot */
+static uint64_t pristine_len;
+static uint8_t enc_measurement[32];
+
+static uint8_t last_id[16]; /* the enclave this host held last, to say what became of it */
+static void remember(const uint8_t *id) { memcpy(last_id, id, 16); }
+static int fw_is(const uint8_t *id) { return fw.present && memcmp(fw.id, id, 16) == 0; }
+static void fw_wipe(void) {
+    memset((void *)ENC_BASE, 0, ENC_SIZE);
+    memset(&fw, 0, sizeof fw);
+}
+static uint32_t fw_pause(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 0; return 0; }
+static uint32_t fw_resume(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 1; return 0; }
+static uint32_t fw_destroy(void *u, const uint8_t *id) {
+    (void)u;
+    if (fw_is(id)) {
+        fw_wipe();
+        flash_slots_erase(CKPT_SLOT0, CKPT_SLOT1);
+    }
+    return 0;
+}
+static uint8_t *section(uint32_t s, uint64_t *len, uint64_t *cap) {
+    switch (s) {
+    case REWIRE_SECTION_CODE: *len = fw.code_len; *cap = ENC_CODE_MAX; return (uint8_t *)ENC_BASE;
+    case REWIRE_SECTION_STATE: *len = fw.state_len; *cap = ENC_STATE_MAX; return (uint8_t *)ENC_STATE;
+    case REWIRE_SECTION_SEALED: *len = fw.sealed_len; *cap = SEALED_MAX; return fw.sealed;
+    default: return NULL;
+    }
+}
+static uint32_t fw_export_len(void *u, const uint8_t *id, uint32_t s, uint64_t *out) {
+    (void)u;
+    uint64_t cap;
+    if (!fw_is(id) || !section(s, out, &cap)) return 1;
+    return 0;
+}
+static uint32_t fw_export(void *u, const uint8_t *id, uint32_t s, uint64_t off, uint8_t *buf, size_t len, size_t *out) {
+    (void)u;
+    uint64_t n, cap;
+    uint8_t *p;
+    if (!fw_is(id) || !(p = section(s, &n, &cap)) || off > n) return 1;
+    size_t k = (size_t)(n - off) < len ? (size_t)(n - off) : len;
+    memcpy(buf, p + off, k);
+    *out = k;
+    return 0;
+}
+static uint32_t fw_import(void *u, const uint8_t *id, uint32_t s, uint64_t off, const uint8_t *d, size_t len) {
+    (void)u;
+    if (!fw.present) { /* a new, paused enclave */
+        fw_wipe();
+        fw.present = 1;
+        memcpy(fw.id, id, 16);
+        remember(id);
+    } else if (!fw_is(id) || fw.running) {
+        return 1; /* one enclave slot; never overwrite a runnable one */
+    }
+    uint64_t n, cap;
+    uint8_t *p = section(s, &n, &cap);
+    if (!p || off > cap || len > cap - off) return 1;
+    memcpy(p + off, d, len);
+    if (off + len > n) {
+        if (s == REWIRE_SECTION_CODE) fw.code_len = off + len;
+        else if (s == REWIRE_SECTION_STATE) fw.state_len = off + len;
+        else fw.sealed_len = off + len;
+    }
+    return 0;
+}
+static uint32_t fw_measure(void *u, const uint8_t *id, uint8_t *out) {
+    (void)u;
+    if (!fw_is(id)) return 1;
+    sha256((const uint8_t *)ENC_BASE, (size_t)fw.code_len, out);
+    return 0;
+}
+static uint32_t fw_attest(void *u, const uint8_t *id, const uint8_t *rd, uint8_t *buf, size_t cap, size_t *out) {
+    (void)u;
+    static const char tag[] = "rewire-qemu-sim-report/v1";
+    size_t n = sizeof tag - 1;
+    if (!fw_is(id) || cap < n + 64) return 1;
+    memcpy(buf, tag, n);
+    fw_measure(u, id, buf + n);
+    memcpy(buf + n + 32, rd, 32);
+    *out = n + 64;
+    return 0;
+}
+
+/* ------------------------------------------------------------- checkpoints
+ * The framework keeps a durable copy of the enclave wherever librewire may
+ * later resume it after a crash (docs/porting.md): at launch, when it is
+ * frozen for a migration, and when an import becomes PENDING. The copy is
+ * sealed by librewire under this device's key for the enclave and lives on
+ * untrusted flash; the enclave id stays in clear in front of it.
+ */
+static rewire_monitor *mon;
+#define CKPT_MAX (ENC_CODE_MAX + ENC_STATE_MAX + SEALED_MAX + 32)
+static uint8_t ckpt_plain[CKPT_MAX];
+static uint8_t ckpt_blob[CKPT_MAX + 65536];
+static uint32_t ckpt_seq;
+
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static int checkpoint(void) {
+    if (!fw.present) return -1;
+    uint8_t *p = ckpt_plain;
+    put32(p, 0x4b435752); put32(p + 4, (uint32_t)fw.code_len); put32(p + 8, (uint32_t)fw.state_len);
+    put32(p + 12, (uint32_t)fw.sealed_len); memcpy(p + 16, fw.id, 16);
+    size_t n = 32;
+    memcpy(p + n, (void *)ENC_BASE, fw.code_len); n += fw.code_len;
+    memcpy(p + n, (void *)ENC_STATE, fw.state_len); n += fw.state_len;
+    memcpy(p + n, fw.sealed, fw.sealed_len); n += fw.sealed_len;
+    size_t blen = 0;
+    memcpy(ckpt_blob, fw.id, 16);
+    uint32_t r = rewire_monitor_seal(mon, fw.id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
+    memset(ckpt_plain, 0, n);
+    if (r != REWIRE_OK) return -(int)r;
+    const uint8_t *cur;
+    uint32_t seq;
+    long have = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &cur, &seq, NULL);
+    uintptr_t slot = (have >= 0 && cur == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16)) ? CKPT_SLOT1 : CKPT_SLOT0;
+    ckpt_seq = have >= 0 ? seq + 1 : 1;
+    return flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0);
+}
+
+static void restore(void) {
+    const uint8_t *p;
+    long n = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &p, &ckpt_seq, NULL);
+    if (n < 16) return;
+    uint32_t state;
+    uint64_t epoch;
+    if (rewire_monitor_status(mon, p, &state, &epoch) != REWIRE_OK ||
+        !(state == REWIRE_STATE_RUNNING || state == REWIRE_STATE_FROZEN || state == REWIRE_STATE_PENDING)) {
+        say("stale checkpoint erased\n");
+        flash_slots_erase(CKPT_SLOT0, CKPT_SLOT1);
+        return;
+    }
+    size_t len = 0;
+    uint32_t r = rewire_monitor_unseal(mon, p, p + 16, (size_t)n - 16, ckpt_plain, sizeof ckpt_plain, &len);
+    if (r != REWIRE_OK || len < 32 || get32(ckpt_plain) != 0x4b435752) {
+        say("checkpoint does not open: ");
+        con_puts(rewire_result_text(r));
+        con_puts("\n");
+        return;
+    }
+    uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
+    if (cl > ENC_CODE_MAX || sl > ENC_STATE_MAX || zl > SEALED_MAX || 32 + cl + sl + zl != len) return;
+    fw_wipe();
+    fw.present = 1;
+    memcpy(fw.id, p, 16);
+    remember(p);
+    memcpy((void *)ENC_BASE, ckpt_plain + 32, cl);
+    memcpy((void *)ENC_STATE, ckpt_plain + 32 + cl, sl);
+    memcpy(fw.sealed, ckpt_plain + 32 + cl + sl, zl);
+    fw.code_len = cl; fw.state_len = sl; fw.sealed_len = zl;
+    memset(ckpt_plain, 0, len);
+    say("enclave restored from its checkpoint (");
+    con_puts(state == REWIRE_STATE_PENDING ? "pending" : state == REWIRE_STATE_FROZEN ? "frozen" : "running");
+    con_puts(")\n");
+}
+
+/* ------------------------------------------------------------ event queue
+ * After every librewire call the monitor takes the progress events itself
+ * (and makes the enclave durable where an event calls for it) before the host
+ * can relay any output: a READY or a ClientHello never leaves before the
+ * checkpoint it depends on is on flash.
+ */
+#define EVQ 64
+static uint8_t evq[EVQ][24];
+static unsigned ev_head, ev_tail;
+static const char *event_name(uint32_t e) {
+    static const char *names[] = {"?", "validated", "frozen", "channel up", "offered", "offer accepted",
+                                  "target verified", "stream done", "pending ready", "committed", "activated",
+                                  "aborted", "dropped"};
+    return e < sizeof names / sizeof names[0] ? names[e] : "?";
+}
+static void drain_events(void) {
+    uint32_t e, why;
+    uint8_t req[16];
+    while (rewire_monitor_poll_event(mon, &e, req, &why) == REWIRE_OK) {
+        say("event: ");
+        con_puts(event_name(e));
+        if (e == REWIRE_EVENT_ABORTED) { con_puts(" ("); con_puts(rewire_result_text(why)); con_puts(")"); }
+        con_puts("\n");
+        if (e == REWIRE_EVENT_FROZEN || e == REWIRE_EVENT_PENDING_READY) {
+            int r = checkpoint();
+            say(r == 0 ? "checkpoint on flash\n" : "CHECKPOINT FAILED\n");
+        }
+        if (ev_tail - ev_head < EVQ) {
+            uint8_t *q = evq[ev_tail++ % EVQ];
+            put32(q, e); memcpy(q + 4, req, 16); put32(q + 20, why);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- ecalls */
+static int host_ptr(uint64_t p, uint64_t n) { return p >= HOST_BASE && n <= HOST_SIZE && p - HOST_BASE <= HOST_SIZE - n; }
+static int enc_ptr(uint64_t p, uint64_t n) { return p >= ENC_BASE && n <= ENC_SIZE && p - ENC_BASE <= ENC_SIZE - n; }
+static int64_t rc(uint32_t r) { return r == REWIRE_OK ? 0 : -(int64_t)r; }
+
+static void enter_enclave(struct frame *f) {
+    host_ctx = *f;
+    memset(f, 0, sizeof *f);
+    f->pc = ENC_BASE;
+    f->x[SP] = ENC_STACK_TOP;
+    f->x[A0] = ENC_STATE;
+    f->x[A1] = fw.state_len;
+    in_enclave = 1;
+    pmp_enclave();
+}
+static void leave_enclave(struct frame *f, int64_t result) {
+    *f = host_ctx;
+    f->x[A0] = (uint64_t)result;
+    f->pc += 4;
+    in_enclave = 0;
+    pmp_host();
+}
+
+static int64_t host_call(struct frame *f) {
+    uint64_t a0 = f->x[A0], a1 = f->x[A1], a2 = f->x[A2];
+    switch (f->x[A7]) {
+    case H_INFO: {
+        size_t clen = 0;
+        if (!host_ptr(a0, a1) || a1 < 96) return -MON_ERR_BAD_POINTER;
+        uint8_t *b = (uint8_t *)a0;
+        rewire_monitor_host_id(mon, b);
+        sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), b + 32);
+        memcpy(b + 64, enc_measurement, 32);
+        uint32_t r = rewire_monitor_certificate(mon, b + 96, a1 - 96, &clen);
+        return r == REWIRE_OK ? (int64_t)(96 + clen) : rc(r);
+    }
+    case H_LAUNCH: {
+        if (!host_ptr(a0, a1) || a1 < 16) return -MON_ERR_BAD_POINTER;
+        if (fw.present) return -REWIRE_ERR_BUSY;
+        if (a2 < sizeof(struct enclave_state) || a2 > ENC_STATE_MAX) return -REWIRE_ERR_INVALID_ARGUMENT;
+        fw_wipe();
+        fw.present = 1;
+        memcpy(fw.id, (const uint8_t *)a0, 16);
+        remember(fw.id);
+        memcpy((void *)ENC_BASE, pristine, pristine_len);
+        fw.code_len = pristine_len;
+        fw.state_len = a2;
+        uint32_t r = rewire_monitor_install(mon, (const uint8_t *)a0 + 16, a1 - 16);
+        if (r != REWIRE_OK) { fw_wipe(); return rc(r); }
+        int c = checkpoint();
+        say(c == 0 ? "enclave launched; checkpoint on flash\n" : "enclave launched; CHECKPOINT FAILED\n");
+        drain_events();
+        return 0;
+    }
+    case H_SDS: {
+        if (!host_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
+        uint32_t r = rewire_monitor_handle_sds(mon, (const uint8_t *)a0, a1);
+        drain_events();
+        return rc(r);
+    }
+    case H_PEER: {
+        if (!host_ptr(a0, a1) || a1 < 48) return -MON_ERR_BAD_POINTER;
+        const uint8_t *b = (const uint8_t *)a0;
+        uint32_t r = rewire_monitor_handle_peer(mon, b, b + 32, b + 48, a1 - 48);
+        drain_events();
+        return rc(r);
+    }
+    case H_CLOSED: {
+        if (!host_ptr(a0, 16)) return -MON_ERR_BAD_POINTER;
+        uint32_t r = rewire_monitor_peer_closed(mon, (const uint8_t *)a0);
+        drain_events();
+        return rc(r);
+    }
+    case H_TICK: {
+        uint32_t r = rewire_monitor_tick(mon);
+        drain_events();
+        return rc(r);
+    }
+    case H_POLL_OUT: {
+        if (!host_ptr(a0, a1) || a1 < 49) return -MON_ERR_BAD_POINTER;
+        uint8_t *b = (uint8_t *)a0;
+        uint32_t dest = 0;
+        size_t n = 0;
+        uint32_t r = rewire_monitor_poll_output(mon, &dest, b + 1, b + 33, b + 49, a1 - 49, &n);
+        if (r != REWIRE_OK) return rc(r);
+        b[0] = (uint8_t)dest;
+        return (int64_t)(49 + n);
+    }
+    case H_POLL_EVENT:
+        if (!host_ptr(a0, 24)) return -MON_ERR_BAD_POINTER;
+        if (ev_head == ev_tail) return -REWIRE_ERR_EMPTY;
+        memcpy((void *)a0, evq[ev_head++ % EVQ], 24);
+        return 0;
+    case H_RUN:
+        if (!fw.present || !rewire_monitor_may_run(mon, fw.id) || !fw.running) {
+            uint32_t st = 0;
+            uint64_t ep = 0;
+            if (rewire_monitor_status(mon, last_id, &st, &ep) != REWIRE_OK) return -MON_ERR_NO_ENCLAVE;
+            return st == REWIRE_STATE_MIGRATED ? -REWIRE_ERR_MIGRATED : -MON_ERR_NOT_RUNNABLE;
+        }
+        enter_enclave(f);
+        return 0; /* not used: the frame now belongs to the enclave */
+    case H_TIME_MS:
+        return (int64_t)now_ms();
+    case H_STATUS: { /* in: enclave id[16]; out: state u32, epoch u64, runnable u32, present u32 */
+        if (!host_ptr(a0, 24)) return -MON_ERR_BAD_POINTER;
+        uint8_t *b = (uint8_t *)a0, id[16];
+        uint32_t st = 0;
+        uint64_t ep = 0;
+        memcpy(id, b, 16);
+        memset(b, 0, 24);
+        uint32_t r = rewire_monitor_status(mon, id, &st, &ep);
+        put32(b, r == REWIRE_OK ? st : 0);
+        for (int i = 0; i < 8; i++) b[4 + i] = (uint8_t)(ep >> (8 * i));
+        put32(b + 12, fw_is(id) && fw.running && rewire_monitor_may_run(mon, id));
+        put32(b + 16, (uint32_t)fw_is(id));
+        return 0;
+    }
+    case H_POWEROFF:
+        poweroff((uint32_t)a0);
+        return 0;
+    default:
+        return -REWIRE_ERR_INVALID_ARGUMENT;
+    }
+}
+
+static const char *host_name(void) {
+    static char name[17];
+    memcpy(name, flash_rot()->name, 16);
+    return name;
+}
+
+static int64_t enclave_call(struct frame *f) {
+    uint64_t a0 = f->x[A0], a1 = f->x[A1];
+    switch (f->x[A7]) {
+    case E_PRINT:
+        if (!enc_ptr(a0, a1) || a1 > 512) return -MON_ERR_BAD_POINTER;
+        con_puts("[enclave@");
+        con_puts(host_name());
+        con_puts("] ");
+        con_write((const char *)a0, a1);
+        return 0;
+    case E_HOSTNAME:
+        if (!enc_ptr(a0, 16)) return -MON_ERR_BAD_POINTER;
+        memcpy((void *)a0, flash_rot()->name, 16);
+        return 0;
+    case E_SEAL: {
+        size_t n = 0;
+        if (!enc_ptr(a0, a1) || a1 > 1024) return -MON_ERR_BAD_POINTER;
+        uint32_t r = rewire_monitor_seal(mon, fw.id, (const uint8_t *)a0, a1, fw.sealed, SEALED_MAX, &n);
+        if (r == REWIRE_OK) fw.sealed_len = n;
+        return rc(r);
+    }
+    case E_UNSEAL: {
+        size_t n = 0;
+        if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
+        if (fw.sealed_len == 0) return -REWIRE_ERR_EMPTY;
+        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, (uint8_t *)a0, a1, &n);
+        return r == REWIRE_OK ? (int64_t)n : rc(r);
+    }
+    default:
+        return -REWIRE_ERR_INVALID_ARGUMENT;
+    }
+}
+
+static unsigned insn_len(uint64_t pc) {
+    uint16_t lo = *(volatile uint16_t *)pc; /* M-mode reads U memory directly */
+    return (lo & 3) == 3 ? 4 : 2;
+}
+
+void trap_handler(struct frame *f) {
+    uint64_t cause, tval;
+    __asm__ volatile("csrr %0, mcause" : "=r"(cause));
+    __asm__ volatile("csrr %0, mtval" : "=r"(tval));
+    if (cause == 8) { /* ecall from U-mode */
+        if (in_enclave) {
+            if (f->x[A7] == E_EXIT) { leave_enclave(f, (int64_t)f->x[A0]); return; }
+            f->x[A0] = (uint64_t)enclave_call(f);
+            f->pc += 4;
+            return;
+        }
+        int64_t r = host_call(f);
+        if (!in_enclave) { /* H_RUN switched to the enclave otherwise */
+            f->x[A0] = (uint64_t)r;
+            f->pc += 4;
+        }
+        return;
+    }
+    if (cause == 1 || cause == 5 || cause == 7) { /* instruction / load / store access fault: PMP said no */
+        say(in_enclave ? "PMP: enclave" : "PMP: host");
+        con_puts(cause == 5 ? " load from 0x" : cause == 7 ? " store to 0x" : " fetch from 0x");
+        uint8_t a[8];
+        for (int i = 0; i < 8; i++) a[i] = (uint8_t)(tval >> (56 - 8 * i));
+        con_hex(a, 8);
+        con_puts(" denied\n");
+        if (in_enclave) { leave_enclave(f, -MON_ERR_BAD_POINTER); return; }
+        if (cause == 1) poweroff(3);
+        f->x[T6] = 1; /* tell the host's probe that its access faulted, and skip it */
+        f->pc += insn_len(f->pc);
+        return;
+    }
+    say("unexpected trap, cause ");
+    con_dec(cause);
+    con_puts(in_enclave ? " in the enclave\n" : " in the host\n");
+    if (in_enclave) { leave_enclave(f, -MON_ERR_BAD_POINTER); return; }
+    poweroff(2);
+}
+
+/* ------------------------------------------------------------------ boot */
+static uint8_t heap[4u << 20] __attribute__((aligned(16)));
+static void on_panic(void) {
+    say("librewire panicked: powering off\n");
+    poweroff(4);
+}
+extern char __trap_frame[];
+
+void monitor_main(void) {
+    flash_init();
+    const struct rot_blob *rot = flash_rot();
+    if (!rot) { say("no root of trust provisioned in pflash\n"); poweroff(1); }
+    /* Copy the built-in enclave out of its region, then clear the region: it
+     * holds an enclave only once one is launched, imported or restored. */
+    pristine_len = (uint64_t)(__enc_code_end - __enc_code_start);
+    memcpy(pristine, __enc_code_start, pristine_len);
+    sha256(pristine, pristine_len, enc_measurement);
+    memset((void *)ENC_BASE, 0, ENC_SIZE);
+
+    uint8_t sm_measurement[32];
+    sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), sm_measurement);
+    if (rewire_init(heap, sizeof heap, random_fill, NULL, on_panic) != REWIRE_OK) poweroff(1);
+    rewire_platform_callbacks p = {NULL, random_fill, monotonic_ms, wall_time, journal_read, journal_write,
+                                   counter_read, counter_increment};
+    rewire_enclave_callbacks e = {NULL, fw_pause, fw_resume, fw_destroy, fw_export_len, fw_export, fw_import,
+                                  fw_measure, fw_attest};
+    say("host ");
+    con_puts(host_name());
+    con_puts(", librewire ");
+    con_puts(rewire_version());
+    con_puts(", SM measurement ");
+    con_hex(sm_measurement, 8);
+    con_puts("..., counter ");
+    con_dec(flash_counter_read());
+    con_puts("\n");
+    uint32_t r = rewire_monitor_new(rot->device_secret, sm_measurement, rot->sds_public_key, 10000, &p, &e, &mon);
+    if (r != REWIRE_OK) {
+        say("librewire refused to start: ");
+        con_puts(rewire_result_text(r));
+        con_puts("\n");
+        poweroff(5);
+    }
+    restore();
+    rewire_monitor_tick(mon); /* framework operations owed from recovery (e.g. resume a restored enclave) */
+    drain_events();
+    say("running the host program in U-mode\n");
+    struct frame *f = (struct frame *)__trap_frame; /* at the top of the trap stack */
+    memset(f, 0, sizeof *f);
+    f->pc = (uint64_t)__host_entry;
+    f->x[SP] = (uint64_t)__host_stack_top;
+    pmp_host();
+    enter_user(f);
+}

@@ -1,0 +1,108 @@
+/* Reset entry, the U-mode trap path and the way into U-mode. */
+    .equ FRAME, 272             /* struct frame: x0..x31 and pc */
+
+    .section .text._start
+    .globl _start
+_start:
+    csrw mie, zero
+    la sp, __boot_stack_top
+    la t0, trap_entry
+    csrw mtvec, t0
+    call monitor_main
+1:  wfi
+    j 1b
+
+/* enter_user(frame): frame sits at the top of the trap stack; mscratch keeps it while U-mode runs. */
+    .text
+    .globl enter_user
+enter_user:
+    mv sp, a0
+    li t0, 0x1800               /* mstatus.MPP = U */
+    csrc mstatus, t0
+    j restore
+
+    .align 4
+trap_entry:
+    csrrw sp, mscratch, sp      /* sp = frame, mscratch = the U-mode sp */
+    sd x1, 8(sp)
+    sd x3, 24(sp)
+    sd x4, 32(sp)
+    sd x5, 40(sp)
+    sd x6, 48(sp)
+    sd x7, 56(sp)
+    sd x8, 64(sp)
+    sd x9, 72(sp)
+    sd x10, 80(sp)
+    sd x11, 88(sp)
+    sd x12, 96(sp)
+    sd x13, 104(sp)
+    sd x14, 112(sp)
+    sd x15, 120(sp)
+    sd x16, 128(sp)
+    sd x17, 136(sp)
+    sd x18, 144(sp)
+    sd x19, 152(sp)
+    sd x20, 160(sp)
+    sd x21, 168(sp)
+    sd x22, 176(sp)
+    sd x23, 184(sp)
+    sd x24, 192(sp)
+    sd x25, 200(sp)
+    sd x26, 208(sp)
+    sd x27, 216(sp)
+    sd x28, 224(sp)
+    sd x29, 232(sp)
+    sd x30, 240(sp)
+    sd x31, 248(sp)
+    csrr t0, mscratch
+    sd t0, 16(sp)
+    csrr t0, mepc
+    sd t0, 256(sp)
+    mv a0, sp                   /* the C stack grows down from just below the frame */
+    call trap_handler
+restore:
+    ld t0, 256(sp)
+    csrw mepc, t0
+    csrw mscratch, sp
+    ld x1, 8(sp)
+    ld x3, 24(sp)
+    ld x4, 32(sp)
+    ld x5, 40(sp)
+    ld x6, 48(sp)
+    ld x7, 56(sp)
+    ld x8, 64(sp)
+    ld x9, 72(sp)
+    ld x10, 80(sp)
+    ld x11, 88(sp)
+    ld x12, 96(sp)
+    ld x13, 104(sp)
+    ld x14, 112(sp)
+    ld x15, 120(sp)
+    ld x16, 128(sp)
+    ld x17, 136(sp)
+    ld x18, 144(sp)
+    ld x19, 152(sp)
+    ld x20, 160(sp)
+    ld x21, 168(sp)
+    ld x22, 176(sp)
+    ld x23, 184(sp)
+    ld x24, 192(sp)
+    ld x25, 200(sp)
+    ld x26, 208(sp)
+    ld x27, 216(sp)
+    ld x28, 224(sp)
+    ld x29, 232(sp)
+    ld x30, 240(sp)
+    ld x31, 248(sp)
+    ld sp, 16(sp)
+    mret
+
+    .section .bss.stacks, "aw", @nobits
+    .align 16
+    .space 65536
+    .globl __boot_stack_top
+__boot_stack_top:
+    .space 1048576              /* librewire runs on this stack inside ecalls */
+    .globl __trap_frame
+__trap_frame:
+    .space FRAME
