@@ -1,5 +1,6 @@
-# librewire — `make demo` runs an in-process migration, `make test` runs every
-# test. Both install what they need first (scripts/setup.sh, idempotent).
+# librewire — `make demo` migrates a running enclave between two QEMU hosts
+# (monitor/), `make test` runs every test. Both install what they need first
+# (scripts/setup.sh, idempotent).
 
 CARGO ?= cargo
 CC ?= cc
@@ -15,7 +16,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -28,12 +29,30 @@ setup-riscv:
 setup-qemu:
 	@scripts/setup.sh riscv qemu
 
-## The main job: a real migration between two software monitors, step by step.
-demo: setup
+## The main job: the reference monitor (monitor/, linking librewire.a) on two
+## QEMU hosts; the SDS (Python `rewire`) orders a migration of a running enclave.
+## STATE=bytes sets the enclave's state size (default 1024).
+STATE ?= 1024
+demo: setup-qemu monitor pyenv
+	target/pyenv/bin/python monitor/linux/demo.py --state $(STATE)
+
+## The same protocol with software monitors in one process (no QEMU): timings per size.
+demo-inprocess: setup
 	$(CARGO) run --release -q -p rewire-tests --bin rewire-demo
 
+## The reference monitor for QEMU virt.
+monitor: riscv
+	$(MAKE) -s -C monitor
+
+pyenv: setup
+	@scripts/pyenv.sh
+
+## System tests: QEMU hosts, kill/restart, a forged request at the relay, a rolled-back journal.
+test-qemu: setup-qemu monitor pyenv
+	cd target && timeout 900 pyenv/bin/python -m pytest -q -p no:cacheprovider ../tests/system
+
 ## Everything CI checks.
-test: setup-riscv lint test-rust c-tests install-test riscv test-python
+test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu
 	@echo "make test: all passed"
 
 lint:

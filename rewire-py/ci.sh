@@ -21,6 +21,7 @@ rm -rf "$WHEELS"
 "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEELS" ./rewire-py
 WHEEL=$(ls "$WHEELS"/rewire-*.whl)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
+touch "$VENV/.rewire-wheel-stamp"   # scripts/pyenv.sh: this wheel is current
 
 cd "$ROOT/target"   # not the source tree: tests import the installed package
 LOG=$(mktemp)

@@ -1,0 +1,184 @@
+"""System tests: the reference monitor on QEMU, migrating a real enclave.
+
+Run by `make test-qemu` (part of `make test`) with the venv that has the
+`rewire` wheel. Each test boots its own hosts (workdir under target/) and
+every wait is bounded, so a hang fails instead of stalling CI.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "monitor" / "linux"))
+import demo  # noqa: E402
+import qemu_world as q  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not q.ELF.exists(), reason="monitor.elf not built (make monitor)")
+
+
+@pytest.fixture
+def world(request):
+    workdir = ROOT / "target" / "qemu-tests" / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    w = demo.fleet(workdir, verbose=False)
+    yield w
+    w.shutdown()
+
+
+def statuses(w: q.World, eid: bytes) -> dict:
+    return {n: w.status(h, eid) for n, h in w.hosts.items() if h.alive()}
+
+
+def runnable_at(w: q.World, eid: bytes) -> list:
+    return sorted(n for n, s in statuses(w, eid).items() if s["runnable"])
+
+
+def settle(w: q.World, eid: bytes, timeout: float = 90) -> str:
+    """Let the SDS resolve and audit until exactly one host runs the enclave and the ledger agrees."""
+    t0 = time.time()
+    while True:
+        end = time.time() + 1.0
+        while time.time() < end:
+            w.pump()
+        w.resolve()
+        run = runnable_at(w, eid)
+        if len(run) == 1 and w.sds.is_settled() and demo.at(w, eid) == run[0]:
+            return run[0]
+        assert len(run) <= 1, f"forked: runnable at {run}"
+        if time.time() - t0 > timeout:
+            raise TimeoutError(f"not settled: runnable at {run}, ledger at {demo.at(w, eid)}")
+
+
+def counts_on(w: q.World, h: q.Host, n: int, after: int = 0) -> None:
+    w.wait(lambda: len([c for c in h.counters() if c > after]) >= n, f"{h.name} counting", 60)
+
+
+def first_long_bstr(b: bytes, min_len: int = 100):
+    """(offset, length) of the first CBOR byte string of at least min_len bytes, walking b in order."""
+    i = 0
+    while i < len(b):
+        major, info = b[i] >> 5, b[i] & 31
+        i += 1
+        if info < 24:
+            arg = info
+        else:
+            k = 1 << (info - 24)
+            arg = int.from_bytes(b[i:i + k], "big")
+            i += k
+        if major in (2, 3):
+            if major == 2 and arg >= min_len:
+                return i, arg
+            i += arg
+    raise ValueError("no long byte string")
+
+
+def test_migration_end_to_end(world):
+    w = world
+    A, B = w.hosts["host-A"], w.hosts["host-B"]
+    eid = demo.launch(w, A, 1024)
+    counts_on(w, A, 3)
+    assert w.probe(A) != 0, "the host read the enclave's memory"
+    assert any("PMP: host load from 0x0000000085020000 denied" in l for l in A.console())
+    w.run(B, 100)
+    demo.migrate(w, eid, A, B)
+    w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
+    counts_on(w, B, 3)
+    last_a, first_b = A.counters()[-1], B.counters()[0]
+    assert first_b == last_a + 1, (last_a, first_b)
+    assert all(l.endswith("intact") for l in B.console() if "] counter=" in l)
+    assert any("sealed note opens" in l for l in B.console())
+    w.run(A, 50)
+    w.wait(lambda: any(r[1] == "host-A" and r[2] == q.F_RUN and r[3] == -409 for r in w.results),
+           "A refuses the old copy", 30)
+    assert runnable_at(w, eid) == ["host-B"]
+    st = w.status(A, eid)
+    assert st["state"] == "migrated" and not st["present"]
+    assert len(A.counters()) == last_a  # A never stepped again
+
+
+@pytest.mark.parametrize("kill_on", [("host-B", "pending ready"), ("host-A", "committed")])
+def test_source_killed_mid_migration_and_restarted(world, kill_on):
+    """QEMU A is SIGKILLed after its state reached B (before or after its commit), then restarted
+    from its flash: the protocol resolves with exactly one runnable copy, whose state is intact."""
+    w = world
+    A, B = w.hosts["host-A"], w.hosts["host-B"]
+    eid = demo.launch(w, A, 1024)
+    w.run(B, 100)
+    counts_on(w, A, 4)
+    killed = []
+
+    def on_event(h: q.Host, e: str) -> None:
+        if (h.name, e) == kill_on and not killed:
+            A.kill()
+            killed.append(time.time())
+
+    w.on_event = on_event
+    demo.migrate(w, eid, A, B)
+    w.wait(lambda: bool(killed), f"{kill_on[1]} at {kill_on[0]}", 60)
+    last_a = A.counters()[-1]
+    time.sleep(0.5)
+    w.boot(A)
+    w.run(A, 100)
+    where = settle(w, eid)
+    expected = "host-A" if kill_on[1] == "pending ready" else "host-B"
+    assert where == expected
+    h = w.hosts[where]
+    counts_on(w, h, 2, after=last_a)
+    nxt = [c for c in h.counters() if c > last_a][0]
+    assert nxt == last_a + 1, (last_a, nxt)
+    assert all(l.endswith("intact") for l in h.console() if "] counter=" in l)
+    if expected == "host-A":
+        assert any("enclave restored from its checkpoint" in l for l in A.console())
+        assert statuses(w, eid)["host-B"]["present"] is False
+
+
+def test_order_with_bad_signature_is_refused_and_enclave_keeps_running(world):
+    w = world
+    A, B = w.hosts["host-A"], w.hosts["host-B"]
+    eid = demo.launch(w, A, 1024)
+    counts_on(w, A, 3)
+
+    def flip_signature(h: q.Host, msg: bytes) -> bytes:
+        # The order's first byte string is the SDS-signed request (COSE_Sign1), whose last
+        # field is the Ed25519 signature: flip the signature's last bit.
+        off, n = first_long_bstr(msg)
+        end = off + n - 1
+        return msg[:end] + bytes([msg[end] ^ 1]) + msg[end + 1:]
+
+    w.sds_tamper = flip_signature
+    before = len(w.results)
+    demo.migrate(w, eid, A, B)
+    w.wait(lambda: any(r[2] == q.F_SDS for r in w.results[before:]), "A's answer", 30)
+    res = [r for r in w.results[before:] if r[2] == q.F_SDS][0]
+    assert res[1] == "host-A" and res[3] == -200  # REWIRE_ERR_BAD_SIGNATURE
+    n = len(A.counters())
+    counts_on(w, A, n + 3)
+    st = w.status(A, eid)
+    assert st["state"] == "running" and st["runnable"] and st["epoch"] == 0
+    assert w.status(B, eid)["present"] is False
+    assert demo.at(w, eid) == "host-A"
+
+
+def test_rolled_back_journal_is_refused(world):
+    """The host restores an older copy of its storage (journal slots included) after a migration:
+    the monitor's counter, out of the host's reach, exposes it and librewire refuses to start."""
+    w = world
+    A, B = w.hosts["host-A"], w.hosts["host-B"]
+    eid = demo.launch(w, A, 1024)
+    counts_on(w, A, 2)
+    old = A.flash.read_bytes()[: 16 << 20]  # the host-visible half, before the migration
+    demo.migrate(w, eid, A, B)
+    w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
+    A.kill()
+    with open(A.flash, "r+b") as f:
+        f.write(old)
+    A.start()
+    assert A.proc is not None
+    assert A.proc.wait(timeout=30) != 0  # the monitor powers off: it will not run on a rolled-back journal
+    assert "[monitor] librewire refused to start: journal rolled back" in A.console(), A.console()[-3:]
+    assert settle(w, eid) == "host-B"
