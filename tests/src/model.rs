@@ -50,6 +50,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use rewire_core::crypto::sha256;
@@ -57,7 +59,8 @@ use rewire_core::monitor::Faults;
 use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
 use rewire_core::wire::{verify_as, Decision, Message, Signed, TargetAck};
 use rewire_core::{
-    Dest, EnclaveId, EnclaveState, Error, Event, HostId, LedgerEvent, Monitor, RequestId, Sds,
+    Dest, EnclaveId, EnclaveState, Error, Event, HostId, LedgerEvent, Monitor, PublicKey,
+    RequestId, Sds,
 };
 
 use crate::{config, identity, sds_key, Image, Mon, SM_MEASUREMENT, TIMEOUT_MS, WALL0};
@@ -81,7 +84,7 @@ pub fn image() -> Image {
 }
 
 /// One adversary choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     /// Deliver the k-th in-flight SDS-path message (in canonical order) and remove it.
     Deliver(u8),
@@ -107,12 +110,48 @@ pub enum Action {
     PowerCut(u8),
 }
 
+/// Names of the action kinds, indexed by [`Action::kind`].
+pub const ACTION_KINDS: [&str; 11] = [
+    "deliver",
+    "pipe",
+    "resolve",
+    "audit",
+    "drop",
+    "replay",
+    "cut",
+    "tick",
+    "crash",
+    "crash-previous",
+    "power-cut",
+];
+
 impl Action {
-    fn is_fault(self) -> bool {
-        !matches!(
-            self,
-            Action::Deliver(_) | Action::Pipe(_) | Action::Resolve | Action::Audit
-        )
+    pub fn kind(self) -> usize {
+        match self {
+            Action::Deliver(_) => 0,
+            Action::Pipe(_) => 1,
+            Action::Resolve => 2,
+            Action::Audit => 3,
+            Action::Drop(_) => 4,
+            Action::Replay(..) => 5,
+            Action::Cut => 6,
+            Action::Tick => 7,
+            Action::Crash(_) => 8,
+            Action::CrashPrevious(_) => 9,
+            Action::PowerCut(_) => 10,
+        }
+    }
+    /// Whether this choice spends the fault budget. Restarting a monitor
+    /// whose commit a power cut tore is part of that power cut, not another
+    /// fault (either blob it presents is legitimate).
+    fn is_fault(self, sim: &Sim) -> bool {
+        match self {
+            Action::Deliver(_) | Action::Pipe(_) | Action::Resolve | Action::Audit => false,
+            Action::Crash(h) | Action::CrashPrevious(h) => {
+                !sim.hosts.get(h as usize).is_some_and(|x| x.torn)
+            }
+            _ => true,
+        }
     }
     fn is_retry(self) -> bool {
         matches!(self, Action::Resolve | Action::Audit)
@@ -232,6 +271,8 @@ pub struct Report {
     pub max_depth: usize,
     pub truncated: bool,
     pub seconds: f64,
+    /// Transitions executed, by the kind of their last action ([`ACTION_KINDS`]).
+    pub by_kind: [u64; 11],
     pub counterexample: Option<Counterexample>,
 }
 
@@ -253,7 +294,12 @@ impl fmt::Display for Report {
                 ""
             },
             self.seconds
-        )
+        )?;
+        write!(f, "\n  transitions by last action:")?;
+        for (k, n) in ACTION_KINDS.iter().zip(self.by_kind) {
+            write!(f, " {k} {n}")?;
+        }
+        Ok(())
     }
 }
 
@@ -370,11 +416,21 @@ fn state_name(s: Option<rewire_core::EnclaveStatus>) -> String {
     }
 }
 
-impl Sim {
-    /// The initial state: enclave deployed on host 0, ORDER to host 1 on the
-    /// wire. `init` 1: the SDS crashed after signing the order, before
-    /// persisting it.
-    pub fn new(init: u8, variant: Variant, verbose: bool) -> Result<Sim, String> {
+/// The initial world, built once: enclave deployed on host 0, ORDER signed.
+/// Each trace starts from copies of it (restarting both monitors from their
+/// journals), which costs less than building it again.
+struct Seed {
+    parts: Vec<(SoftPlatform, SoftHost)>,
+    /// Ledger after the order (init 0) and before it (init 1: the SDS
+    /// crashed after signing the order, before persisting it).
+    ledgers: [Vec<u8>; 2],
+    order: Vec<u8>,
+}
+
+static SEED: OnceLock<Result<Seed, String>> = OnceLock::new();
+
+impl Seed {
+    fn build() -> Result<Seed, String> {
         let e = |what: &str, err: Error| format!("setup: {what}: {err:?}");
         let clock = Clock::default();
         let mut sds = Sds::new(sds_key());
@@ -391,23 +447,15 @@ impl Sim {
             )
             .map_err(|x| e("endorse", x))?;
             let platform = SoftPlatform::new(1000 + i as u64, clock.clone(), Some(WALL0));
-            let mut m = Monitor::start(platform, SoftHost::default(), id, config())
+            let m = Monitor::start(platform, SoftHost::default(), id, config())
                 .map_err(|x| e("start", x))?;
-            m.faults = variant.faults();
-            hosts.push(Host {
-                id: m.host_id(),
-                mon: Some(m),
-                inc: 0,
-                seq: 0,
-                log: Vec::new(),
-                armed: false,
-                torn: false,
-            });
+            hosts.push(m);
         }
+        let (source, target) = (hosts[SOURCE].host_id(), hosts[TARGET].host_id());
         let policy = sds
-            .register_enclave(EID, img.measurement(), 1, hosts[SOURCE].id)
+            .register_enclave(EID, img.measurement(), 1, source)
             .map_err(|x| e("register", x))?;
-        let m = hosts[SOURCE].mon.as_mut().ok_or("setup: source down")?;
+        let m = &mut hosts[SOURCE];
         m.enclave_host()
             .load(EID, img.code.clone(), img.state.clone(), Vec::new());
         m.install(&policy).map_err(|x| e("install", x))?;
@@ -419,20 +467,49 @@ impl Sim {
             .sealed = blob;
         let before_order = sds.to_bytes().map_err(|x| e("ledger", x))?;
         let order = sds
-            .order(&EID, hosts[TARGET].id, RID, WALL0 + 3600)
+            .order(&EID, target, RID, WALL0 + 3600)
             .map_err(|x| e("order", x))?;
-        let (sds, sds_saved) = if init == 0 {
-            let b = sds.to_bytes().map_err(|x| e("ledger", x))?;
-            (sds, b)
-        } else {
-            let s = Sds::from_bytes(sds_key(), &before_order).map_err(|x| e("ledger", x))?;
-            (s, before_order)
-        };
+        let after_order = sds.to_bytes().map_err(|x| e("ledger", x))?;
+        Ok(Seed {
+            parts: hosts.into_iter().map(Monitor::into_parts).collect(),
+            ledgers: [after_order, before_order],
+            order,
+        })
+    }
+}
+
+impl Sim {
+    /// The initial state: enclave deployed on host 0, ORDER to host 1 on the
+    /// wire. `init` 1: the SDS crashed after signing the order, before
+    /// persisting it.
+    pub fn new(init: u8, variant: Variant, verbose: bool) -> Result<Sim, String> {
+        let seed = SEED.get_or_init(Seed::build).as_ref()?;
+        let clock = Clock::default();
+        let mut hosts = Vec::new();
+        for (i, (p, fw)) in seed.parts.iter().enumerate() {
+            let mut p = p.clone();
+            p.clock = clock.clone();
+            let mut m = Monitor::start(p, fw.clone(), identity(i), config())
+                .map_err(|x| format!("setup: start: {x:?}"))?;
+            m.faults = variant.faults();
+            hosts.push(Host {
+                id: m.host_id(),
+                mon: Some(m),
+                inc: 0,
+                seq: 0,
+                log: Vec::new(),
+                armed: false,
+                torn: false,
+            });
+        }
+        let ledger = &seed.ledgers[usize::from(init.min(1))];
+        let sds =
+            Sds::from_bytes(sds_key(), ledger).map_err(|x| format!("setup: ledger: {x:?}"))?;
         let mut sim = Sim {
             variant,
             clock,
             sds,
-            sds_saved,
+            sds_saved: ledger.clone(),
             hosts,
             net: BTreeSet::new(),
             pool: BTreeSet::new(),
@@ -441,12 +518,12 @@ impl Sim {
             ticks: 0,
             validated: false,
             max_run_epoch: None,
-            img,
+            img: image(),
             verbose,
             nstep: 0,
             steps: Vec::new(),
         };
-        sim.send(SOURCE as u8, order);
+        sim.send(SOURCE as u8, seed.order.clone());
         sim.drain();
         Ok(sim)
     }
@@ -767,6 +844,13 @@ impl Sim {
             }
             v.push(Action::Audit);
         }
+        for h in 0..2u8 {
+            // The restart after a torn commit belongs to its power cut.
+            if self.hosts[h as usize].torn {
+                v.push(Action::Crash(h));
+                v.push(Action::CrashPrevious(h));
+            }
+        }
         if faults_left {
             for k in 0..self.net.len() {
                 v.push(Action::Drop(k as u8));
@@ -782,9 +866,8 @@ impl Sim {
             v.push(Action::Tick);
             for h in 0..2u8 {
                 let host = &self.hosts[h as usize];
-                v.push(Action::Crash(h));
-                if host.torn {
-                    v.push(Action::CrashPrevious(h));
+                if !host.torn {
+                    v.push(Action::Crash(h));
                 }
                 if !host.armed && !host.torn {
                     v.push(Action::PowerCut(h));
@@ -902,8 +985,9 @@ impl Sim {
 
     /// G1: nothing moves without the one valid request.
     pub fn check_g1(&self) -> Result<(), String> {
-        let sms = identity(SOURCE).sm_public();
-        let smt = identity(TARGET).sm_public();
+        static SM_KEYS: OnceLock<[PublicKey; 2]> = OnceLock::new();
+        let [sms, smt] =
+            *SM_KEYS.get_or_init(|| [identity(SOURCE).sm_public(), identity(TARGET).sm_public()]);
         for (i, h) in self.hosts.iter().enumerate() {
             let Some(m) = &h.mon else { continue };
             if let Some(s) = m.status(&EID) {
@@ -976,8 +1060,8 @@ impl Sim {
     /// G5: every older blob presented at a restart is refused as Rollback.
     pub fn check_g5(
         &mut self,
-        memo: &mut HashSet<[u8; 32]>,
-        probes: &mut u64,
+        memo: &Mutex<HashSet<[u8; 32]>>,
+        probes: &AtomicU64,
     ) -> Result<(), String> {
         for i in 0..self.hosts.len() {
             let h = &mut self.hosts[i];
@@ -998,10 +1082,14 @@ impl Sim {
                 key.extend_from_slice(&p.counter.to_le_bytes());
                 key.extend_from_slice(&h32(&old));
                 key.extend_from_slice(&h32(&current));
-                if !memo.insert(h32(&key)) {
+                let fresh = memo
+                    .lock()
+                    .map(|mut m| m.insert(h32(&key)))
+                    .unwrap_or(false);
+                if !fresh {
                     continue;
                 }
-                *probes += 1;
+                probes.fetch_add(1, Ordering::Relaxed);
                 let mut q = p.clone();
                 q.journal = Some(old);
                 match Monitor::start_or_return(q, fw.clone(), identity(i), config()) {
@@ -1158,6 +1246,7 @@ impl Sim {
     }
 }
 
+#[derive(Clone)]
 struct Node {
     init: u8,
     trace: Vec<Action>,
@@ -1165,28 +1254,204 @@ struct Node {
     retries: u8,
 }
 
-/// Breadth-first exploration of every trace within the bounds.
+/// The first violation: the trace, what broke, whether in the G3 completion.
+type Found = (Node, String, bool);
+
+/// Fingerprint → the (faults, retries) budgets it was reached with (Pareto-minimal).
+type Visited = HashMap<[u8; 32], Vec<(u8, u8)>>;
+
+/// What the workers share.
+struct Shared<'a> {
+    bounds: &'a Bounds,
+    variant: Variant,
+    visited: Mutex<Visited>,
+    memo: Mutex<HashSet<[u8; 32]>>,
+    stop: AtomicBool,
+    found: Mutex<Option<Found>>,
+    states: AtomicUsize,
+    transitions: AtomicU64,
+    steps: AtomicU64,
+    g3_runs: AtomicU64,
+    g5_probes: AtomicU64,
+    max_depth: AtomicUsize,
+    truncated: AtomicBool,
+    by_kind: [AtomicU64; 11],
+}
+
+impl Shared<'_> {
+    fn report(&self, n: &Node, violation: String, in_completion: bool) {
+        if let Ok(mut f) = self.found.lock() {
+            if f.is_none() {
+                *f = Some((n.clone(), violation, in_completion));
+            }
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Execute one trace: dedup, check, expand. Returns its children.
+    fn process(&self, n: &Node) -> Vec<Node> {
+        let t = self.transitions.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(a) = n.trace.last() {
+            self.by_kind[a.kind()].fetch_add(1, Ordering::Relaxed);
+        }
+        self.steps
+            .fetch_add(n.trace.len() as u64, Ordering::Relaxed);
+        let mut sim = match Sim::replay(n.init, &n.trace, self.variant, false) {
+            Ok(s) => s,
+            Err(v) => {
+                self.report(n, v, false);
+                return Vec::new();
+            }
+        };
+        let fp = sim.fingerprint();
+        // The dedup rests on replays being deterministic (TLS bytes are not:
+        // rustls draws its own randomness; the fingerprint leaves them out).
+        if t <= 64 || t & 0x3ff == 0 {
+            let again =
+                Sim::replay(n.init, &n.trace, self.variant, false).map(|mut s| s.fingerprint());
+            if again.as_ref().ok() != Some(&fp) {
+                self.report(
+                    n,
+                    "model: a replay of this trace reached another state".into(),
+                    false,
+                );
+                return Vec::new();
+            }
+        }
+        let new = {
+            let Ok(mut visited) = self.visited.lock() else {
+                return Vec::new();
+            };
+            let seen = visited.entry(fp).or_default();
+            if seen.iter().any(|&(f, r)| f <= n.faults && r <= n.retries) {
+                return Vec::new();
+            }
+            seen.push((n.faults, n.retries));
+            seen.len() == 1
+        };
+        if new {
+            let k = self.states.fetch_add(1, Ordering::Relaxed) + 1;
+            self.max_depth.fetch_max(n.trace.len(), Ordering::Relaxed);
+            if self.bounds.max_states > 0 && k >= self.bounds.max_states {
+                self.truncated.store(true, Ordering::SeqCst);
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            let checks = sim
+                .check_g2()
+                .and_then(|()| sim.check_g1())
+                .and_then(|()| sim.check_g5(&self.memo, &self.g5_probes));
+            if let Err(v) = checks {
+                self.report(n, v, false);
+                return Vec::new();
+            }
+        }
+        let mut children = Vec::new();
+        let leaf = n.trace.len() >= self.bounds.depth;
+        if !leaf {
+            let faults_left = (n.faults as usize) < self.bounds.faults;
+            let retries_left = (n.retries as usize) < self.bounds.retries;
+            for a in sim.enabled(faults_left, retries_left) {
+                let mut trace = n.trace.clone();
+                trace.push(a);
+                children.push(Node {
+                    init: n.init,
+                    trace,
+                    faults: n.faults + u8::from(a.is_fault(&sim)),
+                    retries: n.retries + u8::from(a.is_retry()),
+                });
+            }
+        }
+        if new && (self.bounds.g3_everywhere || leaf) {
+            self.g3_runs.fetch_add(1, Ordering::Relaxed);
+            if let Err(v) = sim.complete() {
+                self.report(n, v, true);
+            }
+        }
+        children
+    }
+}
+
+/// Worker threads: REWIRE_MODEL_THREADS, default 1.
+fn threads() -> usize {
+    std::env::var("REWIRE_MODEL_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1)
+}
+
+/// Breadth-first exploration of every trace within the bounds, level by
+/// level (so a counterexample found is among the shortest), on
+/// `REWIRE_MODEL_THREADS` worker threads.
 pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
     let t0 = Instant::now();
-    let mut rep = Report::default();
-    let mut visited: HashMap<[u8; 32], Vec<(u8, u8)>> = HashMap::new();
-    let mut memo = HashSet::new();
-    let mut queue: VecDeque<Node> = VecDeque::new();
-    for init in [0u8, 1] {
-        queue.push_back(Node {
+    let sh = Shared {
+        bounds,
+        variant,
+        visited: Mutex::new(HashMap::new()),
+        memo: Mutex::new(HashSet::new()),
+        stop: AtomicBool::new(false),
+        found: Mutex::new(None),
+        states: AtomicUsize::new(0),
+        transitions: AtomicU64::new(0),
+        steps: AtomicU64::new(0),
+        g3_runs: AtomicU64::new(0),
+        g5_probes: AtomicU64::new(0),
+        max_depth: AtomicUsize::new(0),
+        truncated: AtomicBool::new(false),
+        by_kind: Default::default(),
+    };
+    let mut level: Vec<Node> = [0u8, 1]
+        .iter()
+        .map(|&init| Node {
             init,
             trace: Vec::new(),
             faults: 0,
             retries: 0,
+        })
+        .collect();
+    let workers = threads();
+    while !level.is_empty() && !sh.stop.load(Ordering::SeqCst) {
+        let next = Mutex::new(Vec::new());
+        let at = AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..workers {
+                sc.spawn(|| loop {
+                    let k = at.fetch_add(1, Ordering::Relaxed);
+                    if k >= level.len() || sh.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let children = sh.process(&level[k]);
+                    if let Ok(mut nx) = next.lock() {
+                        nx.extend(children);
+                    }
+                });
+            }
         });
+        level = next.into_inner().unwrap_or_default();
+        // Same order whatever the threads did: the run is reproducible.
+        level.sort_by(|a, b| (a.init, &a.trace).cmp(&(b.init, &b.trace)));
     }
-    let fail = |rep: &mut Report, n: &Node, violation: String, in_completion: bool| {
+    let mut rep = Report {
+        states: sh.states.load(Ordering::SeqCst),
+        transitions: sh.transitions.load(Ordering::SeqCst),
+        steps: sh.steps.load(Ordering::SeqCst),
+        g3_runs: sh.g3_runs.load(Ordering::SeqCst),
+        g5_probes: sh.g5_probes.load(Ordering::SeqCst),
+        max_depth: sh.max_depth.load(Ordering::SeqCst),
+        truncated: sh.truncated.load(Ordering::SeqCst),
+        seconds: 0.0,
+        by_kind: sh.by_kind.each_ref().map(|n| n.load(Ordering::SeqCst)),
+        counterexample: None,
+    };
+    let found = sh.found.into_inner().ok().flatten();
+    if let Some((n, violation, in_completion)) = found {
         let steps = match Sim::replay(n.init, &n.trace, variant, true) {
             Ok(mut s) => {
                 // Re-run the failing completion verbosely: the trace shows its tail too.
                 if in_completion {
                     s.steps
-                        .push("-- faults stop; drive to quiescence --".into());
+                        .push("  -- faults stop; drive to quiescence --".into());
                     let _ = s.complete();
                 }
                 s.steps
@@ -1195,81 +1460,11 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         };
         rep.counterexample = Some(Counterexample {
             init: n.init,
-            trace: n.trace.clone(),
+            trace: n.trace,
             violation,
             in_completion,
             steps,
         });
-    };
-    while let Some(n) = queue.pop_front() {
-        rep.transitions += 1;
-        rep.steps += n.trace.len() as u64;
-        let mut sim = match Sim::replay(n.init, &n.trace, variant, false) {
-            Ok(s) => s,
-            Err(v) => {
-                fail(&mut rep, &n, v, false);
-                break;
-            }
-        };
-        let fp = sim.fingerprint();
-        // The dedup rests on replays being deterministic (TLS bytes are not:
-        // rustls draws its own randomness; the fingerprint leaves them out).
-        if rep.transitions <= 64 {
-            let again = Sim::replay(n.init, &n.trace, variant, false).map(|mut s| s.fingerprint());
-            if again.as_ref().ok() != Some(&fp) {
-                fail(
-                    &mut rep,
-                    &n,
-                    "model: a replay of this trace reached another state".into(),
-                    false,
-                );
-                break;
-            }
-        }
-        let seen = visited.entry(fp).or_default();
-        if seen.iter().any(|&(f, r)| f <= n.faults && r <= n.retries) {
-            continue;
-        }
-        let new = seen.is_empty();
-        seen.push((n.faults, n.retries));
-        if new {
-            rep.states += 1;
-            rep.max_depth = rep.max_depth.max(n.trace.len());
-            let checks = sim
-                .check_g2()
-                .and_then(|()| sim.check_g1())
-                .and_then(|()| sim.check_g5(&mut memo, &mut rep.g5_probes));
-            if let Err(v) = checks {
-                fail(&mut rep, &n, v, false);
-                break;
-            }
-        }
-        let leaf = n.trace.len() >= bounds.depth;
-        if !leaf {
-            let faults_left = (n.faults as usize) < bounds.faults;
-            let retries_left = (n.retries as usize) < bounds.retries;
-            for a in sim.enabled(faults_left, retries_left) {
-                let mut trace = n.trace.clone();
-                trace.push(a);
-                queue.push_back(Node {
-                    init: n.init,
-                    trace,
-                    faults: n.faults + u8::from(a.is_fault()),
-                    retries: n.retries + u8::from(a.is_retry()),
-                });
-            }
-        }
-        if new && (bounds.g3_everywhere || leaf) {
-            rep.g3_runs += 1;
-            if let Err(v) = sim.complete() {
-                fail(&mut rep, &n, v, true);
-                break;
-            }
-        }
-        if bounds.max_states > 0 && rep.states >= bounds.max_states {
-            rep.truncated = true;
-            break;
-        }
     }
     rep.seconds = t0.elapsed().as_secs_f64();
     rep

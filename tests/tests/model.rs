@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use rewire_tests::model::{explore, Bounds, Report, Variant};
+use rewire_tests::model::{explore, Bounds, Report, Variant, ACTION_KINDS};
 
 /// Printed whether or not the harness captures output.
 fn say(s: &str) {
@@ -24,8 +24,16 @@ fn model_check_sds_sms_smt() {
     if let Some(c) = &rep.counterexample {
         panic!("{c}");
     }
-    // A broken explorer that explores nothing must fail.
-    assert!(rep.states >= 1000, "only {} states explored", rep.states);
+    // A broken explorer that explores nothing must fail: at the CI bound
+    // (or deeper) thousands of states, every state driven to quiescence,
+    // rollback probes made, and every kind of adversary choice taken.
+    assert!(rep.states > 100, "only {} states explored", rep.states);
+    if b.depth >= 15 && b.faults >= 1 && b.retries >= 1 {
+        assert!(rep.states >= 5000, "only {} states explored", rep.states);
+        for (k, n) in ACTION_KINDS.iter().zip(rep.by_kind) {
+            assert!(n > 0, "the adversary never chose {k}");
+        }
+    }
     assert!(rep.g3_runs as usize >= rep.states && rep.g5_probes > 0);
 }
 
