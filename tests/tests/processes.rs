@@ -181,7 +181,8 @@ fn kill_each_party_at_each_step() {
 
 /// One wave: 50 enclaves on 8 hosts, each ordered to another host (about a
 /// third then to a third host), under relay faults and random SIGKILLs.
-fn chaos_wave(seed: u64, secs: u64) {
+/// `continuous`: keep ordering every enclave to random hosts until the end.
+fn chaos_wave(seed: u64, secs: u64, continuous: bool) {
     let t0 = Instant::now();
     let mut rng = Rng::new(seed);
     let n = 8;
@@ -223,6 +224,10 @@ fn chaos_wave(seed: u64, secs: u64) {
         // Orders: each hop once the previous migration of that enclave closed.
         if w.is_up(sds) {
             for k in 0..eids.len() {
+                if continuous && plan[k].is_empty() {
+                    // The long run keeps every enclave moving until the end.
+                    plan[k].push(rng.below(n as u64) as usize);
+                }
                 if plan[k].is_empty() || Instant::now() < next_try[k] {
                     continue;
                 }
@@ -316,6 +321,15 @@ fn chaos_wave(seed: u64, secs: u64) {
         stats.cuts,
         t0.elapsed().as_secs_f64()
     );
+    let mut errs: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, lines) in &w.runs {
+        for l in lines.snapshot() {
+            if let Some(e) = l.strip_prefix("ERR ") {
+                *errs.entry(e.to_string()).or_default() += 1;
+            }
+        }
+    }
+    println!("seed {seed}: typed errors reported by the nodes: {errs:?}");
     assert!(commits > 0, "seed {seed}: no migration committed at all");
 }
 
@@ -324,6 +338,6 @@ fn concurrent_migrations_under_faults() {
     let seed = seed();
     let (waves, secs) = if long() { (5, 40) } else { (1, 12) };
     for i in 0..waves {
-        chaos_wave(seed.wrapping_add(i), secs);
+        chaos_wave(seed.wrapping_add(i), secs, long());
     }
 }
