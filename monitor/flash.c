@@ -35,6 +35,19 @@ static int program(uintptr_t addr, uint32_t v) {
     return wait_ready(addr);
 }
 
+/* Program up to WBUF bytes inside one write buffer with the buffered command
+ * (0xE8): QEMU then stores the whole buffer at once instead of a sector write
+ * per word, which is what makes megabyte checkpoints affordable. */
+#define WBUF 2048u
+static int program_buffer(uintptr_t addr, const uint32_t *v, unsigned words) {
+    *word(addr) = 0x00e800e8;
+    if (!(*word(addr) & 0x80)) { *word(addr) = 0x00ff00ff; return -1; }
+    *word(addr) = (words - 1) | (words - 1) << 16;
+    for (unsigned i = 0; i < words; i++) *word(addr + 4 * i) = v[i];
+    *word(addr) = 0x00d000d0;
+    return wait_ready(addr);
+}
+
 static int erase_block(uintptr_t addr) {
     *word(addr) = 0x00200020;
     *word(addr) = 0x00d000d0;
@@ -59,15 +72,24 @@ int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32
     size_t size = slot_off < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
     if (len + 16 > size) return -1;
     if (erase_range(base, (len + 16 + BLOCK - 1) & ~(BLOCK - 1)) != 0) return -1;
+    /* data from base+16, in write-buffer-aligned pieces */
+    static uint32_t buf[WBUF / 4];
     size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t v = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
-        if (program(base + 16 + i, v) != 0) return -1;
-    }
-    if (i < len) {
-        uint32_t v = 0;
-        for (size_t k = 0; i + k < len; k++) v |= (uint32_t)data[i + k] << (8 * k);
-        if (program(base + 16 + i, v) != 0) return -1;
+    while (i < len) {
+        uintptr_t a = base + 16 + i;
+        size_t room = WBUF - (a & (WBUF - 1));
+        size_t n = len - i < room ? len - i : room;
+        unsigned words = (unsigned)((n + 3) / 4);
+        for (unsigned w = 0; w < words; w++) {
+            uint32_t v = 0;
+            for (unsigned k = 0; k < 4; k++) {
+                size_t j = i + 4 * w + k;
+                v |= (uint32_t)(j < len ? data[j] : 0xff) << (8 * k);
+            }
+            buf[w] = v;
+        }
+        if (program_buffer(a, buf, words) != 0) return -1;
+        i += n;
     }
     if (program(base + 4, seq) != 0 || program(base + 8, (uint32_t)len) != 0 || program(base + 12, tag) != 0) return -1;
     return program(base, SLOT_MAGIC); /* the copy exists only once this word is written */

@@ -48,7 +48,7 @@ static void putd(long v) {
 static void say(const char *s) { puts_("[host] "); puts_(s); }
 
 /* --------------------------------------------------- virtio-mmio console */
-#define VQN 16
+#define VQN 64
 #define RXBUF 4096
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 struct avail { uint16_t flags, idx, ring[VQN], event; };

@@ -82,7 +82,13 @@ static uint32_t random_fill(void *u, uint8_t *buf, size_t len) {
     }
     return 0;
 }
-static uint64_t now_ms(void) { return *(volatile uint64_t *)0x0200bff8UL / 10000; /* CLINT mtime, 10 MHz */ }
+/* The time CSR (CLINT mtime, 10 MHz). Not an MMIO read of mtime: a guest that
+ * polls MMIO in a loop holds QEMU's global lock and starves its I/O thread. */
+static uint64_t now_ms(void) {
+    uint64_t t;
+    __asm__ volatile("csrr %0, time" : "=r"(t));
+    return t / 10000;
+}
 static uint64_t monotonic_ms(void *u) { (void)u; return now_ms(); }
 static uint32_t wall_time(void *u, uint64_t *out) {
     (void)u;

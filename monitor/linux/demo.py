@@ -115,6 +115,10 @@ def main() -> int:
         print(f"    enclave state: {args.state} bytes; bytes on the wire between the monitors (TLS): {wire}")
         print(f"    downtime (A frozen -> B activated): {1000 * (active - frozen):.0f} ms;"
               f" to B's first step: {1000 * (first_step_b - frozen):.0f} ms (QEMU TCG, relay clock)")
+        print("    timeline (relay clock, ms after A froze the enclave):")
+        for t, hn, e, _, _ in w.events:
+            if t >= frozen:
+                print(f"      {1000 * (t - frozen):7.0f}  {hn}: {e}")
         print(f"    whole demo: {time.time() - t_start:.1f} s")
         ok = first_b == last_a + 1
         print(f"\nmake demo: {'OK' if ok else 'FAILED'} - the enclave ran on A, then only on B, state intact")

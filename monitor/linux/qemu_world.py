@@ -14,8 +14,10 @@ and channel id the monitors put on them, and asks the SDS what to re-send.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
+import signal
 import socket
 import struct
 import subprocess
@@ -38,6 +40,11 @@ STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving"
 FLASH_SIZE = 32 << 20
 ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pflash1
 SM_ATL = {"host-A": 2, "host-B": 3, "host-C": 3}
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child: get SIGKILL when the relay goes away, so no emulated host outlives a test."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Host:
@@ -75,10 +82,11 @@ class Host:
                "-global", "virtio-mmio.force-legacy=false",
                "-chardev", f"socket,id=relay,path={self.sock_path},server=on,wait=on",
                "-device", "virtio-serial-device", "-device", "virtconsole,chardev=relay",
-               "-drive", f"if=pflash,unit=1,format=raw,file={self.flash}",
+               "-drive", f"if=pflash,unit=1,format=raw,file={self.flash},cache=unsafe",
                # -kernel would not boot at 0x80000000 once a pflash drive is given: load the ELF directly
                "-device", f"loader,file={ELF},cpu-num=0"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         self.boots += 1
         threading.Thread(target=self._read_console, args=(self.proc,), daemon=True).start()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
