@@ -569,7 +569,7 @@ void monitor_main(void) {
     con_puts("..., counter ");
     con_dec(flash_counter_read());
     con_puts("\n");
-    uint32_t r = rewire_monitor_new(rot->device_secret, sm_measurement, rot->sds_public_key, 10000, &p, &e, &mon);
+    uint32_t r = rewire_monitor_new(rot->device_secret, sm_measurement, rot->sds_public_key, 30000, &p, &e, &mon);
     if (r != REWIRE_OK) {
         say("librewire refused to start: ");
         con_puts(rewire_result_text(r));

@@ -42,6 +42,26 @@ ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pfla
 SM_ATL = {"host-A": 2, "host-B": 3, "host-C": 3}
 
 
+def sm_measurement_of(elf: Path = ELF) -> bytes:
+    """The SM measurement the SDS expects: SHA-256 of monitor.elf's .text, which is what the
+    monitor hashes at boot (__mon_text_start..__mon_text_end). Taken from the build, not from
+    what a host claims."""
+    import hashlib
+
+    b = elf.read_bytes()
+    shoff, = struct.unpack_from("<Q", b, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", b, 0x3A)
+    def sh(i: int) -> Tuple[int, int, int]:
+        name, _, _, _, off, size = struct.unpack_from("<IIQQQQ", b, shoff + i * shentsize)
+        return name, off, size
+    _, stroff, _ = sh(shstrndx)
+    for i in range(shnum):
+        name, off, size = sh(i)
+        if b[stroff + name:stroff + name + 6] == b".text\0":
+            return hashlib.sha256(b[off:off + size]).digest()
+    raise ValueError("no .text in monitor.elf")
+
+
 def _die_with_parent() -> None:
     """In the QEMU child: get SIGKILL when the relay goes away, so no emulated host outlives a test."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -219,8 +239,10 @@ class World:
         self.by_id[h.host_id] = h
 
     def endorse(self, h: Host, now: Optional[int] = None) -> None:
+        """Endorse the host's device for the SM build measured from monitor.elf (if the host runs
+        anything else, its certificate names another measurement and migrations refuse it)."""
         now = now or int(time.time())
-        self.sds.endorse_host(h.certificate, [h.sm_measurement], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
+        self.sds.endorse_host(h.certificate, [sm_measurement_of()], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
 
     # -- the relay
     def pump(self, timeout: float = 0.05) -> None:
