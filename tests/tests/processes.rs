@@ -7,7 +7,8 @@
 //!   each party goes through (SDS-path message kinds, channel frames, monitor
 //!   events); then, for each party and each step, a fresh world runs the
 //!   migration with that party halting at that step, SIGKILLs it there,
-//!   restarts it from disk, settles (SDS resolution and audit, monitor clocks
+//!   restarts it from disk (a monitor's restart is in turn killed once more
+//!   at one storage step of its recovery), settles (SDS resolution and audit, monitor clocks
 //!   past the timeouts) and checks: exactly one runnable copy, byte-exact
 //!   code and state, sealed data that opens with its host's key, the ledger
 //!   naming that host and epoch; and never two scheduled copies.
@@ -21,8 +22,8 @@
 //! `REWIRE_SEED=n` chooses the seed (printed): it fixes every choice the
 //! driver and the relay make (targets, faults, which party to kill), not the
 //! operating system's scheduling. `REWIRE_PROC_LONG=1` runs the longer
-//! version (every kill also with the party down 150 ms and 1 s while the
-//! others go on; 5 waves of 40 s);
+//! version (every kill combined with every recovery kill, and with the party
+//! down 150 ms and 1 s while the others go on; 5 waves of 40 s);
 //! `REWIRE_PROC_VERBOSE=1` echoes every node's output.
 
 use std::path::PathBuf;
@@ -105,6 +106,16 @@ fn reference_steps() -> Vec<Vec<String>> {
     out
 }
 
+/// Where a restarted monitor is killed again (in turn; `None`: not at all).
+const RECOVERY_STEPS: [Option<&str>; 6] = [
+    None,
+    Some("start-io:journal:1"),
+    Some("start-io:counter:1"),
+    Some("start-io:counter:2"),
+    Some("start-io:journal:2"),
+    Some("start-io:counter:3"),
+];
+
 #[test]
 fn kill_each_party_at_each_step() {
     let t0 = Instant::now();
@@ -114,14 +125,22 @@ fn kill_each_party_at_each_step() {
     for (p, s) in steps.iter().enumerate() {
         println!("{} steps ({}): {}", names[p], s.len(), s.join(" "));
     }
-    let delays: &[u64] = if long() { &[0, 150, 1000] } else { &[0] };
+    // (down time, which restart step to kill again: `None` = by rotation).
+    let variants: Vec<(u64, Option<usize>)> = if long() {
+        let mut v: Vec<_> = (0..RECOVERY_STEPS.len()).map(|i| (0, Some(i))).collect();
+        v.extend([(150, None), (1000, None)]);
+        v
+    } else {
+        vec![(0, None)]
+    };
     let mut rng = Rng::new(seed);
     let mut cases = 0;
+    let mut second_kills = 0;
     let mut per_party = [0usize; 3];
     let mut failures = Vec::new();
     for (p, party_steps) in steps.iter().enumerate() {
         for step in party_steps {
-            for &down_ms in delays {
+            for &(down_ms, which) in &variants {
                 let name = format!("proc-kill-{}-{}", names[p], cases % 4);
                 let (mut w, _) = two_hosts(&name, rng.next_u64());
                 for q in 0..3 {
@@ -144,10 +163,26 @@ fn kill_each_party_at_each_step() {
                         .is_some();
                 }
                 w.kill(p);
+                // A monitor's restart is itself killed, in turn, at each
+                // storage step of its recovery (fence write and increments,
+                // then the commits that settle what was in flight).
+                let second = match p {
+                    2 => None,
+                    _ => RECOVERY_STEPS[which.unwrap_or(cases % RECOVERY_STEPS.len())],
+                };
+                let mut killed_twice = false;
                 let r = w.check_no_fork(&EID).and_then(|()| {
                     std::thread::sleep(Duration::from_millis(down_ms));
                     w.check_no_fork(&EID)?;
-                    w.spawn(p, None);
+                    w.spawn(p, second);
+                    let again = w.lines(p).expect("started");
+                    if again.snapshot().iter().any(|l| l.starts_with("HALT ")) {
+                        killed_twice = true;
+                        second_kills += 1;
+                        w.kill(p);
+                        w.check_no_fork(&EID)?;
+                        w.spawn(p, None);
+                    }
                     w.settle();
                     w.check_exactly_one(&[EID])
                 });
@@ -162,8 +197,13 @@ fn kill_each_party_at_each_step() {
                 per_party[p] += 1;
                 match r {
                     Ok(at) => println!(
-                        "kill {} at {step} (halted: {halted}, down {down_ms} ms): runs at host{}",
-                        names[p], at[0]
+                        "kill {} at {step} (down {down_ms} ms{}): runs at host{}",
+                        names[p],
+                        match (killed_twice, second) {
+                            (true, Some(s)) => format!(", killed again at {s}"),
+                            _ => String::new(),
+                        },
+                        at[0]
                     ),
                     Err(e) => {
                         println!("FAIL kill {} at {step}: {e}", names[p]);
@@ -174,7 +214,8 @@ fn kill_each_party_at_each_step() {
         }
     }
     println!(
-        "{cases} kill cases (SMS {}, SMT {}, SDS {}) in {:.1} s",
+        "{cases} kill cases (SMS {}, SMT {}, SDS {}), {second_kills} of them killed again \
+         inside the restart's recovery, in {:.1} s",
         per_party[0],
         per_party[1],
         per_party[2],

@@ -24,8 +24,9 @@
 use std::io::{BufRead, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -156,16 +157,26 @@ fn emit_events(node: &Node, m: &mut FileMonitor) {
 
 fn run_monitor(idx: usize, dir: &Path, addr: &str, hosts: &[HostId], halt: Option<String>) {
     let me = idx as u8;
-    let plat = FilePlatform::open(dir).unwrap_or_else(|_| fatal("platform"));
+    let mut plat = FilePlatform::open(dir).unwrap_or_else(|_| fatal("platform"));
+    // Storage steps: `start-io:…` inside the recovery of `Monitor::start`
+    // (its fence, and the commits that settle what was in flight), `io:…`
+    // after it.
+    let started = Arc::new(AtomicBool::new(false));
+    let (h2, s2) = (halt.clone(), started.clone());
+    plat.hook = Some(Arc::new(move |s: &str| {
+        if s2.load(Ordering::SeqCst) {
+            step(h2.as_deref(), s)
+        } else {
+            step(h2.as_deref(), &format!("start-{s}"))
+        }
+    }));
     let skew = plat.skew_ms.clone();
     let fh = FileHost::open(dir).unwrap_or_else(|_| fatal("enclave host"));
     let mut m = match Monitor::start(plat, fh, identity(idx), config()) {
         Ok(m) => m,
         Err(e) => fatal(&format!("start {e:?}")),
     };
-    // Storage steps after the start (the start's own fence is not one).
-    let h2 = halt.clone();
-    m.platform().hook = Some(std::sync::Arc::new(move |s: &str| step(h2.as_deref(), s)));
+    started.store(true, Ordering::SeqCst);
     let rx = start_io(addr, me);
     let mut node = Node {
         halt,

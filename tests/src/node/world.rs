@@ -232,11 +232,15 @@ impl ProcWorld {
                 l2.cv.notify_all();
             }
         });
-        let up = lines.wait(0, REPLY, |l| l == "UP" || l.starts_with("FATAL"));
-        match up {
-            Some((_, l)) if l == "UP" => {}
+        let up = lines.wait(0, REPLY, |l| {
+            l == "UP" || l.starts_with("FATAL") || l.starts_with("HALT ")
+        });
+        let halted = match up {
+            Some((_, l)) if l == "UP" => false,
+            // Halted inside its start (recovery), as the test asked.
+            Some((_, l)) if l.starts_with("HALT ") => true,
             other => panic!("{} did not start: {other:?}", self.party_name(p)),
-        }
+        };
         self.runs.push((p, lines.clone()));
         self.nodes[p] = Some(NodeProc {
             child,
@@ -245,7 +249,7 @@ impl ProcWorld {
         });
         // Wait until the relay knows it, so that nothing sent to it right away is lost.
         let t = Instant::now();
-        while !self.relay.connected(party_byte(self.n, p)) && t.elapsed() < REPLY {
+        while !halted && !self.relay.connected(party_byte(self.n, p)) && t.elapsed() < REPLY {
             thread::sleep(Duration::from_millis(5));
         }
     }
