@@ -25,24 +25,34 @@ esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-	echo "fuzz: installing the nightly toolchain (cargo-fuzz needs -Zsanitizer)"
-	rustup toolchain install nightly --profile minimal
+# cargo-fuzz needs nightly rustc features (-Zsanitizer). Where no nightly
+# toolchain is installed and none can be fetched (a machine with one
+# toolchain), the installed one runs them under RUSTC_BOOTSTRAP=1, which
+# cargo-fuzz supports.
+toolchain=()
+if cargo +nightly --version >/dev/null 2>&1; then
+	toolchain=(+nightly)
+elif echo "fuzz: installing the nightly toolchain" &&
+	rustup toolchain install nightly --profile minimal; then
+	toolchain=(+nightly)
+else
+	echo "fuzz: no nightly toolchain; using $(rustc --version) with RUSTC_BOOTSTRAP=1"
+	export RUSTC_BOOTSTRAP=1
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
 	echo "fuzz: installing cargo-fuzz"
 	cargo install cargo-fuzz --locked
 fi
 
-# Its own workspace and target dir (fuzz/target): sanitizer builds on
-# nightly must not share artifacts with the main workspace's builds.
+# Its own workspace and target dir (fuzz/target): sanitizer builds must not
+# share artifacts with the main workspace's builds.
 start=$(date +%s)
-cargo +nightly fuzz build --fuzz-dir fuzz
+cargo "${toolchain[@]}" fuzz build --fuzz-dir fuzz
 echo "fuzz: built every target in $(($(date +%s) - start)) s"
 
 bin="fuzz/target/x86_64-unknown-linux-gnu/release"
 scratch="target/fuzz"
-targets="${FUZZ_TARGETS:-$(cargo +nightly fuzz list --fuzz-dir fuzz)}"
+targets="${FUZZ_TARGETS:-$(cargo "${toolchain[@]}" fuzz list --fuzz-dir fuzz)}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
 
 failed=()

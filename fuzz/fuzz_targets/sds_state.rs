@@ -18,9 +18,10 @@ fuzz_target!(|data: &[u8]| {
         .expect("saves"); // safe: fuzz assertion
     assert_eq!(once, again, "ledger persistence is not stable");
     let _ = sds.is_settled_all();
-    for (_, m) in sds.resolution().into_iter().chain(sds.audit()) {
-        message_round_trip(&m).expect("the SDS sends well-formed messages"); // safe: fuzz assertion
-    }
+    // What it re-sends comes from the ledger's own bytes (its storage is
+    // trusted): arbitrary here, so only that it does not panic.
+    let _ = sds.resolution();
+    let _ = sds.audit();
     // The proofs of a real migration.
     for p in recorded().iter().filter(|p| p.to == To::Sds) {
         if let Err(e) = sds.handle(&p.bytes) {

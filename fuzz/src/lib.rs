@@ -588,6 +588,25 @@ impl World {
                 self.run(2000);
                 return true;
             }
+            trace!(
+                "settle: in flight {:?}, SDS settled {}, migration {:?}, status {:?}",
+                self.hosts
+                    .iter()
+                    .map(|h| h.monitor.as_ref().map(|m| m.in_flight()))
+                    .collect::<Vec<_>>(),
+                self.sds.is_settled_all(),
+                self.sds
+                    .enclave(&EID)
+                    .and_then(|e| e.migration.as_ref().map(|m| (
+                        m.request_id,
+                        m.epoch,
+                        m.phase.clone()
+                    ))),
+                self.hosts
+                    .iter()
+                    .map(|h| h.monitor.as_ref().and_then(|m| m.status(&EID)))
+                    .collect::<Vec<_>>(),
+            );
             self.clock.advance(TIMEOUT_MS + 1000);
             for i in 0..self.hosts.len() {
                 if let Some(m) = self.hosts[i].monitor.as_mut() {
