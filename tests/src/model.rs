@@ -50,6 +50,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -273,6 +274,9 @@ pub struct Report {
     pub seconds: f64,
     /// Transitions executed, by the kind of their last action ([`ACTION_KINDS`]).
     pub by_kind: [u64; 11],
+    /// G3 completions that ended with the enclave at the source (aborted,
+    /// or never started) and at the target (migrated).
+    pub ended_at: [u64; 2],
     pub counterexample: Option<Counterexample>,
 }
 
@@ -294,6 +298,11 @@ impl fmt::Display for Report {
                 ""
             },
             self.seconds
+        )?;
+        write!(
+            f,
+            "\n  quiescence: enclave at the source {} times, at the target {} times",
+            self.ended_at[0], self.ended_at[1]
         )?;
         write!(f, "\n  transitions by last action:")?;
         for (k, n) in ACTION_KINDS.iter().zip(self.by_kind) {
@@ -1141,7 +1150,8 @@ impl Sim {
     }
 
     /// G3: the faults stop; drive to quiescence; exactly one copy, byte-exact.
-    pub fn complete(&mut self) -> Result<(), String> {
+    /// Returns the host the enclave ends on.
+    pub fn complete(&mut self) -> Result<usize, String> {
         for i in 0..self.hosts.len() {
             let h = &mut self.hosts[i];
             h.armed = false;
@@ -1184,7 +1194,7 @@ impl Sim {
         }
         if !settled {
             let copies = match self.check_exactly_one() {
-                Ok(()) => "one copy runs".to_string(),
+                Ok(_) => "one copy runs".to_string(),
                 Err(e) => e,
             };
             return Err(format!(
@@ -1194,7 +1204,7 @@ impl Sim {
         self.check_exactly_one()
     }
 
-    fn check_exactly_one(&self) -> Result<(), String> {
+    fn check_exactly_one(&self) -> Result<usize, String> {
         let running: Vec<usize> = (0..self.hosts.len())
             .filter(|&i| {
                 self.hosts[i]
@@ -1242,7 +1252,7 @@ impl Sim {
                 st.epoch
             ));
         }
-        Ok(())
+        Ok(i)
     }
 }
 
@@ -1276,6 +1286,7 @@ struct Shared<'a> {
     max_depth: AtomicUsize,
     truncated: AtomicBool,
     by_kind: [AtomicU64; 11],
+    ends: [AtomicU64; 2],
 }
 
 impl Shared<'_> {
@@ -1363,15 +1374,19 @@ impl Shared<'_> {
         }
         if new && (self.bounds.g3_everywhere || leaf) {
             self.g3_runs.fetch_add(1, Ordering::Relaxed);
-            if let Err(v) = sim.complete() {
-                self.report(n, v, true);
+            match sim.complete() {
+                Ok(h) => {
+                    self.ends[h.min(1)].fetch_add(1, Ordering::Relaxed);
+                }
+                Err(v) => self.report(n, v, true),
             }
         }
         children
     }
 }
 
-/// Worker threads: REWIRE_MODEL_THREADS, default 1.
+/// Worker threads: REWIRE_MODEL_THREADS, default 1. (REWIRE_MODEL_PROGRESS
+/// set: a line per BFS level on stderr.)
 fn threads() -> usize {
     std::env::var("REWIRE_MODEL_THREADS")
         .ok()
@@ -1400,6 +1415,7 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         max_depth: AtomicUsize::new(0),
         truncated: AtomicBool::new(false),
         by_kind: Default::default(),
+        ends: Default::default(),
     };
     let mut level: Vec<Node> = [0u8, 1]
         .iter()
@@ -1411,6 +1427,8 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         })
         .collect();
     let workers = threads();
+    let progress = std::env::var_os("REWIRE_MODEL_PROGRESS").is_some();
+    let mut depth = 0usize;
     while !level.is_empty() && !sh.stop.load(Ordering::SeqCst) {
         let next = Mutex::new(Vec::new());
         let at = AtomicUsize::new(0);
@@ -1429,6 +1447,17 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
             }
         });
         level = next.into_inner().unwrap_or_default();
+        depth += 1;
+        if progress {
+            let _ = writeln!(
+                std::io::stderr(),
+                "model: depth {depth} done: {} states, {} transitions, {} traces next, {:.0} s",
+                sh.states.load(Ordering::Relaxed),
+                sh.transitions.load(Ordering::Relaxed),
+                level.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
         // Same order whatever the threads did: the run is reproducible.
         level.sort_by(|a, b| (a.init, &a.trace).cmp(&(b.init, &b.trace)));
     }
@@ -1442,6 +1471,7 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         truncated: sh.truncated.load(Ordering::SeqCst),
         seconds: 0.0,
         by_kind: sh.by_kind.each_ref().map(|n| n.load(Ordering::SeqCst)),
+        ended_at: sh.ends.each_ref().map(|n| n.load(Ordering::SeqCst)),
         counterexample: None,
     };
     let found = sh.found.into_inner().ok().flatten();

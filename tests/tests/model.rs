@@ -30,6 +30,7 @@ fn model_check_sds_sms_smt() {
     assert!(rep.states > 100, "only {} states explored", rep.states);
     if b.depth >= 15 && b.faults >= 1 && b.retries >= 1 {
         assert!(rep.states >= 5000, "only {} states explored", rep.states);
+        assert!(rep.ended_at[0] > 0 && rep.ended_at[1] > 0, "both outcomes");
         for (k, n) in ACTION_KINDS.iter().zip(rep.by_kind) {
             assert!(n > 0, "the adversary never chose {k}");
         }
