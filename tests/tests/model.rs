@@ -1,12 +1,20 @@
 //! Exhaustive bounded model check of SDS + SMS + SMT against G1, G2, G3 and
 //! G5 (see `rewire_tests::model` for the model, the adversary and the
-//! checks). The CI bound runs here; a deeper one is selected by environment:
-//! `REWIRE_MODEL_DEPTH`, `REWIRE_MODEL_FAULTS`, `REWIRE_MODEL_RETRIES`
-//! (and `REWIRE_MODEL_MAX_STATES` to cap the states explored).
+//! checks). The CI bound (traces of 15 choices, 1 fault, 1 SDS retry) runs
+//! here; a deeper one is selected by environment: `REWIRE_MODEL_DEPTH`,
+//! `REWIRE_MODEL_FAULTS`, `REWIRE_MODEL_RETRIES`, with
+//! `REWIRE_MODEL_THREADS` workers, `REWIRE_MODEL_PROGRESS` for a line per
+//! level and `REWIRE_MODEL_MAX_STATES` to cap the states. The deep bound:
+//!
+//! ```sh
+//! REWIRE_MODEL_DEPTH=17 REWIRE_MODEL_FAULTS=2 REWIRE_MODEL_RETRIES=1 \
+//! REWIRE_MODEL_THREADS=2 REWIRE_MODEL_PROGRESS=1 \
+//!   cargo test --release -p rewire-tests --test model model_check_sds_sms_smt -- --nocapture
+//! ```
 
 use std::io::Write;
 
-use rewire_tests::model::{explore, Bounds, Report, Variant, ACTION_KINDS};
+use rewire_tests::model::{explore, Bounds, Report, Sim, Variant, ACTION_KINDS};
 
 /// Printed whether or not the harness captures output.
 fn say(s: &str) {
@@ -53,6 +61,14 @@ fn caught(v: Variant, faults: usize) -> Report {
         panic!("the checker missed a broken variant: {v:?}");
     };
     say(&format!("{c}"));
+    // The counterexample is a trace: replaying it reproduces the violation.
+    let mut sim = Sim::replay(c.init, &c.trace, v, false).expect("the trace replays");
+    let again = if c.in_completion {
+        sim.complete().map(|_| ())
+    } else {
+        sim.check_g2().and_then(|()| sim.check_g1())
+    };
+    assert!(again.is_err(), "the counterexample does not reproduce");
     rep
 }
 
