@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use rewire_core::EnclaveId;
 use rewire_tests::node::relay::Faults;
+use rewire_tests::node::store::FileHost;
 use rewire_tests::node::world::ProcWorld;
 use rewire_tests::{Image, Rng};
 
@@ -379,6 +380,21 @@ fn chaos_wave(seed: u64, secs: u64, continuous: bool) {
         .zip(&list)
         .filter(|(h, (home, _, _))| *h != home)
         .count();
+    // Not-runnable leftovers: copies on disk besides the running one, and
+    // records still Pending (docs/protocol.md §12.1: cleanup is bounded).
+    let mut leftovers = 0;
+    let mut pending = 0;
+    for h in 0..n {
+        let (st, _) = w.status(h, &eids);
+        for (k, e) in eids.iter().enumerate() {
+            if at[k] != h && FileHost::inspect(&w.host_dir(h), e).is_some() {
+                leftovers += 1;
+            }
+            if st[k].as_ref().is_some_and(|s| s.state == "Pending") {
+                pending += 1;
+            }
+        }
+    }
     let commits = w.count_lines(|_, l| l.starts_with("EV ") && l.ends_with(" Committed"));
     let activations = w.count_lines(|_, l| l.starts_with("EV ") && l.ends_with(" Activated"));
     let aborts = w.count_lines(|_, l| l.starts_with("EV ") && l.contains(" Aborted("));
@@ -390,7 +406,7 @@ fn chaos_wave(seed: u64, secs: u64, continuous: bool) {
     println!(
         "seed {seed}: {orders} orders ({busy} busy retries, {refused} refused) for 50 enclaves on {n} hosts; \
          {commits} commits, {activations} activations, {aborts} aborts; {moved} enclaves away from home; \
-         ledger epochs {epochs}; {} SIGKILLs; relay: {} frames received, {} forwarded, {} dropped, \
+         ledger epochs {epochs}; {leftovers} stopped copies left on disk, {pending} records Pending; {} SIGKILLs; relay: {} frames received, {} forwarded, {} dropped, \
          {} duplicated, {} delayed, {} cut; chaos {chaos_s:.1} s, settle {rounds} rounds, total {:.1} s",
         w.kills,
         stats.received,
