@@ -200,6 +200,9 @@ pub struct Faults {
     /// SMT (deliberately broken): time out a PENDING import like a stalled
     /// one and drop it, breaking §7.2 rule 3 (loses a released enclave).
     pub drop_pending_on_timeout: bool,
+    /// SMT (deliberately broken): run the imported copy as soon as it is
+    /// PENDING, without waiting for RELEASE.
+    pub activate_without_release: bool,
 }
 
 enum OutPhase {
@@ -1706,6 +1709,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         };
         self.records[i].epoch = next_epoch(req.epoch)?;
         self.commit()?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.activate_without_release {
+            let _ = self.host.resume(&eid);
+        }
         self.event(conn, Event::PendingReady);
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
         s.phase = InPhase::AwaitDecision;

@@ -199,6 +199,7 @@ impl Bounds {
 pub struct Variant {
     pub resume_after_release: bool,
     pub drop_pending_on_timeout: bool,
+    pub activate_without_release: bool,
 }
 
 impl Variant {
@@ -206,6 +207,7 @@ impl Variant {
         Faults {
             resume_after_release: self.resume_after_release,
             drop_pending_on_timeout: self.drop_pending_on_timeout,
+            activate_without_release: self.activate_without_release,
             ..Faults::default()
         }
     }
@@ -718,6 +720,16 @@ impl Sim {
 
     /// Execute one adversary choice (and collect what it produced).
     pub fn apply(&mut self, a: Action) -> Result<(), String> {
+        let known = match a {
+            Action::Pipe(h) | Action::Crash(h) | Action::CrashPrevious(h) | Action::PowerCut(h) => {
+                usize::from(h) < self.hosts.len()
+            }
+            Action::Replay(_, to) => to == SDS || usize::from(to) < self.hosts.len(),
+            _ => true,
+        };
+        if !known {
+            return Err(format!("no such party in {a:?}"));
+        }
         let mark = self.steps.len();
         let what = match a {
             Action::Deliver(k) | Action::Drop(k) => {

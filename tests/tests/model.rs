@@ -97,3 +97,16 @@ fn broken_drop_pending_on_timeout_is_caught() {
     let c = rep.counterexample.unwrap(); // safe: caught() checked it
     assert!(c.violation.starts_with("G3"), "{}", c.violation);
 }
+
+#[test]
+fn broken_activate_without_release_is_caught() {
+    let rep = caught(
+        Variant {
+            activate_without_release: true,
+            ..Variant::default()
+        },
+        0,
+    );
+    let c = rep.counterexample.unwrap(); // safe: caught() checked it
+    assert!(c.violation.starts_with("G2"), "{}", c.violation);
+}
