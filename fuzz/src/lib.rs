@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use rewire_core::crypto::{hkdf, sha256, Digest, Secret, SigningKey};
 use rewire_core::error::Category;
+use rewire_core::sds::MigrationPhase;
 use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
 use rewire_core::wire::{Message, SignedBody};
 use rewire_core::{
@@ -576,6 +577,10 @@ impl World {
                 .iter()
                 .all(|h| h.monitor.as_ref().is_none_or(|m| !m.in_flight()));
             if idle && self.sds.is_settled_all() {
+                // Last, the ledger catches up on anything it never heard of
+                // (an order it signed but did not keep): settled once an
+                // audit changes nothing.
+                let before = self.sds.to_bytes().ok();
                 for (h, bytes) in self.sds.audit() {
                     if let Some(idx) = self.index_of(&h) {
                         self.net.push_back(Packet {
@@ -586,10 +591,13 @@ impl World {
                     }
                 }
                 self.run(2000);
-                return true;
+                if self.sds.to_bytes().ok() == before {
+                    return true;
+                }
+                continue;
             }
             trace!(
-                "settle: in flight {:?}, SDS settled {}, migration {:?}, status {:?}",
+                "settle: in flight {:?}, SDS settled {}, migration (id, epoch, ordered) {:?}, status {:?}",
                 self.hosts
                     .iter()
                     .map(|h| h.monitor.as_ref().map(|m| m.in_flight()))
@@ -597,11 +605,8 @@ impl World {
                 self.sds.is_settled_all(),
                 self.sds
                     .enclave(&EID)
-                    .and_then(|e| e.migration.as_ref().map(|m| (
-                        m.request_id,
-                        m.epoch,
-                        m.phase.clone()
-                    ))),
+                    .and_then(|e| e.migration.as_ref())
+                    .map(|m| (m.request_id, m.epoch, m.phase == MigrationPhase::Ordered)),
                 self.hosts
                     .iter()
                     .map(|h| h.monitor.as_ref().and_then(|m| m.status(&EID)))
