@@ -407,13 +407,14 @@ fn chaos_wave(seed: u64, secs: u64, continuous: bool) {
         "seed {seed}: {orders} orders ({busy} busy retries, {refused} refused) for 50 enclaves on {n} hosts; \
          {commits} commits, {activations} activations, {aborts} aborts; {moved} enclaves away from home; \
          ledger epochs {epochs}; {leftovers} stopped copies left on disk, {pending} records Pending; {} SIGKILLs; relay: {} frames received, {} forwarded, {} dropped, \
-         {} duplicated, {} delayed, {} cut; chaos {chaos_s:.1} s, settle {rounds} rounds, total {:.1} s",
+         {} duplicated, {} delayed, {} reordered, {} cut; chaos {chaos_s:.1} s, settle {rounds} rounds, total {:.1} s",
         w.kills,
         stats.received,
         stats.forwarded,
         stats.dropped,
         stats.duplicated,
         stats.delayed,
+        stats.reordered,
         stats.cuts,
         t0.elapsed().as_secs_f64()
     );

@@ -42,6 +42,8 @@ pub struct Stats {
     pub dropped: u64,
     pub duplicated: u64,
     pub delayed: u64,
+    /// Frames forwarded after a frame that arrived later than them.
+    pub reordered: u64,
     pub cuts: u64,
     /// Frames whose destination was not connected (down or cut).
     pub undeliverable: u64,
@@ -86,6 +88,8 @@ struct State {
     rng: Rng,
     queue: BinaryHeap<Queued>,
     seq: u64,
+    /// Highest sequence number forwarded so far.
+    max_forwarded: Option<u64>,
     capture: Option<Vec<Captured>>,
     stats: Stats,
     last_activity: Instant,
@@ -123,6 +127,7 @@ impl Relay {
                 rng: Rng::new(seed ^ 0x5e1a_7000),
                 queue: BinaryHeap::new(),
                 seq: 0,
+                max_forwarded: None,
                 capture: None,
                 stats: Stats::default(),
                 last_activity: Instant::now(),
@@ -305,6 +310,10 @@ fn router(s: Arc<Shared>) {
         st.last_activity = Instant::now();
         if ok {
             st.stats.forwarded += 1;
+            match st.max_forwarded {
+                Some(m) if q.seq < m => st.stats.reordered += 1,
+                _ => st.max_forwarded = Some(q.seq),
+            }
             let at = s.t0.elapsed();
             if let Some(c) = st.capture.as_mut() {
                 c.push(Captured { at, frame: q.frame });
