@@ -16,7 +16,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -50,6 +50,15 @@ pyenv: setup
 ## System tests: QEMU hosts, kill/restart, a forged request at the relay, a rolled-back journal.
 test-qemu: setup-qemu monitor pyenv
 	cd target && timeout 900 pyenv/bin/python -m pytest -q -p no:cacheprovider ../tests/system
+
+## Deeper model check of SDS + SMS + SMT than the CI bound in `make test` (about 8 min on 2 cores).
+verify-deep:
+	REWIRE_MODEL_DEPTH=17 REWIRE_MODEL_FAULTS=2 REWIRE_MODEL_RETRIES=1 REWIRE_MODEL_THREADS=2 REWIRE_MODEL_PROGRESS=1 \
+	  $(CARGO) test --release -p rewire-tests --test model model_check_sds_sms_smt -- --nocapture
+
+## The multi-process fault injection, long version (about 9 min): every kill combined with every recovery kill.
+test-processes-long:
+	REWIRE_PROC_LONG=1 $(CARGO) test -p rewire-tests --test processes -- --nocapture
 
 ## Everything CI checks.
 test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu
