@@ -16,7 +16,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -60,8 +60,16 @@ verify-deep:
 test-processes-long:
 	REWIRE_PROC_LONG=1 $(CARGO) test -p rewire-tests --test processes -- --nocapture
 
+## cargo-fuzz over every decoder, both state machines and the C ABI (fuzz/README.md):
+## 10 min per target (about 2 h 40 min); `make test` runs each briefly.
+fuzz:
+	scripts/fuzz.sh 600
+
+fuzz-brief:
+	scripts/fuzz.sh 5
+
 ## Everything CI checks.
-test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu
+test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu fuzz-brief
 	@echo "make test: all passed"
 
 lint:
