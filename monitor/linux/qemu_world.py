@@ -20,7 +20,9 @@ import queue
 import signal
 import socket
 import struct
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -72,7 +74,8 @@ class Host:
         self.world = world
         self.name = name
         self.flash = world.workdir / f"{name}.flash"
-        self.sock_path = world.workdir / f"{name}.sock"
+        # Unix socket paths are limited to 108 bytes: keep them in a short temporary directory.
+        self.sock_path = world.sockdir / f"{name}.sock"
         self.proc: Optional[subprocess.Popen] = None
         self.sock: Optional[socket.socket] = None
         self.lines: List[Tuple[float, str]] = []
@@ -204,6 +207,7 @@ class World:
     def __init__(self, workdir: Path, verbose: bool = False, timeout_s: float = 120.0):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        self.sockdir = Path(tempfile.mkdtemp(prefix="rewire-qemu-"))
         self.verbose = verbose
         self.timeout_s = timeout_s
         self.inbox: "queue.Queue[Tuple[Host, int, bytes, float]]" = queue.Queue()
@@ -368,3 +372,4 @@ class World:
             if h.proc:
                 h.proc.kill()
                 h.proc.wait()
+        shutil.rmtree(self.sockdir, ignore_errors=True)

@@ -28,6 +28,8 @@ def world(request):
     w = demo.fleet(workdir, verbose=False)
     yield w
     w.shutdown()
+    if not request.session.testsfailed:
+        shutil.rmtree(workdir, ignore_errors=True)  # 64 MiB of flash images per test
 
 
 def statuses(w: q.World, eid: bytes) -> dict:
