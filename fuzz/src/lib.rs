@@ -14,27 +14,23 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use rewire_core::crypto::{hkdf, sha256, Digest, Secret, SigningKey};
+use rewire_core::crypto::{hkdf, Secret, SigningKey};
 use rewire_core::error::Category;
 use rewire_core::sds::MigrationPhase;
 use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
 use rewire_core::wire::{Message, SignedBody};
-use rewire_core::{
-    Config, Dest, EnclaveId, EnclaveState, Error, HostId, Identity, Monitor, RequestId, Sds,
-};
+use rewire_core::{Dest, EnclaveId, EnclaveState, Error, HostId, Monitor, RequestId, Sds};
 
 pub use rewire_core;
 
 pub mod peer;
 
-pub type Mon = Monitor<SoftPlatform, SoftHost>;
-
-/// The SM build every simulated host runs (as in rewire-tests).
-pub const SM_MEASUREMENT: [u8; 32] = [0x5a; 32];
-/// Wall time at clock 0.
-pub const WALL0: u64 = 1_800_000_000;
-/// Monitor timeout.
-pub const TIMEOUT_MS: u64 = 30_000;
+// The keys, the SM build, the clock, the test image and the packet types are
+// rewire-tests' own, so that fuzz inputs replay in its in-process world.
+pub use rewire_tests::{
+    config, device_secret, identity, sds_key, HostSlot as Slot, Image, Mon, Packet, To,
+    SM_MEASUREMENT, TIMEOUT_MS, WALL0,
+};
 /// The enclave every world deploys on host 0 (as tests/tests/fuzz.rs).
 pub const EID: EnclaveId = *b"enclave-fuzzed-1";
 /// The request id of the recorded migration.
@@ -44,22 +40,6 @@ pub const ATLS: [u64; 2] = [2, 2];
 
 // ---------------------------------------------------------------------------
 // Keys (fixed seeds)
-
-pub fn sds_key() -> SigningKey {
-    SigningKey::from_seed(Secret::from_bytes([0x5d; 32])).expect("valid seed") // safe: fixed valid seed
-}
-
-pub fn device_secret(i: usize) -> Secret {
-    let mut s = [0u8; 32];
-    s[0] = 0xde;
-    s[1] = i as u8;
-    s[31] = 0x77;
-    Secret::from_bytes(s)
-}
-
-pub fn identity(i: usize) -> Identity {
-    Identity::derive(device_secret(i), SM_MEASUREMENT).expect("identity") // safe: fixed inputs
-}
 
 /// Host `i`'s device signing key (signs its SM certificate), derived as `Identity::derive` does.
 pub fn device_key(i: usize) -> SigningKey {
@@ -86,12 +66,6 @@ pub fn journal_key(i: usize) -> Secret {
         &[&SM_MEASUREMENT],
     )
     .expect("hkdf") // safe: fixed inputs
-}
-
-pub fn config() -> Config {
-    let mut c = Config::new(sds_key().public());
-    c.timeout_ms = TIMEOUT_MS;
-    c
 }
 
 // ---------------------------------------------------------------------------
@@ -289,70 +263,13 @@ pub fn mutate(b: &mut Vec<u8>, r: &mut Reader) {
 // ---------------------------------------------------------------------------
 // The enclave
 
-/// The test image (as rewire-tests' `Image::sample(4, 2000)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Image {
-    pub code: Vec<u8>,
-    pub state: Vec<u8>,
-    pub sealed: Vec<u8>,
-}
-
-impl Image {
-    pub fn sample(tag: u8, state_len: usize) -> Image {
-        let mut code = b"\x7fELF enclave ".to_vec();
-        code.extend((0..3000u32).map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag)));
-        let state = (0..state_len)
-            .map(|i| ((i as u32).wrapping_mul(2654435761) >> 13) as u8 ^ tag)
-            .collect();
-        let sealed = format!("sealed secret of enclave {tag}: MARKER-{tag:03}").into_bytes();
-        Image {
-            code,
-            state,
-            sealed,
-        }
-    }
-    pub fn measurement(&self) -> Digest {
-        sha256(&self.code)
-    }
-    /// SHA-256 of each section's plaintext (what END carries).
-    pub fn digests(&self) -> [Digest; 3] {
-        [
-            sha256(&self.code),
-            sha256(&self.state),
-            sha256(&self.sealed),
-        ]
-    }
-}
-
+/// The test image: rewire-tests' `Image::sample(4, 2000)`.
 pub fn image() -> Image {
     Image::sample(4, 2000)
 }
 
 // ---------------------------------------------------------------------------
 // The world: one SDS, two software monitors, a relay the fuzzer controls.
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum To {
-    Sds,
-    /// Monitor `idx`; `conn` for channel bytes, `None` for the SDS path.
-    Host {
-        idx: usize,
-        conn: Option<RequestId>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Packet {
-    pub from: Option<usize>,
-    pub to: To,
-    pub bytes: Vec<u8>,
-}
-
-pub struct Slot {
-    pub id: HostId,
-    pub monitor: Option<Mon>,
-    pub parked: Option<(SoftPlatform, SoftHost)>,
-}
 
 pub struct World {
     pub clock: Clock,

@@ -33,7 +33,8 @@ pub fn sds_key() -> SigningKey {
     SigningKey::from_seed(Secret::from_bytes([0x5d; 32])).expect("valid seed")
 }
 
-fn device_secret(i: usize) -> Secret {
+/// Host `i`'s device secret (fixed, so that tests and fuzz seeds agree).
+pub fn device_secret(i: usize) -> Secret {
     let mut s = [0u8; 32];
     s[0] = 0xde;
     s[1] = i as u8;
@@ -95,6 +96,15 @@ impl Image {
     }
     pub fn measurement(&self) -> [u8; 32] {
         rewire_core::crypto::sha256(&self.code)
+    }
+    /// SHA-256 of each section's plaintext (what END carries).
+    pub fn digests(&self) -> [[u8; 32]; 3] {
+        use rewire_core::crypto::sha256;
+        [
+            sha256(&self.code),
+            sha256(&self.state),
+            sha256(&self.sealed),
+        ]
     }
 }
 
