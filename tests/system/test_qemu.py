@@ -85,7 +85,9 @@ def test_migration_end_to_end(world):
     eid = demo.launch(w, A, 1024)
     counts_on(w, A, 3)
     assert w.probe(A) != 0, "the host read the enclave's memory"
-    assert any("PMP: host load from 0x0000000085020000 denied" in l for l in A.console())
+    # The console (UART, a pipe read by its own thread) may lag the frame that carried the result.
+    w.wait(lambda: any("PMP: host load from 0x0000000085020000 denied" in l for l in A.console()),
+           "the monitor's PMP log line", 10)
     w.run(B, 100)
     demo.migrate(w, eid, A, B)
     w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
@@ -182,5 +184,6 @@ def test_rolled_back_journal_is_refused(world):
     A.start()
     assert A.proc is not None
     assert A.proc.wait(timeout=30) != 0  # the monitor powers off: it will not run on a rolled-back journal
-    assert "[monitor] librewire refused to start: journal rolled back" in A.console(), A.console()[-3:]
+    w.wait(lambda: "[monitor] librewire refused to start: journal rolled back" in A.console(),
+           "the monitor refusing its rolled-back journal", 10)
     assert settle(w, eid) == "host-B"
