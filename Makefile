@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 NATIVE_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lutil
 C_WARN := -Wall -Wextra -Werror
 
-# ring's C for bare-metal RISC-V (see ../shared/design/toolchain.md): medany
+# ring's C for bare-metal RISC-V (see docs/building.md): medany
 # code model for a kernel linked at 0x80000000, picolibc for its headers.
 export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
