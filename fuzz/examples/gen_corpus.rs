@@ -258,10 +258,10 @@ fn main() {
 
     // Ledgers: fresh, ordered, and after the migration.
     o.put("sds_state", "fresh", &f.ledger);
-    o.put("sds_state", "settled", &w.sds.to_bytes().expect("ledger")); // safe: generator
+    o.put("sds_state", "settled", &w.sds().to_bytes().expect("ledger")); // safe: generator
     let mut w2 = World::new();
     w2.order(1, RID).expect("order"); // safe: generator
-    o.put("sds_state", "ordered", &w2.sds.to_bytes().expect("ledger")); // safe: generator
+    o.put("sds_state", "ordered", &w2.sds().to_bytes().expect("ledger")); // safe: generator
 
     // SDS programs (see fuzz_targets/sds.rs): proofs in order; a signed proof; reload.
     let proofs: Vec<usize> = (0..rec.iter().filter(|p| p.to == To::Sds).count()).collect();

@@ -134,8 +134,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             14 => {
-                let mut msgs = w.sds.resolution();
-                msgs.extend(w.sds.audit());
+                let mut msgs = w.sds().resolution();
+                msgs.extend(w.sds().audit());
                 for (h, bytes) in msgs {
                     if let Some(idx) = w.index_of(&h) {
                         w.net.push_back(Packet {
@@ -170,7 +170,10 @@ fuzz_target!(|data: &[u8]| {
             .monitor
             .as_ref()
             .and_then(|m| m.status(&rewire_fuzz::EID)),
-        w.sds.enclave(&rewire_fuzz::EID).map(|e| e.epoch)
+        w.sds
+            .as_ref()
+            .and_then(|s| s.enclave(&rewire_fuzz::EID))
+            .map(|e| e.epoch)
     );
     // Whatever happened, a quiet period leaves exactly one intact copy.
     w.net.clear();

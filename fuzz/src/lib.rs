@@ -11,23 +11,20 @@
 //! [`typed_in`]). Where a decoder has an encoder, a decoded value must encode
 //! back to exactly the input bytes (decoding is strict and canonical).
 
-use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use rewire_core::crypto::{hkdf, Secret, SigningKey};
 use rewire_core::error::Category;
-use rewire_core::sds::MigrationPhase;
-use rewire_core::soft::{Clock, SoftHost, SoftPlatform};
 use rewire_core::wire::{Message, SignedBody};
-use rewire_core::{Dest, EnclaveId, EnclaveState, Error, HostId, Monitor, RequestId, Sds};
+use rewire_core::{EnclaveId, Error, HostId, RequestId};
 
 pub use rewire_core;
 
 pub mod peer;
 
-// The keys, the SM build, the clock, the test image and the packet types are
-// rewire-tests' own, so that fuzz inputs replay in its in-process world.
-pub use rewire_tests::{
+// The keys, the SM build, the clock, the test image, the packet types and the
+// world are rewire-sim's, so that fuzz inputs replay in the test suites' world.
+pub use rewire_sim::{
     config, device_secret, identity, sds_key, HostSlot as Slot, Image, Mon, Packet, To,
     SM_MEASUREMENT, TIMEOUT_MS, WALL0,
 };
@@ -269,316 +266,124 @@ pub fn image() -> Image {
 }
 
 // ---------------------------------------------------------------------------
-// The world: one SDS, two software monitors, a relay the fuzzer controls.
+// The world: rewire-sim's, with two hosts (ATL 2) and the enclave deployed
+// on host 0 under a policy of ATL 1; the fuzzer is the relay.
 
 pub struct World {
-    pub clock: Clock,
-    pub sds: Sds,
-    pub hosts: Vec<Slot>,
-    pub net: VecDeque<Packet>,
+    pub sim: rewire_sim::World,
     /// The enclave's signed policy.
     pub policy: Vec<u8>,
     /// Signed endorsements of the hosts.
     pub endorsements: Vec<Vec<u8>>,
 }
 
+impl std::ops::Deref for World {
+    type Target = rewire_sim::World;
+    fn deref(&self) -> &rewire_sim::World {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut rewire_sim::World {
+        &mut self.sim
+    }
+}
+
 impl World {
-    /// Two hosts (ATL 2), the enclave deployed on host 0 under a policy of ATL 1.
     pub fn new() -> World {
-        let clock = Clock::default();
-        let mut sds = Sds::new(sds_key());
-        let mut hosts = Vec::new();
-        let mut endorsements = Vec::new();
-        for (i, &atl) in ATLS.iter().enumerate() {
-            let id = identity(i);
-            let e = sds
-                .endorse_host(
-                    id.certificate(),
-                    vec![SM_MEASUREMENT],
-                    atl,
-                    WALL0 - 10,
-                    WALL0 + 86_400 * 365,
-                )
-                .expect("endorse"); // safe: fixed valid inputs
-            endorsements.push(e);
-            let platform = SoftPlatform::new(1000 + i as u64, clock.clone(), Some(WALL0));
-            let m = Monitor::start(platform, SoftHost::default(), id, config()).expect("start"); // safe: fresh platform
-            hosts.push(Slot {
-                id: m.host_id(),
-                monitor: Some(m),
-                parked: None,
-            });
-        }
-        let img = image();
-        let policy = sds
-            .register_enclave(EID, img.measurement(), 1, hosts[0].id)
-            .expect("register"); // safe: fixed valid inputs
-        let mut w = World {
-            clock,
-            sds,
-            hosts,
-            net: VecDeque::new(),
+        let mut sim = rewire_sim::World::new(&ATLS);
+        // A monitor poisoned by a failed commit is rebooted in a quiet period.
+        sim.reboot_poisoned = true;
+        let ids: Vec<HostId> = sim.hosts.iter().map(|h| h.id).collect();
+        let endorsements = ids
+            .iter()
+            .map(|h| sim.sds().host(h).expect("endorsed").endorsement.clone()) // safe: endorsed by World::new
+            .collect();
+        let policy = sim.deploy(0, EID, &image(), 1);
+        World {
+            sim,
             policy,
             endorsements,
-        };
-        let policy = w.policy.clone();
-        let m = w.hosts[0].monitor.as_mut().expect("up"); // safe: just started
-        m.enclave_host()
-            .load(EID, img.code.clone(), img.state.clone(), Vec::new());
-        m.install(&policy).expect("install"); // safe: valid policy, loaded enclave
-        let blob = m.seal_data(&EID, &img.sealed).expect("seal"); // safe: installed enclave
-        m.enclave_host()
-            .enclaves
-            .get_mut(&EID)
-            .expect("loaded") // safe: loaded above
-            .sealed = blob;
-        w
-    }
-
-    pub fn index_of(&self, id: &HostId) -> Option<usize> {
-        self.hosts.iter().position(|h| &h.id == id)
+        }
     }
 
     /// The SDS orders a migration of the enclave to `target`; the order goes onto the network.
     pub fn order(&mut self, target: usize, rid: RequestId) -> rewire_core::Result<()> {
-        let tid = self.hosts[target % self.hosts.len()].id;
-        let deadline = WALL0 + self.clock.now_ms() / 1000 + 3600;
-        let bytes = self.sds.order(&EID, tid, rid, deadline)?;
-        let loc = self
-            .sds
-            .enclave(&EID)
-            .and_then(|e| self.index_of(&e.location))
-            .unwrap_or(0);
-        self.net.push_back(Packet {
-            from: None,
-            to: To::Host {
-                idx: loc,
-                conn: None,
-            },
-            bytes,
-        });
-        Ok(())
-    }
-
-    /// Move every monitor's outputs (at most `per_host` each) onto the network.
-    pub fn collect(&mut self, per_host: usize) -> usize {
-        let mut n = 0;
-        for i in 0..self.hosts.len() {
-            for _ in 0..per_host {
-                let Some(m) = self.hosts[i].monitor.as_mut() else {
-                    break;
-                };
-                let Some(o) = m.poll_output() else { break };
-                while m.poll_event().is_some() {}
-                let to = match o.dest {
-                    Dest::Sds => To::Sds,
-                    Dest::Peer { host, conn } => match self.index_of(&host) {
-                        Some(idx) => To::Host {
-                            idx,
-                            conn: Some(conn),
-                        },
-                        None => continue,
-                    },
-                };
-                self.net.push_back(Packet {
-                    from: Some(i),
-                    to,
-                    bytes: o.bytes,
-                });
-                n += 1;
-            }
-        }
-        n
+        let t = target % self.sim.hosts.len();
+        self.sim.order(&EID, t, rid)
     }
 
     /// Deliver one packet; returns the receiver's verdict (`Ok` for a party that is down).
     pub fn deliver(&mut self, p: Packet) -> rewire_core::Result<()> {
-        match p.to {
-            To::Sds => self.sds.handle(&p.bytes).map(|_| ()),
-            To::Host { idx, conn } => {
-                let from_id = p.from.map(|f| self.hosts[f % self.hosts.len()].id);
-                let Some(m) = self.hosts[idx % ATLS.len()].monitor.as_mut() else {
-                    return Ok(());
-                };
-                let from_id = from_id.unwrap_or(m.host_id());
-                match conn {
-                    None => m.handle_sds(&p.bytes),
-                    Some(c) => m.handle_peer(from_id, c, &p.bytes),
-                }
-            }
-        }
+        self.sim.deliver_verdict(p)
     }
 
     /// Faithful network until nothing moves (bounded); every verdict must be typed.
-    pub fn run(&mut self, max_steps: usize) {
-        for _ in 0..max_steps {
-            self.collect(4);
-            let Some(p) = self.net.pop_front() else {
-                if self.collect(4) == 0 {
-                    return;
-                }
-                continue;
-            };
-            if let Err(e) = self.deliver(p) {
-                typed(e);
-            }
-        }
+    pub fn run(&mut self, max_steps: u64) {
+        let n = self.sim.errors.len();
+        self.sim.run_bounded(max_steps, |_| {});
+        self.check_errors_since(n);
     }
 
-    pub fn crash(&mut self, i: usize) {
-        if let Some(m) = self.hosts[i].monitor.take() {
-            self.hosts[i].parked = Some(m.into_parts());
-        }
-    }
-
-    pub fn restart(&mut self, i: usize) -> rewire_core::Result<()> {
-        let Some((p, h)) = self.hosts[i].parked.take() else {
-            return Ok(());
-        };
-        match Monitor::start_or_return(p, h, identity(i), config()) {
-            Ok(m) => {
-                self.hosts[i].monitor = Some(m);
-                Ok(())
-            }
-            Err(f) => {
-                self.hosts[i].parked = Some((f.platform, f.host));
-                Err(f.error)
-            }
-        }
-    }
-
-    fn framework(&self, i: usize) -> Option<&SoftHost> {
-        match (&self.hosts[i].monitor, &self.hosts[i].parked) {
-            (Some(m), _) => Some(m.enclave_host_ref()),
-            (None, Some((_, h))) => Some(h),
-            _ => None,
+    fn check_errors_since(&self, n: usize) {
+        for (_, e) in &self.sim.errors[n..] {
+            typed(*e);
         }
     }
 
     pub fn running_copies(&self) -> Vec<usize> {
-        (0..self.hosts.len())
-            .filter(|&i| self.framework(i).is_some_and(|h| h.is_running(&EID)))
-            .collect()
+        self.sim.running_copies(&EID)
     }
 
     /// G2: at most one host runs the enclave, and only where its monitor allows it.
     pub fn assert_no_fork(&self) {
-        let running = self.running_copies();
-        assert!(running.len() <= 1, "FORK: enclave runs on {running:?}");
-        for i in running {
-            if let Some(m) = &self.hosts[i].monitor {
-                assert!(m.may_run(&EID), "host{i} runs what its monitor forbids");
-            }
-        }
+        self.sim.assert_no_fork(&EID)
     }
 
     /// Host `i` runs the enclave only if its monitor allows it.
     pub fn assert_no_fork_at(&self, i: usize) {
-        if self.framework(i).is_some_and(|h| h.is_running(&EID)) {
-            if let Some(m) = &self.hosts[i].monitor {
-                assert!(m.may_run(&EID), "host{i} runs what its monitor forbids");
-            }
-        }
+        self.sim.assert_no_fork_at(i, &EID)
     }
 
-    /// Quiet period: faithful network, timeouts, the SDS's resolution and
-    /// audit. Returns whether everything settled within `rounds`.
+    /// Quiet period: every host restarted, then rewire-sim's quiet period
+    /// (faithful network, timeouts, the SDS's resolution and audit; a
+    /// monitor poisoned by a failed commit is rebooted). Returns whether
+    /// everything settled within `rounds`; every error seen must be typed.
     pub fn settle(&mut self, rounds: usize) -> bool {
-        for _ in 0..self.hosts.len() {
-            let _ = self.restart_all_quiet();
-        }
-        for _ in 0..rounds {
-            self.run(2000);
-            let idle = self
-                .hosts
-                .iter()
-                .all(|h| h.monitor.as_ref().is_none_or(|m| !m.in_flight()));
-            if idle && self.sds.is_settled_all() {
-                // Last, the ledger catches up on anything it never heard of
-                // (an order it signed but did not keep): settled once an
-                // audit changes nothing.
-                let before = self.sds.to_bytes().ok();
-                for (h, bytes) in self.sds.audit() {
-                    if let Some(idx) = self.index_of(&h) {
-                        self.net.push_back(Packet {
-                            from: None,
-                            to: To::Host { idx, conn: None },
-                            bytes,
-                        });
-                    }
+        for _ in 0..self.sim.hosts.len() {
+            for i in 0..self.sim.hosts.len() {
+                if self.sim.restart(i).is_err() {
+                    break;
                 }
-                self.run(2000);
-                if self.sds.to_bytes().ok() == before {
-                    return true;
-                }
-                continue;
             }
+        }
+        let n = self.sim.errors.len();
+        let settled = self.sim.settle_rounds(rounds, 2000).is_some();
+        self.check_errors_since(n);
+        if !settled {
             trace!(
-                "settle: in flight {:?}, SDS settled {}, migration (id, epoch, ordered) {:?}, status {:?}",
-                self.hosts
+                "settle: in flight {:?}, SDS settled {:?}, status {:?}",
+                self.sim
+                    .hosts
                     .iter()
                     .map(|h| h.monitor.as_ref().map(|m| m.in_flight()))
                     .collect::<Vec<_>>(),
-                self.sds.is_settled_all(),
-                self.sds
-                    .enclave(&EID)
-                    .and_then(|e| e.migration.as_ref())
-                    .map(|m| (m.request_id, m.epoch, m.phase == MigrationPhase::Ordered)),
-                self.hosts
+                self.sim.sds.as_ref().map(|s| s.is_settled_all()),
+                self.sim
+                    .hosts
                     .iter()
                     .map(|h| h.monitor.as_ref().and_then(|m| m.status(&EID)))
                     .collect::<Vec<_>>(),
             );
-            self.clock.advance(TIMEOUT_MS + 1000);
-            for i in 0..self.hosts.len() {
-                if let Some(m) = self.hosts[i].monitor.as_mut() {
-                    if let Err(e) = m.tick() {
-                        typed(e);
-                        if e == Error::Storage {
-                            // Poisoned by a failed commit: the operator reboots it.
-                            self.crash(i);
-                            if let Err(e) = self.restart(i) {
-                                panic!("host{i} cannot restart after a failed commit: {e:?}");
-                            }
-                        }
-                    }
-                }
-            }
-            for (h, bytes) in self.sds.resolution() {
-                if let Some(idx) = self.index_of(&h) {
-                    self.net.push_back(Packet {
-                        from: None,
-                        to: To::Host { idx, conn: None },
-                        bytes,
-                    });
-                }
-            }
         }
-        false
-    }
-
-    fn restart_all_quiet(&mut self) -> rewire_core::Result<()> {
-        for i in 0..self.hosts.len() {
-            self.restart(i)?;
-        }
-        Ok(())
+        settled
     }
 
     /// G3 after a quiet period: exactly one running copy, byte-exact, where the ledger says.
-    pub fn assert_exactly_one(&self, img: &Image) {
-        let running = self.running_copies();
-        assert_eq!(running.len(), 1, "expected one running copy: {running:?}");
-        let h = running[0];
-        let m = self.hosts[h].monitor.as_ref().expect("up"); // safe: settle restarted every monitor
-        let st = m.status(&EID).expect("record"); // safe: fuzz assertion
-        assert_eq!(st.state, EnclaveState::Running);
-        let e = m.enclave_host_ref().get(&EID).expect("image"); // safe: it runs
-        assert!(e.code == img.code && e.state == img.state, "image changed");
-        let plain = m.unseal_data(&EID, &e.sealed).expect("sealed data opens"); // safe: fuzz assertion
-        assert_eq!(&plain[..], &img.sealed[..]);
-        let entry = self.sds.enclave(&EID).expect("ledger entry"); // safe: registered
-        assert_eq!(self.index_of(&entry.location), Some(h), "ledger location");
-        assert_eq!(entry.epoch, st.epoch, "ledger epoch");
+    pub fn assert_exactly_one(&mut self, img: &Image) {
+        self.sim.save_sds();
+        self.sim.assert_exactly_one(&EID, img);
     }
 }
 
@@ -668,7 +473,7 @@ pub fn fixtures() -> &'static Fixtures {
                 .map(|m| m.identity().certificate().to_vec())
                 .collect(),
             host_ids: w.hosts.iter().map(|h| h.id).collect(),
-            ledger: w.sds.to_bytes().expect("ledger encodes"), // safe: fresh ledger
+            ledger: w.sds.as_ref().expect("SDS up").to_bytes().expect("ledger encodes"), // safe: fresh ledger
         }
     })
 }

@@ -78,7 +78,8 @@ impl Session {
             if !out.is_empty() {
                 self.to_monitor(&out);
             }
-            let Some(m) = self.w.hosts[self.real].monitor.as_mut() else {
+            let sim = &mut self.w.sim;
+            let Some(m) = sim.hosts[self.real].monitor.as_mut() else {
                 return;
             };
             for _ in 0..polls {
@@ -87,7 +88,8 @@ impl Session {
                     Dest::Peer { conn, .. } if conn == self.rid => incoming.extend(o.bytes),
                     Dest::Peer { .. } => {}
                     Dest::Sds => {
-                        if let Err(e) = self.w.sds.handle(&o.bytes) {
+                        let sds = sim.sds.as_mut().expect("SDS is up"); // safe: the fuzz world never stops it
+                        if let Err(e) = sds.handle(&o.bytes) {
                             typed(e);
                         }
                     }
@@ -227,7 +229,7 @@ fn as_source(r: &mut Reader) {
     let rid = r.array::<16>();
     let deadline = WALL0 + 3600;
     let target = w.hosts[1].id;
-    let order_bytes = match w.sds.order(&EID, target, rid, deadline) {
+    let order_bytes = match w.sds().order(&EID, target, rid, deadline) {
         Ok(b) => b,
         Err(e) => return typed(e),
     };
@@ -393,7 +395,7 @@ fn as_target(r: &mut Reader) {
             typed(e);
         }
     }
-    let Some(Ok(req)) = w.sds.enclave(&EID).and_then(|e| {
+    let Some(Ok(req)) = w.sds().enclave(&EID).and_then(|e| {
         e.migration.as_ref().map(|mig| {
             let Ok(Message::Order(o)) = Message::decode(&mig.order) else {
                 return Err(Error::Decode);

@@ -107,6 +107,26 @@ impl Platform for SoftPlatform {
     }
 }
 
+/// [`EnclaveHost::export`] over a section held as bytes: up to `buf.len()`
+/// bytes from `offset` (fewer only at the end).
+pub fn export_from(data: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
+    let start = usize::try_from(offset)
+        .map_err(|_| Error::Host)?
+        .min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    Ok(n)
+}
+
+/// The software framework's (unsigned, simulated) attestation evidence:
+/// SHA-256 of the code, then the report data.
+pub fn evidence(code: &[u8], report_data: &Digest) -> Vec<u8> {
+    let mut ev = Vec::with_capacity(64);
+    ev.extend_from_slice(&sha256(code));
+    ev.extend_from_slice(report_data);
+    ev
+}
+
 /// One software enclave: its image and whether it may be scheduled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SoftEnclave {
@@ -223,13 +243,11 @@ impl EnclaveHost for SoftHost {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize> {
-        let data = self.enclaves.get(id).ok_or(Error::Host)?.section(section);
-        let start = usize::try_from(offset)
-            .map_err(|_| Error::Host)?
-            .min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        export_from(
+            self.enclaves.get(id).ok_or(Error::Host)?.section(section),
+            offset,
+            buf,
+        )
     }
     fn import(&mut self, id: &EnclaveId, section: Section, offset: u64, data: &[u8]) -> Result<()> {
         let e = self.enclaves.entry(*id).or_default();
@@ -247,10 +265,9 @@ impl EnclaveHost for SoftHost {
         Ok(sha256(&self.enclaves.get(id).ok_or(Error::Host)?.code))
     }
     fn attest(&mut self, id: &EnclaveId, report_data: &Digest) -> Result<Vec<u8>> {
-        let e = self.enclaves.get(id).ok_or(Error::Host)?;
-        let mut ev = Vec::with_capacity(64);
-        ev.extend_from_slice(&sha256(&e.code));
-        ev.extend_from_slice(report_data);
-        Ok(ev)
+        Ok(evidence(
+            &self.enclaves.get(id).ok_or(Error::Host)?.code,
+            report_data,
+        ))
     }
 }

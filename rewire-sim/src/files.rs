@@ -1,5 +1,7 @@
 //! File-backed [`Platform`] and [`EnclaveHost`]: everything a monitor process
-//! needs to survive SIGKILL lives in one directory.
+//! needs to survive SIGKILL lives in one directory (the multi-process world of
+//! `tests/src/node`, the `rewire-node` binary). The enclave framework's
+//! semantics are `rewire_core::soft`'s, on files.
 //!
 //! ```text
 //! <dir>/journal            the journal blob (untrusted storage)
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rewire_core::crypto::{sha256, Digest};
+use rewire_core::soft::{self, SoftEnclave};
 use rewire_core::{EnclaveHost, EnclaveId, Error, Platform, Result, Section};
 
 /// Replace `path` with `data` atomically and durably.
@@ -179,15 +182,6 @@ fn section_name(s: Section) -> &'static str {
     }
 }
 
-/// One enclave as found on disk (for the driver's checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiskEnclave {
-    pub code: Vec<u8>,
-    pub state: Vec<u8>,
-    pub sealed: Vec<u8>,
-    pub running: bool,
-}
-
 impl FileHost {
     pub fn open(dir: &Path) -> io::Result<FileHost> {
         let dir = dir.join("enclaves");
@@ -229,11 +223,11 @@ impl FileHost {
         atomic_write(&self.edir(id).join("sealed"), blob)
     }
     /// What the disk holds for an enclave in the host directory `dir`.
-    pub fn inspect(dir: &Path, id: &EnclaveId) -> Option<DiskEnclave> {
+    pub fn inspect(dir: &Path, id: &EnclaveId) -> Option<SoftEnclave> {
         let d = dir.join("enclaves").join(hex(id));
         let running = fs::read(d.join("running")).ok()?;
         let get = |n: &str| fs::read(d.join(n)).unwrap_or_default();
-        Some(DiskEnclave {
+        Some(SoftEnclave {
             code: get("code"),
             state: get("state"),
             sealed: get("sealed"),
@@ -288,13 +282,7 @@ impl EnclaveHost for FileHost {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize> {
-        let data = self.read_section(id, section)?;
-        let start = usize::try_from(offset)
-            .map_err(|_| Error::Host)?
-            .min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        soft::export_from(&self.read_section(id, section)?, offset, buf)
     }
     fn import(&mut self, id: &EnclaveId, section: Section, offset: u64, data: &[u8]) -> Result<()> {
         let d = self.edir(id);
@@ -324,9 +312,9 @@ impl EnclaveHost for FileHost {
         Ok(sha256(&self.read_section(id, Section::Code)?))
     }
     fn attest(&mut self, id: &EnclaveId, report_data: &Digest) -> Result<Vec<u8>> {
-        let mut ev = Vec::with_capacity(64);
-        ev.extend_from_slice(&sha256(&self.read_section(id, Section::Code)?));
-        ev.extend_from_slice(report_data);
-        Ok(ev)
+        Ok(soft::evidence(
+            &self.read_section(id, Section::Code)?,
+            report_data,
+        ))
     }
 }

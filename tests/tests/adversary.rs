@@ -36,6 +36,9 @@ fn run_seed(seed: u64, t: &mut Tally) {
     let fault_pct = [0u64, 1, 3, 8, 20, 50][(seed % 6) as usize];
     let crash_pct = [0u64, 0, 1, 2, 3, 5][(seed / 6 % 6) as usize];
     let budget = 60 + rng.below(400);
+    // Each kind of fault with a fifth of the seed's fault rate.
+    w.faults = NetFaults::uniform(fault_pct as f64 / 500.0);
+    w.rng = Rng::new(seed ^ 0xadd5);
     for _ in 0..budget {
         w.collect(1 + rng.below(3) as usize);
         if w.net.is_empty() || rng.below(100) < 2 {
@@ -44,18 +47,8 @@ fn run_seed(seed: u64, t: &mut Tally) {
             }
             // Time jumps: timeouts fire, the SDS retries.
             w.clock.advance(rng.below(2 * TIMEOUT_MS));
-            for i in 0..w.hosts.len() {
-                if let Some(m) = w.hosts[i].monitor.as_mut() {
-                    let _ = m.tick();
-                }
-            }
-            if let Some(sds) = w.sds.as_mut() {
-                for (h, bytes) in sds.resolution() {
-                    if let Some(idx) = w.index_of(&h) {
-                        w.send_to(idx, bytes);
-                    }
-                }
-            }
+            w.tick_all();
+            w.resolve();
             t.ticks += 1;
             continue;
         }
@@ -70,42 +63,15 @@ fn run_seed(seed: u64, t: &mut Tally) {
             }
             t.crashes += 1;
         }
-        let Some(mut p) = w.net.pop_front() else {
-            continue;
-        };
-        let action = if rng.below(100) < fault_pct {
-            rng.below(5)
-        } else {
-            5
-        };
-        match action {
-            0 => t.dropped += 1,
-            1 => {
-                w.deliver(p.clone());
-                w.deliver(p);
-                t.duplicated += 1;
-            }
-            2 => {
-                let at = rng.below(w.net.len() as u64 + 1) as usize;
-                w.net.insert(at, p);
-                t.reordered += 1;
-            }
-            3 => {
-                if !p.bytes.is_empty() {
-                    let i = rng.below(p.bytes.len() as u64) as usize;
-                    p.bytes[i] ^= 1 << rng.below(8);
-                }
-                w.deliver(p);
-                t.corrupted += 1;
-            }
-            4 => {
-                w.net.push_back(p);
-                t.delayed += 1;
-            }
-            _ => {
-                w.deliver(p);
-                t.delivered += 1;
-            }
+        // rewire-sim's seeded fault policy decides what happens to the next packet.
+        match w.step(0) {
+            Some(Fault::Dropped) => t.dropped += 1,
+            Some(Fault::Duplicated) => t.duplicated += 1,
+            Some(Fault::Reordered) => t.reordered += 1,
+            Some(Fault::Corrupted) => t.corrupted += 1,
+            Some(Fault::Delayed) => t.delayed += 1,
+            Some(_) => t.delivered += 1,
+            None => continue,
         }
         w.assert_no_fork(&EID);
     }

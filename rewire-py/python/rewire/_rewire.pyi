@@ -234,6 +234,7 @@ class Fleet:
         duplicate: float = 0.0,
         reorder: float = 0.0,
         corrupt: float = 0.0,
+        delay: float = 0.0,
         seed: Optional[int] = None,
     ) -> None: ...
     def set_hook(self, hook: Optional[Callable[[Packet], _HookResult]] = None) -> None: ...

@@ -6,5 +6,6 @@
 
 pub mod frame;
 pub mod relay;
-pub mod store;
+/// File-backed platform and framework (they live in rewire-sim).
+pub use rewire_sim::files as store;
 pub mod world;
