@@ -37,6 +37,7 @@ mod cbor;
 pub mod channel;
 pub mod crypto;
 pub mod error;
+mod ids;
 mod journal;
 pub mod monitor;
 pub mod platform;

@@ -15,7 +15,8 @@ use alloc::vec::Vec;
 
 use crate::crypto::Digest;
 use crate::error::Result;
-use crate::wire::EnclaveId;
+use crate::ids::EnclaveId;
+pub use crate::ids::Section;
 
 /// Services of the platform under the monitor.
 pub trait Platform {
@@ -36,23 +37,6 @@ pub trait Platform {
     fn counter_read(&mut self) -> Result<u64>;
     /// Increment the counter by one, durably, and return the new value.
     fn counter_increment(&mut self) -> Result<u64>;
-}
-
-/// Which part of an enclave image a transfer is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Section {
-    /// The code (what is measured).
-    Code = 0,
-    /// Runtime state: memory, registers, whatever the framework snapshots.
-    State = 1,
-    /// The enclave's sealed data, as the blob the monitor sealed with
-    /// [`crate::seal`] under this device's key for this enclave.
-    Sealed = 2,
-}
-
-impl Section {
-    pub const ALL: [Section; 3] = [Section::Code, Section::State, Section::Sealed];
 }
 
 /// Services of the enclave framework (Keystone's SM enclave lifecycle, CURE, OP-TEE TAs).

@@ -12,13 +12,8 @@ use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
 use crate::cbor::{self, as_array, Builder, Fields, MsgType};
 use crate::crypto::{Digest, PublicKey, SigningKey};
 use crate::error::{Error, Result};
-use crate::platform::Section;
-
-pub type EnclaveId = [u8; 16];
-pub type RequestId = [u8; 16];
-/// A host is named by its device public key (the root of its evidence chain).
-pub type HostId = PublicKey;
-pub type Measurement = Digest;
+use crate::ids::Section;
+pub use crate::ids::{EnclaveId, HostId, Measurement, RequestId};
 
 /// Cap on any signed object.
 pub const MAX_SIGNED: usize = 4096;
