@@ -1,0 +1,158 @@
+//! Starting from the journal: recover the records (refusing a rolled-back
+//! copy), bring every enclave to the state its record calls for, and the
+//! journal commits every transition goes through.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+#[cfg(feature = "fault-injection")]
+use super::Faults;
+use super::{Config, Dest, Identity, Monitor, StartFailure};
+use crate::error::{Error, Result};
+use crate::journal::{self, RecState};
+use crate::platform::{EnclaveHost, Platform};
+use crate::wire::EnclaveId;
+
+/// Journal space kept free for recovery's own commits.
+const JOURNAL_HEADROOM: usize = 64 * 1024;
+
+impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
+    /// [`Monitor::start`], but a failure hands the platform and framework
+    /// back (with whatever the failed start wrote), e.g. to retry.
+    pub fn start_or_return(
+        mut platform: P,
+        host: H,
+        id: Identity,
+        cfg: Config,
+    ) -> core::result::Result<Self, StartFailure<P, H>> {
+        let journal_key = match journal::journal_key(&id.device_secret, &id.sm_measurement) {
+            Ok(k) => k,
+            Err(error) => {
+                return Err(StartFailure {
+                    error,
+                    platform,
+                    host,
+                })
+            }
+        };
+        let (records, counter) = match journal::recover(&mut platform, &journal_key) {
+            Ok(r) => r,
+            Err(error) => {
+                return Err(StartFailure {
+                    error,
+                    platform,
+                    host,
+                })
+            }
+        };
+        let mut m = Monitor {
+            platform,
+            host,
+            id,
+            cfg,
+            journal_key,
+            durable: records.clone(),
+            records,
+            counter,
+            poisoned: false,
+            out: VecDeque::new(),
+            outgoing: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            events: VecDeque::new(),
+            finished: VecDeque::new(),
+            owed: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
+        };
+        match m.recover_records() {
+            Ok(()) => Ok(m),
+            Err(error) => Err(StartFailure {
+                error,
+                platform: m.platform,
+                host: m.host,
+            }),
+        }
+    }
+
+    fn recover_records(&mut self) -> Result<()> {
+        let ids: Vec<EnclaveId> = self.records.iter().map(|r| r.id).collect();
+        for eid in ids {
+            let Some(i) = self.find(&eid) else { continue };
+            match self.records[i].state.clone() {
+                RecState::Frozen { request_id, target } => {
+                    self.abort_outgoing_record(i, request_id, target, Error::Timeout)?;
+                }
+                RecState::Receiving { request_id, .. } => self.drop_import(i, request_id)?,
+                RecState::Migrated => {
+                    self.apply(&eid);
+                    if let Some(s) = &self.records[i].last {
+                        let message = s.message.clone();
+                        self.push(Dest::Sds, message);
+                    }
+                }
+                RecState::Running | RecState::Gone | RecState::Pending { .. } => self.apply(&eid),
+            }
+        }
+        Ok(())
+    }
+
+    /// Perform the framework side effect the record's committed state calls
+    /// for (Running: resume; Frozen: pause; Migrated, Gone: destroy). A
+    /// failure is remembered and retried by `tick`: the journal already says
+    /// what must happen, and every EnclaveHost operation is idempotent.
+    pub(super) fn apply(&mut self, eid: &EnclaveId) {
+        let Some(i) = self.find(eid) else { return };
+        let r = match self.records[i].state {
+            RecState::Running => self.host.resume(eid),
+            RecState::Frozen { .. } => self.host.pause(eid),
+            RecState::Migrated | RecState::Gone => self.host.destroy(eid),
+            RecState::Receiving { .. } | RecState::Pending { .. } => Ok(()),
+        };
+        match r {
+            Ok(()) => self.owed.retain(|e| e != eid),
+            Err(e) => {
+                event!(
+                    warn,
+                    error = e.code(),
+                    "enclave framework operation failed; will retry"
+                );
+                if !self.owed.contains(eid) {
+                    self.owed.push(*eid);
+                }
+            }
+        }
+    }
+
+    /// Persist the records: write-ahead, then count. On failure the monitor
+    /// stops taking input; restarting it recovers from the journal.
+    pub(super) fn commit(&mut self) -> Result<()> {
+        match journal::commit(
+            &mut self.platform,
+            &self.journal_key,
+            self.counter,
+            &self.records,
+        ) {
+            Ok(v) => {
+                self.counter = v;
+                self.durable.clone_from(&self.records);
+                Ok(())
+            }
+            Err(e) => {
+                // Capacity is found before anything is written: nothing to recover.
+                self.poisoned = e != Error::Capacity;
+                self.records.clone_from(&self.durable);
+                Err(e)
+            }
+        }
+    }
+
+    /// Refuse new records when the journal could not also take the abort or
+    /// drop of everything in flight (a full journal must never stop recovery).
+    pub(super) fn check_journal_room(&self) -> Result<()> {
+        let len = journal::encode(self.counter, false, &self.records)?.len();
+        if len + JOURNAL_HEADROOM > journal::MAX_JOURNAL {
+            return Err(Error::Capacity);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,515 @@
+//! The target role (SMT): accept an offer, receive and re-seal the image,
+//! sign READY, then activate on RELEASE or drop on ABORT.
+
+use alloc::vec::Vec;
+
+use zeroize::Zeroizing;
+
+use super::session::{InPhase, RecvStream};
+use super::{next_epoch, report_data, Dest, Event, Monitor, SEALED_DATA_KEY_ID};
+use crate::crypto::Digest;
+use crate::error::{Error, Result};
+use crate::journal::{RecState, Record, Settled, MAX_RECORDS};
+use crate::platform::{EnclaveHost, Platform, Section};
+use crate::seal::{self, Sealer};
+use crate::wire::{
+    verify_as, AckKind, Decision, DecisionKind, EnclavePolicy, Message, MigrationRequest, Offer,
+    Ready, RequestId, Signed, SignedBody, SmCertificate, TargetAck, MAX_FRAMEWORK_EVIDENCE,
+};
+
+impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
+    // -----------------------------------------------------------------------
+    // SMT: target side
+
+    pub(super) fn incoming_bytes(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
+        if self
+            .incoming
+            .get(&conn)
+            .is_some_and(|s| matches!(s.phase, InPhase::Done))
+        {
+            return Err(Error::ChannelClosed);
+        }
+        let now = self.platform.monotonic_ms();
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        s.last_activity_ms = now;
+        let host = s.peer;
+        let (out, msgs, res) = s.channel.exchange(bytes);
+        if !out.is_empty() {
+            self.push(Dest::Peer { host, conn }, out);
+        }
+        if let Err(e) = res {
+            self.incoming_failed(conn, e, false);
+            return Err(e);
+        }
+        for m in msgs {
+            if let Err(e) = self.incoming_message(conn, &m) {
+                let refuse = !matches!(e, Error::Duplicate);
+                self.incoming_failed(conn, e, refuse);
+                return Err(e);
+            }
+        }
+        self.flush_in(conn);
+        Ok(())
+    }
+
+    /// A failure on an incoming channel: drop a half-received import; a
+    /// PENDING enclave stays (only RELEASE or ABORT settles it).
+    pub(super) fn incoming_failed(&mut self, conn: RequestId, why: Error, refuse: bool) {
+        let Some(s) = self.incoming.get_mut(&conn) else {
+            return;
+        };
+        let phase = core::mem::replace(&mut s.phase, InPhase::Done);
+        let mut bytes = Vec::new();
+        if refuse && !s.channel.is_closed() {
+            let _ = Self::send_on(
+                &mut s.channel,
+                &Message::Refuse {
+                    request_id: conn,
+                    code: why.code(),
+                },
+            );
+            let mut msgs = Vec::new();
+            let _ = s.channel.pump(&mut bytes, &mut msgs);
+        }
+        s.channel.close(&mut bytes);
+        let host = s.peer;
+        if !bytes.is_empty() {
+            self.push(Dest::Peer { host, conn }, bytes);
+        }
+        #[cfg(feature = "fault-injection")]
+        if self.faults.drop_pending_on_timeout
+            && why == Error::Timeout
+            && matches!(phase, InPhase::AwaitDecision)
+        {
+            let pending = self.records.iter().position(
+                |r| matches!(r.state, RecState::Pending { request_id, .. } if request_id == conn),
+            );
+            if let Some(i) = pending {
+                let _ = self.drop_import(i, conn);
+            }
+        }
+        // A half-received import is dropped. A PENDING enclave stays pending:
+        // its decision can come via the SDS.
+        if let InPhase::Receiving(rs) = phase {
+            let eid = rs.req.enclave_id;
+            if let Some(i) = self.find(&eid) {
+                if matches!(self.records[i].state, RecState::Receiving { request_id, .. } if request_id == conn)
+                {
+                    let _ = self.drop_import(i, conn);
+                }
+            }
+        }
+    }
+
+    fn incoming_message(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
+        let msg = Message::decode(bytes)?;
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        match (msg, &mut s.phase) {
+            (Message::Offer(offer), InPhase::AwaitOffer) => self.on_offer(conn, offer),
+            (
+                Message::Chunk {
+                    section,
+                    offset,
+                    data,
+                },
+                InPhase::Receiving(rs),
+            ) => Self::on_chunk(&mut self.host, rs, section, offset, &data),
+            (Message::End { digests }, InPhase::Receiving(_)) => self.on_end(conn, digests),
+            (Message::Release(b) | Message::Abort(b), InPhase::AwaitDecision) => {
+                self.on_decision(&b, Some(conn))
+            }
+            (Message::Refuse { .. }, _) => Err(Error::ChannelClosed),
+            (Message::Release(b) | Message::Abort(b), _) => self.on_decision(&b, Some(conn)),
+            _ => Err(Error::InvalidState),
+        }
+    }
+
+    fn on_offer(&mut self, conn: RequestId, offer: Offer) -> Result<()> {
+        let sds = self.cfg.sds_key;
+        let req: MigrationRequest = verify_as(&offer.order.request, &sds)?;
+        let (src_end, tgt_end) = req.vouched_endorsements(
+            &offer.order.source_endorsement,
+            &offer.order.target_endorsement,
+        )?;
+        let policy: EnclavePolicy = req.vouched_policy(&offer.policy)?;
+        if req.request_id != conn {
+            return Err(Error::WrongRequest);
+        }
+        #[cfg(feature = "fault-injection")]
+        let any_target = self.faults.accept_any_target;
+        #[cfg(not(feature = "fault-injection"))]
+        let any_target = false;
+        if !any_target && (req.target != self.host_id() || tgt_end.host != self.host_id()) {
+            return Err(Error::WrongTarget);
+        }
+        if src_end.host != req.source {
+            return Err(Error::WrongSource);
+        }
+        // The TLS peer is the named source, running an endorsed SM.
+        let cert = SmCertificate::verify_against(&offer.source_certificate, &src_end)?;
+        let s = self.incoming.get(&conn).ok_or(Error::UnknownEnclave)?;
+        if s.channel.peer_key() != Some(cert.sm_key) {
+            return Err(Error::PeerMismatch);
+        }
+        if policy.enclave_id != req.enclave_id || policy.measurement != req.measurement {
+            return Err(Error::WrongEnclave);
+        }
+        let now = self.platform.wall_time();
+        let now_s = now.ok_or(Error::NoTrustedTime)?;
+        if now_s > req.deadline {
+            return Err(Error::DeadlinePassed);
+        }
+        src_end.check_valid(now)?;
+        tgt_end.check_valid(now)?;
+        if !tgt_end.sm_measurements.contains(&self.id.sm_measurement) && !any_target {
+            return Err(Error::SmNotEndorsed);
+        }
+        if tgt_end.atl < policy.min_atl {
+            return Err(Error::AtlTooLow);
+        }
+        next_epoch(req.epoch)?;
+        // G2: never accept an epoch older than one this host has seen.
+        let idx = self.find(&req.enclave_id);
+        if let Some(i) = idx {
+            let rec = &self.records[i];
+            if rec
+                .last
+                .as_ref()
+                .is_some_and(|l| l.request_id == req.request_id)
+            {
+                return Err(Error::Replay);
+            }
+            match rec.state {
+                RecState::Migrated | RecState::Gone => {
+                    if req.epoch < rec.epoch {
+                        return Err(Error::StaleEpoch);
+                    }
+                }
+                _ => return Err(Error::Busy),
+            }
+        } else if self.records.len() >= MAX_RECORDS {
+            return Err(Error::Capacity);
+        }
+        self.check_journal_room()?;
+        // Journal RECEIVING, then accept.
+        let rec = Record {
+            id: req.enclave_id,
+            measurement: req.measurement,
+            policy: offer.policy.clone(),
+            epoch: req.epoch,
+            state: RecState::Receiving {
+                request_id: req.request_id,
+                source_sm: cert.sm_key,
+            },
+            last: idx.and_then(|i| self.records[i].last.clone()),
+        };
+        match idx {
+            Some(i) => self.records[i] = rec,
+            None => self.records.push(rec),
+        }
+        self.commit()?;
+        // Clear anything a failed earlier import left behind.
+        if let Err(e) = self.host.destroy(&req.enclave_id) {
+            let i = self.find(&req.enclave_id).ok_or(Error::UnknownEnclave)?;
+            self.drop_import(i, req.request_id)?;
+            return Err(e);
+        }
+        let resealer = if offer.lengths[2] > 0 {
+            let key = self.id.sealing_key(&req.measurement, SEALED_DATA_KEY_ID)?;
+            let mut salt = [0u8; 32];
+            self.platform.random(&mut salt)?;
+            Some(Sealer::new(&key, salt, seal::DEFAULT_CHUNK_LOG2)?)
+        } else {
+            None
+        };
+        let rs = RecvStream {
+            req: req.clone(),
+            source_sm: cert.sm_key,
+            lengths: offer.lengths,
+            section: 0,
+            offset: 0,
+            hashers: Default::default(),
+            resealer,
+            seal_buf: Zeroizing::new(Vec::new()),
+            sealed_out: 0,
+        };
+        let cert_bytes = self.id.certificate.clone();
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        s.phase = InPhase::Receiving(alloc::boxed::Box::new(rs));
+        Self::send_on(
+            &mut s.channel,
+            &Message::Accept {
+                request_id: conn,
+                target_certificate: cert_bytes,
+            },
+        )?;
+        self.event(conn, Event::OfferAccepted);
+        Ok(())
+    }
+
+    fn on_chunk(
+        host: &mut H,
+        rs: &mut RecvStream,
+        section: Section,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        while rs.section < 3 && rs.offset >= rs.lengths[rs.section] {
+            rs.section += 1;
+            rs.offset = 0;
+        }
+        if rs.section >= 3 || section as usize != rs.section || offset != rs.offset {
+            return Err(Error::Integrity);
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::Integrity)?;
+        if data.is_empty() || end > rs.lengths[rs.section] {
+            return Err(Error::Integrity);
+        }
+        rs.hashers[rs.section].update(data);
+        rs.offset = end;
+        let eid = rs.req.enclave_id;
+        if section == Section::Sealed {
+            // Re-seal under this device's key as the plaintext arrives.
+            let sealer = rs.resealer.as_mut().ok_or(Error::Integrity)?;
+            if rs.sealed_out == 0 {
+                host.import(&eid, Section::Sealed, 0, sealer.header())?;
+                rs.sealed_out = seal::HEADER_LEN as u64;
+            }
+            let mut rest = data;
+            while !rest.is_empty() {
+                let room = sealer.chunk_size() - rs.seal_buf.len();
+                let take = room.min(rest.len());
+                rs.seal_buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                let finished = rs.offset == rs.lengths[2] && rest.is_empty();
+                if rs.seal_buf.len() == sealer.chunk_size() && !finished {
+                    let c = sealer.seal_chunk(&rs.seal_buf, false)?;
+                    host.import(&eid, Section::Sealed, rs.sealed_out, &c)?;
+                    rs.sealed_out += c.len() as u64;
+                    zeroize::Zeroize::zeroize(&mut *rs.seal_buf);
+                    rs.seal_buf.clear();
+                }
+            }
+            Ok(())
+        } else {
+            host.import(&eid, section, offset, data)
+        }
+    }
+
+    fn on_end(&mut self, conn: RequestId, digests: [Digest; 3]) -> Result<()> {
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        let InPhase::Receiving(rs) = &mut s.phase else {
+            return Err(Error::InvalidState);
+        };
+        while rs.section < 3 && rs.offset >= rs.lengths[rs.section] {
+            rs.section += 1;
+            rs.offset = 0;
+        }
+        if rs.section < 3 {
+            return Err(Error::Truncated);
+        }
+        let hashers = core::mem::take(&mut rs.hashers);
+        let [a, b, c] = hashers;
+        let got = [a.finish(), b.finish(), c.finish()];
+        if got != digests {
+            return Err(Error::Integrity);
+        }
+        let req = rs.req.clone();
+        let source_sm = rs.source_sm;
+        let eid = req.enclave_id;
+        if let Some(sealer) = rs.resealer.as_mut() {
+            let c = sealer.seal_chunk(&rs.seal_buf, true)?;
+            self.host.import(&eid, Section::Sealed, rs.sealed_out, &c)?;
+            zeroize::Zeroize::zeroize(&mut *rs.seal_buf);
+        }
+        // G4: the code as loaded measures to what the SDS named.
+        if self.host.measure(&eid)? != req.measurement {
+            return Err(Error::MeasurementMismatch);
+        }
+        let rd = report_data(&req.request_id, &digests);
+        let mut evidence = self.host.attest(&eid, &rd)?;
+        if evidence.len() > MAX_FRAMEWORK_EVIDENCE {
+            return Err(Error::Capacity);
+        }
+        #[cfg(feature = "fault-injection")]
+        let ready_rid = if self.faults.ready_wrong_request {
+            [0xee; 16]
+        } else {
+            req.request_id
+        };
+        #[cfg(not(feature = "fault-injection"))]
+        let ready_rid = req.request_id;
+        let ready = Ready {
+            request_id: ready_rid,
+            enclave_id: eid,
+            epoch: next_epoch(req.epoch)?,
+            target: self.host_id(),
+            measurement: req.measurement,
+            report_data: rd,
+            framework_evidence: core::mem::take(&mut evidence),
+        }
+        .sign(&self.id.sm_key)?;
+        let i = self.find(&eid).ok_or(Error::UnknownEnclave)?;
+        self.records[i].state = RecState::Pending {
+            request_id: req.request_id,
+            source: req.source,
+            source_sm,
+            ready: ready.clone(),
+        };
+        self.records[i].epoch = next_epoch(req.epoch)?;
+        self.commit()?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.activate_without_release {
+            let _ = self.host.resume(&eid);
+        }
+        self.event(conn, Event::PendingReady);
+        let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+        s.phase = InPhase::AwaitDecision;
+        Self::send_on(&mut s.channel, &Message::Ready(ready))
+    }
+
+    /// Give up a half-received import: journal GONE with a signed DROPPED ack
+    /// (so the SDS can stop forwarding ABORT), then destroy the partial copy.
+    pub(super) fn drop_import(&mut self, i: usize, request_id: RequestId) -> Result<()> {
+        let eid = self.records[i].id;
+        let ack = TargetAck {
+            kind: AckKind::Dropped,
+            request_id,
+            enclave_id: eid,
+            epoch: self.records[i].epoch,
+            host: self.host_id(),
+        }
+        .sign(&self.id.sm_key)?;
+        let message = Message::Dropped(ack).encode()?;
+        self.records[i].state = RecState::Gone;
+        self.records[i].last = Some(Settled {
+            request_id,
+            message: message.clone(),
+        });
+        self.commit()?;
+        self.apply(&eid);
+        self.event(request_id, Event::Dropped);
+        self.push(Dest::Sds, message);
+        Ok(())
+    }
+
+    /// RELEASE or ABORT for a pending enclave, in-channel or forwarded by the SDS.
+    pub(super) fn on_decision(&mut self, bytes: &[u8], conn: Option<RequestId>) -> Result<()> {
+        let signed = Signed::parse(bytes)?;
+        let kid = signed.kid;
+        // Find the record this decision is about by the signer-independent fields first.
+        let d = Decision::from_value(signed.verify(&kid)?)?;
+        let i = self.find(&d.enclave_id).ok_or(Error::UnknownEnclave)?;
+        let rec = &self.records[i];
+        if rec
+            .last
+            .as_ref()
+            .is_some_and(|l| l.request_id == d.request_id)
+        {
+            // Already settled: re-send our ack, act on nothing.
+            let m = rec
+                .last
+                .as_ref()
+                .map(|l| l.message.clone())
+                .unwrap_or_default();
+            if matches!(rec.state, RecState::Running | RecState::Gone) {
+                self.push(Dest::Sds, m);
+            }
+            return Err(Error::Duplicate);
+        }
+        if let RecState::Receiving {
+            request_id,
+            source_sm,
+        } = rec.state
+        {
+            // ABORT for an import still under way: drop it (RELEASE is impossible here).
+            if request_id != d.request_id {
+                return Err(Error::WrongRequest);
+            }
+            if kid != source_sm {
+                return Err(Error::NotSource);
+            }
+            if d.kind != DecisionKind::Abort {
+                return Err(Error::InvalidState);
+            }
+            if let Some(s) = self.incoming.get_mut(&request_id) {
+                s.phase = InPhase::Done;
+                let mut bytes = Vec::new();
+                s.channel.close(&mut bytes);
+            }
+            return self.drop_import(i, request_id);
+        }
+        let RecState::Pending {
+            request_id,
+            source,
+            source_sm,
+            ..
+        } = rec.state.clone()
+        else {
+            return Err(Error::InvalidState);
+        };
+        if request_id != d.request_id {
+            return Err(Error::WrongRequest);
+        }
+        // Only the source SM that sent the image may decide (G2).
+        if kid != source_sm || d.source != source {
+            return Err(Error::NotSource);
+        }
+        if d.target != self.host_id() || d.epoch != rec.epoch {
+            return Err(Error::WrongRequest);
+        }
+        let eid = d.enclave_id;
+        let kind = match d.kind {
+            DecisionKind::Release => AckKind::Active,
+            DecisionKind::Abort => AckKind::Dropped,
+        };
+        let ack = TargetAck {
+            kind,
+            request_id: d.request_id,
+            enclave_id: eid,
+            epoch: d.epoch,
+            host: self.host_id(),
+        }
+        .sign(&self.id.sm_key)?;
+        let message = match kind {
+            AckKind::Active => Message::Active(ack),
+            AckKind::Dropped => Message::Dropped(ack),
+        }
+        .encode()?;
+        let rec = &mut self.records[i];
+        rec.state = match kind {
+            AckKind::Active => RecState::Running,
+            AckKind::Dropped => RecState::Gone,
+        };
+        rec.last = Some(Settled {
+            request_id: d.request_id,
+            message: message.clone(),
+        });
+        self.commit()?;
+        self.apply(&eid);
+        self.event(
+            d.request_id,
+            match kind {
+                AckKind::Active => Event::Activated,
+                AckKind::Dropped => Event::Dropped,
+            },
+        );
+        self.push(Dest::Sds, message.clone());
+        let conn = conn.unwrap_or(d.request_id);
+        if let Some(s) = self.incoming.get_mut(&conn) {
+            s.phase = InPhase::Done;
+            let _ = s.channel.send(message);
+            let mut bytes = Vec::new();
+            let mut msgs = Vec::new();
+            let _ = s.channel.pump(&mut bytes, &mut msgs);
+            s.channel.close(&mut bytes);
+            let host = s.peer;
+            if !bytes.is_empty() {
+                self.push(Dest::Peer { host, conn }, bytes);
+            }
+        }
+        Ok(())
+    }
+}
