@@ -134,17 +134,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             14 => {
-                let mut msgs = w.sds().resolution();
-                msgs.extend(w.sds().audit());
-                for (h, bytes) in msgs {
-                    if let Some(idx) = w.index_of(&h) {
-                        w.net.push_back(Packet {
-                            from: None,
-                            to: To::Host { idx, conn: None },
-                            bytes,
-                        });
-                    }
-                }
+                w.resolve();
+                w.audit();
             }
             _ => {
                 // A new order, under a fresh request id (the SDS's caller

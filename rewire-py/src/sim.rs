@@ -48,11 +48,17 @@ impl SdsPort for FleetSds {
         }
         self.with(|s| s.handle(bytes))?.map(Some)
     }
-    fn resolution(&mut self) -> Vec<(HostId, Vec<u8>)> {
-        self.with(|s| s.resolution()).unwrap_or_default()
+    fn resolution(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error> {
+        match self {
+            FleetSds::Inbox(_) => Ok(Vec::new()),
+            FleetSds::Attached(_) => self.with(rewire_core::Sds::resolution),
+        }
     }
-    fn audit(&mut self) -> Vec<(HostId, Vec<u8>)> {
-        self.with(|s| s.audit()).unwrap_or_default()
+    fn audit(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error> {
+        match self {
+            FleetSds::Inbox(_) => Ok(Vec::new()),
+            FleetSds::Attached(_) => self.with(|s| rewire_core::Sds::audit(s)),
+        }
     }
     fn is_settled_all(&self) -> bool {
         match self {
@@ -64,13 +70,18 @@ impl SdsPort for FleetSds {
             }),
         }
     }
-    fn snapshot(&self) -> Option<Vec<u8>> {
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, Error> {
         match self {
-            FleetSds::Inbox(_) => None,
-            FleetSds::Attached(s) => {
-                Python::attach(|py| s.bind(py).try_borrow().ok()?.inner.to_bytes().ok())
-            }
+            FleetSds::Inbox(_) => Ok(None),
+            FleetSds::Attached(s) => Python::attach(|py| {
+                let b = s.bind(py).try_borrow().map_err(|_| Error::Busy)?;
+                b.inner.to_bytes().map(Some)
+            }),
         }
+    }
+    /// The Python program owns the ledger (rewire.Ledger): no copy here.
+    fn keeps_ledger(&self) -> bool {
+        false
     }
 }
 
@@ -277,7 +288,10 @@ impl Fleet {
         }
         if let (Some(atl), Some(FleetSds::Attached(_))) = (atl, &self.w.sds) {
             let cert = id.certificate().to_vec();
-            let (nb, na) = (self.w.wall0.saturating_sub(10), self.w.wall0 + 86_400 * 365);
+            let (nb, na) = (
+                self.w.wall0.saturating_sub(10),
+                self.w.wall0.saturating_add(86_400 * 365),
+            );
             self.with_sds(|s| s.endorse_host(&cert, vec![sm], atl, nb, na))?;
         }
         let mut platform = self
@@ -354,7 +368,7 @@ impl Fleet {
             Some(r) => arr(&r)?,
             None => arr(&os_random32()?.expose()[..16])?,
         };
-        let deadline = deadline.unwrap_or(self.w.now_wall() + 3600);
+        let deadline = deadline.unwrap_or(self.w.now_wall().saturating_add(3600));
         let (order, loc) = self.with_sds(|s| {
             let b = s.order(&eid, tid, rid, deadline)?;
             let loc = s.enclave(&eid).map(|e| e.location);
@@ -517,26 +531,10 @@ impl Fleet {
 
     /// Packets in flight, in delivery order.
     fn packets(&self, py: Python<'_>) -> Vec<Packet> {
-        let id = |i: usize| self.w.hosts.get(i).map(|h| h.id);
         self.w
             .net
             .iter()
-            .map(|p| {
-                let (to, conn) = match p.to {
-                    rewire_sim::To::Sds => (None, None),
-                    rewire_sim::To::Host { idx, conn } => (id(idx), conn),
-                };
-                let from = p.from.and_then(id);
-                to_packet(
-                    py,
-                    Envelope {
-                        from,
-                        to,
-                        conn,
-                        packet: p,
-                    },
-                )
-            })
+            .map(|p| to_packet(py, self.w.envelope(p)))
             .collect()
     }
 
@@ -553,23 +551,8 @@ impl Fleet {
 
     /// Drop the packet at `index`; returns it.
     fn drop_at(&mut self, py: Python<'_>, index: usize) -> PyResult<Packet> {
-        let p = self.w.net.get(index).ok_or_else(invalid)?;
-        let id = |i: usize| self.w.hosts.get(i).map(|h| h.id);
-        let (to, conn) = match p.to {
-            rewire_sim::To::Sds => (None, None),
-            rewire_sim::To::Host { idx, conn } => (id(idx), conn),
-        };
-        let pk = to_packet(
-            py,
-            Envelope {
-                from: p.from.and_then(id),
-                to,
-                conn,
-                packet: p,
-            },
-        );
-        self.w.drop_at(index).py_err()?;
-        Ok(pk)
+        let p = self.w.drop_at(index).py_err()?;
+        Ok(to_packet(py, self.w.envelope(&p)))
     }
 
     /// Queue a copy of the packet at `index` at the end.

@@ -13,6 +13,7 @@
 //! Nothing here holds protocol logic: the world routes bytes and keeps score.
 
 pub mod describe;
+#[cfg(feature = "files")]
 pub mod files;
 pub mod keys;
 pub mod net;

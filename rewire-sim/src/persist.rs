@@ -78,6 +78,9 @@ pub fn decode_host(b: &[u8], p: &mut SoftPlatform, h: &mut SoftHost) -> Result<(
             _ => return Err(Error::Decode),
         };
         let (code, state, sealed) = (r.blob()?, r.blob()?, r.blob()?);
+        if h.enclaves.contains_key(&id) {
+            return Err(Error::Decode);
+        }
         h.load(id, code, state, sealed);
         if let Some(e) = h.enclaves.get_mut(&id) {
             e.running = running;
@@ -101,14 +104,14 @@ mod tests {
         p.journal = Some(vec![1, 2, 3]);
         let mut h = SoftHost::default();
         h.load([4; 16], vec![5; 10], vec![6; 3], vec![]);
-        h.enclaves.get_mut(&[4; 16]).unwrap().running = true;
+        h.enclaves.get_mut(&[4; 16]).unwrap().running = true; // safe: test
         let b = encode_host(&p, &h);
 
         let (mut p2, mut h2) = (
             SoftPlatform::new(2, Clock::default(), None),
             SoftHost::default(),
         );
-        decode_host(&b, &mut p2, &mut h2).unwrap();
+        decode_host(&b, &mut p2, &mut h2).unwrap(); // safe: test
         assert_eq!((p2.counter, p2.journal.clone()), (7, Some(vec![1, 2, 3])));
         assert_eq!(h2.enclaves, h.enclaves);
 

@@ -29,30 +29,36 @@ pub trait SdsPort {
     /// A message a monitor sent to the SDS. `Ok(None)`: taken, no ledger event.
     fn handle(&mut self, bytes: &[u8]) -> Result<Option<LedgerEvent>, Error>;
     /// What settles in-doubt migrations, per host.
-    fn resolution(&mut self) -> Vec<(HostId, Vec<u8>)>;
+    fn resolution(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error>;
     /// A query per enclave for its host's latest proof.
-    fn audit(&mut self) -> Vec<(HostId, Vec<u8>)>;
+    fn audit(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error>;
     /// Whether no migration is in doubt.
     fn is_settled_all(&self) -> bool;
-    /// The durable ledger, if this port keeps one (written after every change).
-    fn snapshot(&self) -> Option<Vec<u8>>;
+    /// The ledger's bytes: what a quiet period compares before and after an
+    /// audit; `Ok(None)` for a port without a ledger of its own.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, Error>;
+    /// Whether the world keeps a durable copy after every change (to restart
+    /// the SDS from, and to check the invariants against).
+    fn keeps_ledger(&self) -> bool {
+        true
+    }
 }
 
 impl SdsPort for Sds {
     fn handle(&mut self, bytes: &[u8]) -> Result<Option<LedgerEvent>, Error> {
         Sds::handle(self, bytes).map(Some)
     }
-    fn resolution(&mut self) -> Vec<(HostId, Vec<u8>)> {
-        Sds::resolution(self)
+    fn resolution(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error> {
+        Ok(Sds::resolution(self))
     }
-    fn audit(&mut self) -> Vec<(HostId, Vec<u8>)> {
-        Sds::audit(self)
+    fn audit(&mut self) -> Result<Vec<(HostId, Vec<u8>)>, Error> {
+        Ok(Sds::audit(self))
     }
     fn is_settled_all(&self) -> bool {
         Sds::is_settled_all(self)
     }
-    fn snapshot(&self) -> Option<Vec<u8>> {
-        self.to_bytes().ok()
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.to_bytes().map(Some)
     }
 }
 
@@ -112,7 +118,10 @@ impl<S: SdsPort> World<S> {
         timeout_ms: u64,
         seed: u64,
     ) -> Self {
-        let sds_saved = sds.as_ref().and_then(|s| s.snapshot()).unwrap_or_default();
+        let sds_saved = match &sds {
+            Some(s) if s.keeps_ledger() => s.snapshot().ok().flatten().unwrap_or_default(),
+            _ => Vec::new(),
+        };
         World {
             clock: Clock::default(),
             wall0,
@@ -144,7 +153,7 @@ impl<S: SdsPort> World<S> {
 
     /// Wall time now (seconds).
     pub fn now_wall(&self) -> u64 {
-        self.wall0 + self.clock.now_ms() / 1000
+        self.wall0.saturating_add(self.clock.now_ms() / 1000)
     }
 
     /// A fresh software platform for a new host, on the world's clock.
@@ -200,8 +209,14 @@ impl<S: SdsPort> World<S> {
 
     /// Write the SDS's durable ledger now (the world does after every change it makes).
     pub fn save_sds(&mut self) {
-        if let Some(b) = self.sds.as_ref().and_then(|s| s.snapshot()) {
-            self.sds_saved = b;
+        let Some(sds) = self.sds.as_ref().filter(|s| s.keeps_ledger()) else {
+            return;
+        };
+        match sds.snapshot() {
+            Ok(Some(b)) => self.sds_saved = b,
+            Ok(None) => {}
+            // A ledger that does not encode is an SDS failure the test sees.
+            Err(e) => self.errors.push((SDS, e)),
         }
     }
 
@@ -293,7 +308,8 @@ impl<S: SdsPort> World<S> {
             }
             To::Host { idx, conn } => {
                 let from_id = p.from.and_then(|f| self.hosts.get(f)).map(|h| h.id);
-                let Some(m) = self.hosts.get_mut(idx).and_then(|h| h.monitor.as_mut()) else {
+                let slot = self.hosts.get_mut(idx).ok_or(Error::InvalidArgument)?;
+                let Some(m) = slot.monitor.as_mut() else {
                     return Ok(());
                 };
                 let r = match conn {
@@ -355,19 +371,7 @@ impl<S: SdsPort> World<S> {
         let Some(mut p) = self.net.pop_front() else {
             return Ok((self.collect(per_host) > 0).then_some(Fault::Collected));
         };
-        let env = Envelope {
-            from: p.from.and_then(|f| self.hosts.get(f)).map(|h| h.id),
-            to: match p.to {
-                To::Sds => None,
-                To::Host { idx, .. } => self.hosts.get(idx).map(|h| h.id),
-            },
-            conn: match p.to {
-                To::Host { conn, .. } => conn,
-                To::Sds => None,
-            },
-            packet: &p,
-        };
-        match hook(env)? {
+        match hook(self.envelope(&p))? {
             Verdict::Deliver => {}
             Verdict::Drop => return Ok(Some(Fault::Hooked)),
             Verdict::Defer => {
@@ -385,6 +389,21 @@ impl<S: SdsPort> World<S> {
         Ok(Some(self.apply_faults(p)))
     }
 
+    /// A packet with its parties named by host id.
+    pub fn envelope<'a>(&self, p: &'a Packet) -> Envelope<'a> {
+        let id = |i: usize| self.hosts.get(i).map(|h| h.id);
+        let (to, conn) = match p.to {
+            To::Sds => (None, None),
+            To::Host { idx, conn } => (id(idx), conn),
+        };
+        Envelope {
+            from: p.from.and_then(id),
+            to,
+            conn,
+            packet: p,
+        }
+    }
+
     /// One adversarial step without a hook.
     pub fn step(&mut self, per_host: usize) -> Option<Fault> {
         let r: Result<_, std::convert::Infallible> =
@@ -396,6 +415,8 @@ impl<S: SdsPort> World<S> {
     }
 
     /// The seeded fault policy on one packet, then delivery of what remains.
+    /// The kinds are tried in turn (drop, reorder, delay, then duplicate and
+    /// corrupt, which still deliver), each with its own probability.
     fn apply_faults(&mut self, mut p: Packet) -> Fault {
         let f = self.faults;
         if !f.any() {
@@ -416,7 +437,10 @@ impl<S: SdsPort> World<S> {
         }
         let mut what = Fault::Delivered;
         if self.rng.chance(f.duplicate) {
-            self.net.push_back(p.clone());
+            // The copy arrives again at a random later point: right after
+            // this one (an immediate replay) up to after everything queued.
+            let at = self.rng.below(self.net.len() as u64 + 1) as usize;
+            self.net.insert(at, p.clone());
             what = Fault::Duplicated;
         }
         if self.rng.chance(f.corrupt) && !p.bytes.is_empty() {
@@ -451,9 +475,13 @@ impl<S: SdsPort> World<S> {
 
     /// The SDS re-sends what settles in-doubt migrations.
     pub fn resolve(&mut self) {
-        let msgs = match self.sds.as_mut() {
-            Some(s) => s.resolution(),
-            None => Vec::new(),
+        let msgs = match self.sds.as_mut().map(|s| s.resolution()) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                self.errors.push((SDS, e));
+                return;
+            }
+            None => return,
         };
         self.save_sds();
         self.send_all(msgs);
@@ -461,11 +489,11 @@ impl<S: SdsPort> World<S> {
 
     /// The SDS asks every enclave's host for its latest proof.
     pub fn audit(&mut self) {
-        let msgs = match self.sds.as_mut() {
-            Some(s) => s.audit(),
-            None => return,
-        };
-        self.send_all(msgs);
+        match self.sds.as_mut().map(|s| s.audit()) {
+            Some(Ok(m)) => self.send_all(m),
+            Some(Err(e)) => self.errors.push((SDS, e)),
+            None => {}
+        }
     }
 
     fn send_all(&mut self, msgs: Vec<(HostId, Vec<u8>)>) {
@@ -494,19 +522,21 @@ impl<S: SdsPort> World<S> {
     pub fn settle_rounds(&mut self, max_rounds: usize, max_steps: u64) -> Option<usize> {
         for round in 0..max_rounds {
             self.run_bounded(max_steps, |_| {});
-            let sds_settled = self.sds.as_ref().is_none_or(|s| s.is_settled_all());
+            // A crashed SDS never counts as settled: it must be restarted.
+            let sds_settled = self.sds.as_ref().is_some_and(|s| s.is_settled_all());
             if self.all_idle() && sds_settled {
                 // Last, the ledger catches up on anything it never heard of
                 // (an order it signed but did not keep).
-                let before = self.sds.as_ref().and_then(|s| s.snapshot());
+                let before = self.sds.as_ref().map(|s| s.snapshot());
                 self.audit();
                 self.run_bounded(max_steps, |_| {});
-                if self.sds.as_ref().and_then(|s| s.snapshot()) == before {
+                let after = self.sds.as_ref().map(|s| s.snapshot());
+                if matches!(&before, Some(Ok(_))) && after == before {
                     return Some(round);
                 }
                 continue;
             }
-            self.clock.advance(self.timeout_ms + 1000);
+            self.clock.advance(self.timeout_ms.saturating_add(1000));
             self.tick_all();
             self.resolve();
         }
@@ -518,13 +548,11 @@ impl<S: SdsPort> World<S> {
         if let Some(r) = self.settle_rounds(400, u64::MAX) {
             return r;
         }
-        let idle: Vec<bool> = self
-            .hosts
-            .iter()
-            .map(|h| h.monitor.as_ref().is_none_or(|m| !m.in_flight()))
-            .collect();
         let sds = self.sds.as_ref().map(|s| s.is_settled_all());
-        panic!("world did not settle in 400 rounds: idle {idle:?}, sds {sds:?}");
+        panic!(
+            "world did not settle in 400 rounds: all idle {}, sds settled {sds:?}",
+            self.all_idle()
+        );
     }
 
     /// Crash a monitor: its volatile state is gone; platform and framework stay.
@@ -810,7 +838,7 @@ impl World<Sds> {
 
     /// The SDS orders a migration; the order goes onto the network.
     pub fn order(&mut self, eid: &EnclaveId, target: usize, rid: RequestId) -> Result<(), Error> {
-        let deadline = self.now_wall() + 3600;
+        let deadline = self.now_wall().saturating_add(3600);
         self.order_until(eid, target, rid, deadline)
     }
 
@@ -901,9 +929,8 @@ impl World<Sds> {
         let platform = self.platform(5000 + i as u64);
         let cfg = self.config();
         self.hosts[i].parked = None;
-        self.hosts[i].monitor =
-            Some(Monitor::start(platform, SoftHost::default(), id, cfg).expect("start"));
-        // safe: fresh platform
+        let m = Monitor::start(platform, SoftHost::default(), id, cfg);
+        self.hosts[i].monitor = Some(m.expect("start")); // safe: test helper, fresh platform
     }
 
     /// An order signed by `key` for an arbitrary request, with the SDS's
@@ -920,7 +947,8 @@ impl World<Sds> {
         let sds = self.sds();
         let source_endorsement = sds.host(&s).expect("host").endorsement.clone(); // safe: test helper
         let target_endorsement = sds.host(&t).expect("host").endorsement.clone(); // safe: test helper
-                                                                                  // The signer binds the endorsements it sends, as the SDS does.
+
+        // The signer binds the endorsements it sends, as the SDS does.
         let mut req = req.clone();
         req.endorsements = [
             rewire_core::crypto::sha256(&source_endorsement),
@@ -938,11 +966,11 @@ impl World<Sds> {
     /// The request an honest SDS would sign for moving `eid` to `target` now.
     pub fn request(&mut self, eid: &EnclaveId, target: usize, rid: RequestId) -> MigrationRequest {
         let tid = self.hosts[target].id;
-        let deadline = self.now_wall() + 3600;
+        let deadline = self.now_wall().saturating_add(3600);
         let e = self.sds().enclave(eid).expect("enclave").clone(); // safe: test helper
         let endorsement = |w: &mut World, h: HostId| {
-            rewire_core::crypto::sha256(&w.sds().host(&h).expect("host").endorsement)
-            // safe: test helper
+            let e = &w.sds().host(&h).expect("host").endorsement; // safe: test helper
+            rewire_core::crypto::sha256(e)
         };
         let endorsements = [endorsement(self, e.location), endorsement(self, tid)];
         MigrationRequest {
