@@ -20,6 +20,18 @@ use crate::platform::{EnclaveHost, Platform};
 use crate::seal;
 use crate::wire::{verify_as, EnclaveId, EnclavePolicy, HostId, Message, RequestId};
 
+/// Whether a test-only misbehaviour (`Faults`, feature `fault-injection`)
+/// is switched on; `false` in every product build.
+macro_rules! fault {
+    ($self:ident . $field:ident) => {{
+        #[cfg(feature = "fault-injection")]
+        let on = $self.faults.$field;
+        #[cfg(not(feature = "fault-injection"))]
+        let on = false;
+        on
+    }};
+}
+
 mod identity;
 mod recovery;
 mod session;
@@ -139,6 +151,49 @@ pub struct Faults {
     /// SMT (deliberately broken): run the imported copy as soon as it is
     /// PENDING, without waiting for RELEASE.
     pub activate_without_release: bool,
+
+    // A compromised counterpart: each lets a test exercise one party's
+    // checks alone, against a peer that would never refuse on its own.
+    /// SMT (compromised): accept any decodable OFFER, skipping every check
+    /// of the request, the source and the policy (the source's checks are
+    /// then the only ones between the enclave and this host).
+    pub accept_any_offer: bool,
+    /// SMT (compromised): present this SM certificate in ACCEPT instead of
+    /// its own (another host's genuine certificate over this host's TLS key).
+    pub accept_certificate: Option<Vec<u8>>,
+    /// SMT (compromised): sign READY with a field changed.
+    pub ready_tamper: Option<ReadyTamper>,
+    /// SMS (compromised): forward any SDS-signed order for an enclave it
+    /// holds, skipping every check of the request but its signature (the
+    /// target's checks are then the only ones left).
+    pub skip_order_checks: bool,
+    /// SMS (compromised): the last chunk of the state section carries one
+    /// byte more than the section's declared length (digested as sent).
+    pub oversize_chunk: bool,
+    /// SMS (compromised): sign RELEASE with a field changed.
+    pub release_tamper: Option<DecisionTamper>,
+}
+
+/// Which field of READY a compromised target changes.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone)]
+pub enum ReadyTamper {
+    /// Signed by this key instead of the target's SM key.
+    Signer([u8; 32]),
+    Epoch,
+    /// Names the source as target.
+    Target,
+    Measurement,
+    ReportData,
+}
+
+/// Which field of a decision a compromised source changes.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionTamper {
+    Epoch,
+    /// Names the source as target.
+    Target,
 }
 
 impl<P: Platform, H: EnclaveHost> core::fmt::Debug for Monitor<P, H> {

@@ -135,36 +135,38 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if req.request_id != conn {
             return Err(Error::WrongRequest);
         }
-        #[cfg(feature = "fault-injection")]
-        let any_target = self.faults.accept_any_target;
-        #[cfg(not(feature = "fault-injection"))]
-        let any_target = false;
+        let any_offer = fault!(self.accept_any_offer);
+        let any_target = fault!(self.accept_any_target) || any_offer;
         if !any_target && (req.target != self.host_id() || tgt_end.host != self.host_id()) {
             return Err(Error::WrongTarget);
         }
-        if src_end.host != req.source {
+        if src_end.host != req.source && !any_offer {
             return Err(Error::WrongSource);
         }
         // The TLS peer is the named source, running an endorsed SM.
         let cert = SmCertificate::verify_against(&offer.source_certificate, &src_end)?;
         let s = self.incoming.get(&conn).ok_or(Error::UnknownEnclave)?;
-        if s.channel.peer_key() != Some(cert.sm_key) {
+        if s.channel.peer_key() != Some(cert.sm_key) && !any_offer {
             return Err(Error::PeerMismatch);
         }
-        if policy.enclave_id != req.enclave_id || policy.measurement != req.measurement {
+        if (policy.enclave_id != req.enclave_id || policy.measurement != req.measurement)
+            && !any_offer
+        {
             return Err(Error::WrongEnclave);
         }
         let now = self.platform.wall_time();
         let now_s = now.ok_or(Error::NoTrustedTime)?;
-        if now_s > req.deadline {
+        if now_s > req.deadline && !any_offer {
             return Err(Error::DeadlinePassed);
         }
-        src_end.check_valid(now)?;
-        tgt_end.check_valid(now)?;
+        if !any_offer {
+            src_end.check_valid(now)?;
+            tgt_end.check_valid(now)?;
+        }
         if !tgt_end.sm_measurements.contains(&self.id.sm_measurement) && !any_target {
             return Err(Error::SmNotEndorsed);
         }
-        if tgt_end.atl < policy.min_atl {
+        if tgt_end.atl < policy.min_atl && !any_offer {
             return Err(Error::AtlTooLow);
         }
         next_epoch(req.epoch)?;
@@ -181,7 +183,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             }
             match rec.state {
                 RecState::Migrated | RecState::Gone => {
-                    if req.epoch < rec.epoch {
+                    if req.epoch < rec.epoch && !any_offer {
                         return Err(Error::StaleEpoch);
                     }
                 }
@@ -233,6 +235,13 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             seal_buf: Zeroizing::new(Vec::new()),
             sealed_out: 0,
         };
+        #[cfg(feature = "fault-injection")]
+        let cert_bytes = self
+            .faults
+            .accept_certificate
+            .clone()
+            .unwrap_or_else(|| self.id.certificate.clone());
+        #[cfg(not(feature = "fault-injection"))]
         let cert_bytes = self.id.certificate.clone();
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
         s.phase = InPhase::Receiving(alloc::boxed::Box::new(rs));
@@ -341,7 +350,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         };
         #[cfg(not(feature = "fault-injection"))]
         let ready_rid = req.request_id;
-        let ready = Ready {
+        #[allow(unused_mut)]
+        let mut ready = Ready {
             request_id: ready_rid,
             enclave_id: eid,
             epoch: next_epoch(req.epoch)?,
@@ -349,8 +359,27 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             measurement: req.measurement,
             report_data: rd,
             framework_evidence: core::mem::take(&mut evidence),
-        }
-        .sign(&self.id.sm_key)?;
+        };
+        #[cfg(feature = "fault-injection")]
+        let ready = {
+            use super::ReadyTamper as T;
+            let mut key = None;
+            match &self.faults.ready_tamper {
+                Some(T::Signer(seed)) => {
+                    key = Some(crate::crypto::SigningKey::from_seed(
+                        crate::crypto::Secret::from_bytes(*seed),
+                    )?)
+                }
+                Some(T::Epoch) => ready.epoch += 1,
+                Some(T::Target) => ready.target = req.source,
+                Some(T::Measurement) => ready.measurement[0] ^= 1,
+                Some(T::ReportData) => ready.report_data[0] ^= 1,
+                None => {}
+            }
+            ready.sign(key.as_ref().unwrap_or(&self.id.sm_key))?
+        };
+        #[cfg(not(feature = "fault-injection"))]
+        let ready = ready.sign(&self.id.sm_key)?;
         let i = self.find(&eid).ok_or(Error::UnknownEnclave)?;
         self.records[i].state = RecState::Pending {
             request_id: req.request_id,
