@@ -1,0 +1,383 @@
+//! Each party alone against a compromised counterpart.
+//!
+//! The attack tests in attacks.rs attack a pair of honest monitors: when one
+//! side's check is gone, the other side (or a later, generic check) still
+//! refuses, and the test cannot tell who did. Here the counterpart is
+//! compromised (rewire-core's test-only `Faults`, or a hand-driven TLS
+//! peer): it passes or skips every check but the one under test. Each test
+//! asserts the exact typed error of that check, from that party, and that
+//! the enclave is intact where it was. Deleting any one of these checks makes
+//! its test fail (docs/security.md, "Tests that notice").
+
+use rewire_core::channel::Channel;
+use rewire_core::crypto::Secret;
+use rewire_core::monitor::{DecisionTamper, ReadyTamper};
+use rewire_core::wire::{Decision, DecisionKind, Message, Offer, SignedBody};
+use rewire_core::{Dest, EnclaveState, Error, Event, SigningKey};
+use rewire_tests::*;
+
+const EID: [u8; 16] = *b"enclave-compromi";
+const RID: [u8; 16] = [0x31; 16];
+
+/// Hosts with these ATLs; the enclave on host 0 under a policy of `min_atl`.
+fn world(atls: &[u64], min_atl: u64) -> (World, Image) {
+    let mut w = World::new(atls);
+    let img = Image::sample(21, 20_000);
+    w.deploy(0, EID, &img, min_atl);
+    (w, img)
+}
+
+fn rogue_key() -> SigningKey {
+    SigningKey::from_seed(Secret::from_bytes([0x66; 32])).unwrap()
+}
+
+fn run(w: &mut World) {
+    w.run_with(|w| w.assert_no_fork(&EID));
+}
+
+/// Every target trusts any offer: only the source's checks stand.
+fn compromised_targets(w: &mut World) {
+    for i in 1..w.hosts.len() {
+        w.mon(i).faults.accept_any_offer = true;
+    }
+}
+
+fn froze(w: &World, host: usize) -> bool {
+    w.events
+        .iter()
+        .any(|(h, _, e)| *h == host && *e == Event::Frozen)
+}
+
+/// The first error a party returned: the check that stopped it.
+fn first_error(w: &World, host: usize) -> Option<Error> {
+    w.errors.iter().find(|(h, _)| *h == host).map(|(_, e)| *e)
+}
+
+fn reached(w: &World, host: usize, ev: Event) -> bool {
+    w.events.iter().any(|(h, _, e)| *h == host && *e == ev)
+}
+
+/// The source refused `order` itself: exactly `e` from host 0, the enclave
+/// never frozen (its epoch unchanged: nothing was consumed), still running
+/// there intact, and no other host ever heard of it.
+fn source_refuses(w: &mut World, order: Vec<u8>, e: Error, img: &Image) {
+    let epoch = w.mon(0).status(&EID).unwrap().epoch;
+    w.send_to(0, order);
+    run(w);
+    assert_eq!(w.errors, vec![(0, e)], "the source itself must refuse");
+    assert!(!froze(w, 0), "the source froze the enclave before refusing");
+    assert_eq!(w.mon(0).status(&EID).unwrap().epoch, epoch);
+    w.assert_intact_at(0, &EID, img);
+    for i in 1..w.hosts.len() {
+        assert!(w.mon(i).status(&EID).is_none(), "host{i} heard of it");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The source alone (targets accept any offer)
+
+#[test]
+fn source_alone_refuses_target_endorsement_of_another_host() {
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    compromised_targets(&mut w);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 2);
+    source_refuses(&mut w, order, Error::WrongTarget, &img);
+}
+
+#[test]
+fn source_alone_refuses_request_for_another_measurement() {
+    let (mut w, img) = world(&[2, 2], 1);
+    compromised_targets(&mut w);
+    let mut req = w.request(&EID, 1, RID);
+    req.measurement = [0x77; 32];
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    source_refuses(&mut w, order, Error::WrongEnclave, &img);
+}
+
+#[test]
+fn source_alone_refuses_low_atl_target() {
+    // Against a malicious low-ATL target that answers ACCEPT, a source
+    // without this check would stream the enclave's plaintext state to it.
+    let (mut w, img) = world(&[2, 1], 2);
+    compromised_targets(&mut w);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    source_refuses(&mut w, order, Error::AtlTooLow, &img);
+}
+
+#[test]
+fn source_alone_refuses_when_its_own_sm_is_not_endorsed() {
+    let mut w = World::new(&[2, 2]);
+    compromised_targets(&mut w);
+    // Host 0 runs an SM build its endorsement does not list.
+    w.reboot_with_sm(0, [0xbb; 32]);
+    let img = Image::sample(21, 20_000);
+    w.deploy(0, EID, &img, 1);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    source_refuses(&mut w, order, Error::SmNotEndorsed, &img);
+}
+
+#[test]
+fn source_alone_refuses_genuine_target_certificate_over_another_tls_key() {
+    // The relay sends the source's connection to host 2 (endorsed,
+    // compromised), which presents host 1's genuine certificate over its
+    // own TLS key.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    let cert1 = w.mon(1).identity().certificate().to_vec();
+    w.mon(2).faults.accept_any_offer = true;
+    w.mon(2).faults.accept_certificate = Some(cert1);
+    w.redirect.insert(1, 2);
+    w.order(&EID, 1, RID).unwrap();
+    run(&mut w);
+    assert_eq!(first_error(&w, 0), Some(Error::PeerMismatch), "{:?}", w.errors);
+    // Nothing was streamed to host 2: it never held an image to make READY of.
+    assert!(!reached(&w, 2, Event::PendingReady));
+    w.assert_intact_at(0, &EID, &img);
+}
+
+/// The target signs READY with one field changed: the source must refuse it
+/// with exactly `e`, resume, and the target's copy must never run.
+fn source_refuses_ready(tamper: ReadyTamper, e: Error) {
+    let (mut w, img) = world(&[2, 2], 1);
+    w.mon(1).faults.ready_tamper = Some(tamper.clone());
+    w.order(&EID, 1, RID).unwrap();
+    run(&mut w);
+    assert_eq!(
+        first_error(&w, 0),
+        Some(e),
+        "{tamper:?}: want {e:?} from the source, got {:?}",
+        w.errors
+    );
+    assert!(!reached(&w, 0, Event::Committed), "{tamper:?}");
+    w.assert_intact_at(0, &EID, &img);
+    assert!(!w.mon(1).enclave_host_ref().is_running(&EID));
+    w.settle();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 0);
+}
+
+#[test]
+fn source_alone_refuses_ready_signed_by_another_key() {
+    source_refuses_ready(ReadyTamper::Signer([0x66; 32]), Error::UnknownSigner);
+}
+
+#[test]
+fn source_alone_refuses_ready_for_another_epoch() {
+    source_refuses_ready(ReadyTamper::Epoch, Error::WrongRequest);
+}
+
+#[test]
+fn source_alone_refuses_ready_naming_another_target() {
+    source_refuses_ready(ReadyTamper::Target, Error::WrongRequest);
+}
+
+#[test]
+fn source_alone_refuses_ready_for_another_measurement() {
+    source_refuses_ready(ReadyTamper::Measurement, Error::MeasurementMismatch);
+}
+
+#[test]
+fn source_alone_refuses_ready_not_binding_the_stream_digests() {
+    source_refuses_ready(ReadyTamper::ReportData, Error::Integrity);
+}
+
+// ---------------------------------------------------------------------------
+// The target alone (the source forwards any SDS-signed order)
+
+/// The compromised source forwards `order`; the target must refuse it with
+/// exactly `e`, keep no record of it, and the source ends where it was.
+fn target_refuses(w: &mut World, order: Vec<u8>, e: Error, img: &Image) {
+    w.mon(0).faults.skip_order_checks = true;
+    w.send_to(0, order);
+    run(w);
+    assert_eq!(first_error(w, 1), Some(e), "want {e:?} from the target: {:?}", w.errors);
+    assert!(!reached(w, 1, Event::OfferAccepted), "the target accepted");
+    assert!(w.mon(1).status(&EID).is_none_or(|s| s.state == EnclaveState::Gone));
+    w.assert_intact_at(0, &EID, img);
+}
+
+#[test]
+fn target_alone_refuses_expired_request() {
+    let (mut w, img) = world(&[2, 2], 1);
+    let mut req = w.request(&EID, 1, RID);
+    req.deadline = WALL0 - 1;
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::DeadlinePassed, &img);
+}
+
+#[test]
+fn target_alone_refuses_when_its_atl_is_below_policy() {
+    let (mut w, img) = world(&[2, 1], 2);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::AtlTooLow, &img);
+}
+
+#[test]
+fn target_alone_refuses_request_naming_another_target() {
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    let req = w.request(&EID, 2, RID);
+    // The request names host 2; the compromised source connects to host 1.
+    w.redirect.insert(2, 1);
+    let order = w.craft_order(&sds_key(), &req, 0, 2);
+    target_refuses(&mut w, order, Error::WrongTarget, &img);
+}
+
+#[test]
+fn target_alone_refuses_an_older_epoch_than_it_has_seen() {
+    let (mut w, img) = world(&[2, 2], 1);
+    // A -> B (epoch 0 -> 1), then B -> A (1 -> 2): B has seen epoch 2.
+    w.order(&EID, 1, RID).unwrap();
+    let old_order = w.net.back().unwrap().bytes.clone();
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    w.order(&EID, 0, [0x32; 16]).unwrap();
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 0);
+    // Both reboot (their recent-channel memory is volatile), and the
+    // compromised source replays the epoch-0 order to B.
+    for i in 0..2 {
+        w.crash(i);
+        w.restart(i).unwrap();
+    }
+    w.errors.clear();
+    w.events.clear();
+    w.mon(0).faults.skip_order_checks = true;
+    w.send_to(0, old_order);
+    run(&mut w);
+    assert_eq!(first_error(&w, 1), Some(Error::StaleEpoch), "{:?}", w.errors);
+    assert!(!reached(&w, 1, Event::OfferAccepted));
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Migrated);
+    w.assert_intact_at(0, &EID, &img);
+}
+
+#[test]
+fn target_alone_refuses_a_chunk_beyond_its_section() {
+    let (mut w, img) = world(&[2, 2], 1);
+    w.mon(0).faults.oversize_chunk = true;
+    w.order(&EID, 1, RID).unwrap();
+    run(&mut w);
+    assert_eq!(first_error(&w, 1), Some(Error::Integrity), "{:?}", w.errors);
+    assert!(!reached(&w, 1, Event::PendingReady));
+    w.assert_intact_at(0, &EID, &img);
+}
+
+#[test]
+fn target_alone_refuses_abort_of_an_import_signed_by_another_key() {
+    // Anyone can sign a decision with a key of their own: during the import
+    // only the source's SM key may abort it.
+    let (mut w, img) = world(&[2, 2], 1);
+    w.order(&EID, 1, RID).unwrap();
+    loop {
+        w.collect(4);
+        if w.mon(1).status(&EID).map(|s| s.state) == Some(EnclaveState::Receiving) {
+            break;
+        }
+        let p = w.net.pop_front().expect("stalled before RECEIVING");
+        w.deliver(p);
+    }
+    let forged = Decision {
+        kind: DecisionKind::Abort,
+        request_id: RID,
+        enclave_id: EID,
+        epoch: 1,
+        source: w.hosts[0].id,
+        target: w.hosts[1].id,
+    }
+    .sign(&rogue_key())
+    .unwrap();
+    let m = Message::Abort(forged).encode().unwrap();
+    w.mon(1).handle_sds(&m).map_err(|e| w.errors.push((1, e))).ok();
+    assert_eq!(w.errors, vec![(1, Error::NotSource)]);
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Receiving);
+    // The import goes on and the migration completes.
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
+
+/// The source signs RELEASE with one field changed: the target must refuse
+/// it with exactly `WrongRequest` and keep its copy PENDING, not running.
+fn target_refuses_release(tamper: DecisionTamper) {
+    let (mut w, img) = world(&[2, 2], 1);
+    w.mon(0).faults.release_tamper = Some(tamper);
+    w.order(&EID, 1, RID).unwrap();
+    run(&mut w);
+    assert_eq!(
+        first_error(&w, 1),
+        Some(Error::WrongRequest),
+        "{tamper:?}: {:?}",
+        w.errors
+    );
+    assert!(!reached(&w, 1, Event::Activated), "{tamper:?}");
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Pending);
+    assert!(w.running_copies(&EID).is_empty());
+    // The image is intact at the target, waiting for a valid decision.
+    let m = w.mon_ref(1);
+    let e = m.enclave_host_ref().get(&EID).unwrap();
+    assert!(e.code == img.code && e.state == img.state);
+    assert_eq!(&m.unseal_data(&EID, &e.sealed).unwrap()[..], &img.sealed[..]);
+}
+
+#[test]
+fn target_alone_refuses_release_for_another_epoch() {
+    target_refuses_release(DecisionTamper::Epoch);
+}
+
+#[test]
+fn target_alone_refuses_release_naming_another_target() {
+    target_refuses_release(DecisionTamper::Target);
+}
+
+#[test]
+fn target_alone_refuses_genuine_source_certificate_over_another_tls_key() {
+    // A hand-driven TLS peer with a key of its own presents the genuine
+    // order and host 0's genuine SM certificate to host 1.
+    let (mut w, img) = world(&[2, 2], 1);
+    w.order(&EID, 1, RID).unwrap();
+    let order_bytes = w.net.pop_back().unwrap().bytes;
+    let Message::Order(order) = Message::decode(&order_bytes).unwrap() else {
+        panic!("not an order")
+    };
+    let offer = Offer {
+        order,
+        policy: w.sds().enclave(&EID).unwrap().policy.clone(),
+        source_certificate: w.mon(0).identity().certificate().to_vec(),
+        lengths: [
+            img.code.len() as u64,
+            img.state.len() as u64,
+            img.sealed.len() as u64,
+        ],
+    };
+    let from = w.hosts[0].id;
+    let mut ch = Channel::client(&rogue_key(), WALL0).unwrap();
+    let mut incoming = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut offered = false;
+    for _ in 0..16 {
+        if ch.is_established() && !offered {
+            ch.send(Message::Offer(offer.clone()).encode().unwrap())
+                .unwrap();
+            offered = true;
+        }
+        let (out, _msgs, r) = ch.exchange(&std::mem::take(&mut incoming));
+        r.unwrap();
+        if !out.is_empty() {
+            verdicts.push(w.mon(1).handle_peer(from, RID, &out));
+        }
+        while let Some(o) = w.mon(1).poll_output() {
+            if let Dest::Peer { conn, .. } = o.dest {
+                assert_eq!(conn, RID);
+                incoming.extend(o.bytes);
+            }
+        }
+        if offered && incoming.is_empty() {
+            break;
+        }
+    }
+    assert!(offered, "the handshake did not complete");
+    let refusals: Vec<Error> = verdicts.into_iter().filter_map(|r| r.err()).collect();
+    assert_eq!(refusals, vec![Error::PeerMismatch]);
+    assert!(w.mon(1).status(&EID).is_none());
+    w.assert_intact_at(0, &EID, &img);
+}
