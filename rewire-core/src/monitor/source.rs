@@ -425,11 +425,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     fn on_ready(&mut self, conn: RequestId, bytes: &[u8]) -> Result<()> {
         let s = self.outgoing.get(&conn).ok_or(Error::UnknownEnclave)?;
         let target_sm = s.target_sm.ok_or(Error::InvalidState)?;
-        let signed = Signed::parse(bytes)?;
-        if signed.kid != target_sm {
-            return Err(Error::UnknownSigner);
-        }
-        let ready = Ready::from_value(signed.verify(&target_sm)?)?;
+        // Signed by the SM key the ACCEPT proved (`verify` refuses any other
+        // signer with UnknownSigner before it checks the signature).
+        let ready = Ready::from_value(Signed::parse(bytes)?.verify(&target_sm)?)?;
         let req = s.req.clone();
         if ready.request_id != req.request_id || ready.enclave_id != req.enclave_id {
             return Err(Error::WrongRequest);
