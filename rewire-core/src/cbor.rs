@@ -226,6 +226,32 @@ mod tests {
     }
 
     #[test]
+    fn size_caps_are_exact() {
+        let bytes = Builder::new(MsgType::Query)
+            .bytes(b"abcd")
+            .value(Value::Array(alloc::vec![int(1), int(2), int(3)]))
+            .encode()
+            .unwrap();
+        // A cap equal to the length is enough; one less is not.
+        assert!(decode(&bytes, bytes.len()).is_ok());
+        assert_eq!(decode(&bytes, bytes.len() - 1), Err(Error::TooLarge));
+        let fields = || Fields::open(decode(&bytes, 64).unwrap(), MsgType::Query, 2).unwrap();
+        // Byte strings: at the cap accepted, over it TooLarge (not Decode).
+        assert_eq!(fields().bytes(4).unwrap(), b"abcd");
+        assert_eq!(fields().bytes(3), Err(Error::TooLarge));
+        // Lists: the same.
+        let mut f = fields();
+        f.bytes(4).unwrap();
+        assert_eq!(f.list(3).unwrap().len(), 3);
+        let mut f = fields();
+        f.bytes(4).unwrap();
+        assert_eq!(f.list(2), Err(Error::TooLarge));
+        // The wrong kind of item is a decode error.
+        assert_eq!(fields().list(8), Err(Error::Decode));
+        assert_eq!(as_bytes(int(1), 8), Err(Error::Decode));
+    }
+
+    #[test]
     fn deep_nesting_is_refused_without_overflow() {
         let mut deep = alloc::vec![0x81u8; 10_000];
         deep.push(0x00);
