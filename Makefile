@@ -16,7 +16,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -67,6 +67,23 @@ fuzz:
 
 fuzz-brief:
 	scripts/fuzz.sh 5
+
+## Mutation testing of rewire-core against the attack suites (cargo-mutants;
+## docs/security.md, "Tests that notice"). All ~950 mutants take hours on 2
+## cores: SHARD=k/n runs one shard. `make mutants-diff` tests only the mutants
+## in lines your uncommitted change touches: run it before submitting.
+mutants:
+	scripts/mutants.sh $(if $(SHARD),--shard $(SHARD))
+
+mutants-diff:
+	@mkdir -p target
+	git diff HEAD -- rewire-core > target/mutants.diff
+	@if [ -s target/mutants.diff ]; then scripts/mutants.sh --in-diff target/mutants.diff; \
+	  else echo "mutants-diff: no change to rewire-core"; fi
+
+## The named security guards of the monitor, deleted one at a time: each must make a test fail.
+guards:
+	scripts/delete-guards.py
 
 ## Everything CI checks.
 test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu fuzz-brief
