@@ -131,7 +131,12 @@ fn source_alone_refuses_genuine_target_certificate_over_another_tls_key() {
     w.redirect.insert(1, 2);
     w.order(&EID, 1, RID).unwrap();
     run(&mut w);
-    assert_eq!(first_error(&w, 0), Some(Error::PeerMismatch), "{:?}", w.errors);
+    assert_eq!(
+        first_error(&w, 0),
+        Some(Error::PeerMismatch),
+        "{:?}",
+        w.errors
+    );
     // Nothing was streamed to host 2: it never held an image to make READY of.
     assert!(!reached(&w, 2, Event::PendingReady));
     w.assert_intact_at(0, &EID, &img);
@@ -191,9 +196,17 @@ fn target_refuses(w: &mut World, order: Vec<u8>, e: Error, img: &Image) {
     w.mon(0).faults.skip_order_checks = true;
     w.send_to(0, order);
     run(w);
-    assert_eq!(first_error(w, 1), Some(e), "want {e:?} from the target: {:?}", w.errors);
+    assert_eq!(
+        first_error(w, 1),
+        Some(e),
+        "want {e:?} from the target: {:?}",
+        w.errors
+    );
     assert!(!reached(w, 1, Event::OfferAccepted), "the target accepted");
-    assert!(w.mon(1).status(&EID).is_none_or(|s| s.state == EnclaveState::Gone));
+    assert!(w
+        .mon(1)
+        .status(&EID)
+        .is_none_or(|s| s.state == EnclaveState::Gone));
     w.assert_intact_at(0, &EID, img);
 }
 
@@ -246,7 +259,12 @@ fn target_alone_refuses_an_older_epoch_than_it_has_seen() {
     w.mon(0).faults.skip_order_checks = true;
     w.send_to(0, old_order);
     run(&mut w);
-    assert_eq!(first_error(&w, 1), Some(Error::StaleEpoch), "{:?}", w.errors);
+    assert_eq!(
+        first_error(&w, 1),
+        Some(Error::StaleEpoch),
+        "{:?}",
+        w.errors
+    );
     assert!(!reached(&w, 1, Event::OfferAccepted));
     assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Migrated);
     w.assert_intact_at(0, &EID, &img);
@@ -288,9 +306,15 @@ fn target_alone_refuses_abort_of_an_import_signed_by_another_key() {
     .sign(&rogue_key())
     .unwrap();
     let m = Message::Abort(forged).encode().unwrap();
-    w.mon(1).handle_sds(&m).map_err(|e| w.errors.push((1, e))).ok();
+    w.mon(1)
+        .handle_sds(&m)
+        .map_err(|e| w.errors.push((1, e)))
+        .ok();
     assert_eq!(w.errors, vec![(1, Error::NotSource)]);
-    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Receiving);
+    assert_eq!(
+        w.mon(1).status(&EID).unwrap().state,
+        EnclaveState::Receiving
+    );
     // The import goes on and the migration completes.
     run(&mut w);
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
@@ -316,7 +340,10 @@ fn target_refuses_release(tamper: DecisionTamper) {
     let m = w.mon_ref(1);
     let e = m.enclave_host_ref().get(&EID).unwrap();
     assert!(e.code == img.code && e.state == img.state);
-    assert_eq!(&m.unseal_data(&EID, &e.sealed).unwrap()[..], &img.sealed[..]);
+    assert_eq!(
+        &m.unseal_data(&EID, &e.sealed).unwrap()[..],
+        &img.sealed[..]
+    );
 }
 
 #[test]

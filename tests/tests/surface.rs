@@ -93,7 +93,10 @@ fn debug_shows_the_host_and_no_secret() {
     assert!(s.starts_with("Monitor {"), "{s}");
     assert!(s.contains("records: 1"), "{s}");
     let secret = device_secret(0);
-    let hex: String = secret.expose()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = secret.expose()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert!(!s.contains(&hex), "{s}");
 }
 
