@@ -356,10 +356,44 @@ fn target_alone_refuses_release_naming_another_target() {
     target_refuses_release(DecisionTamper::Target);
 }
 
+/// A hand-driven TLS peer (a key of its own, claiming to be host 0): a
+/// handshake with host `to` on channel `conn`, then `msg` in the channel.
+/// Returns the host's verdicts on each delivery.
+fn tls_peer(w: &mut World, to: usize, conn: [u8; 16], msg: Vec<u8>) -> Vec<Result<(), Error>> {
+    let from = w.hosts[0].id;
+    let mut ch = Channel::client(&rogue_key(), WALL0).unwrap();
+    let mut incoming = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut msg = Some(msg);
+    for _ in 0..16 {
+        if ch.is_established() {
+            if let Some(m) = msg.take() {
+                ch.send(m).unwrap();
+            }
+        }
+        let (out, _msgs, r) = ch.exchange(&std::mem::take(&mut incoming));
+        r.unwrap();
+        if !out.is_empty() {
+            verdicts.push(w.mon(to).handle_peer(from, conn, &out));
+        }
+        while let Some(o) = w.mon(to).poll_output() {
+            if let Dest::Peer { conn: c, .. } = o.dest {
+                assert_eq!(c, conn);
+                incoming.extend(o.bytes);
+            }
+        }
+        if msg.is_none() && incoming.is_empty() {
+            break;
+        }
+    }
+    assert!(msg.is_none(), "the handshake did not complete");
+    verdicts
+}
+
 #[test]
 fn target_alone_refuses_genuine_source_certificate_over_another_tls_key() {
-    // A hand-driven TLS peer with a key of its own presents the genuine
-    // order and host 0's genuine SM certificate to host 1.
+    // The genuine order and host 0's genuine SM certificate, over a TLS key
+    // that is not host 0's SM key.
     let (mut w, img) = world(&[2, 2], 1);
     w.order(&EID, 1, RID).unwrap();
     let order_bytes = w.net.pop_back().unwrap().bytes;
@@ -376,35 +410,76 @@ fn target_alone_refuses_genuine_source_certificate_over_another_tls_key() {
             img.sealed.len() as u64,
         ],
     };
-    let from = w.hosts[0].id;
-    let mut ch = Channel::client(&rogue_key(), WALL0).unwrap();
-    let mut incoming = Vec::new();
-    let mut verdicts = Vec::new();
-    let mut offered = false;
-    for _ in 0..16 {
-        if ch.is_established() && !offered {
-            ch.send(Message::Offer(offer.clone()).encode().unwrap())
-                .unwrap();
-            offered = true;
-        }
-        let (out, _msgs, r) = ch.exchange(&std::mem::take(&mut incoming));
-        r.unwrap();
-        if !out.is_empty() {
-            verdicts.push(w.mon(1).handle_peer(from, RID, &out));
-        }
-        while let Some(o) = w.mon(1).poll_output() {
-            if let Dest::Peer { conn, .. } = o.dest {
-                assert_eq!(conn, RID);
-                incoming.extend(o.bytes);
-            }
-        }
-        if offered && incoming.is_empty() {
-            break;
-        }
-    }
-    assert!(offered, "the handshake did not complete");
+    let verdicts = tls_peer(&mut w, 1, RID, Message::Offer(offer).encode().unwrap());
     let refusals: Vec<Error> = verdicts.into_iter().filter_map(|r| r.err()).collect();
     assert_eq!(refusals, vec![Error::PeerMismatch]);
     assert!(w.mon(1).status(&EID).is_none());
     w.assert_intact_at(0, &EID, &img);
+}
+
+#[test]
+fn target_alone_refuses_a_decision_on_a_foreign_session() {
+    // The relay drops the in-channel RELEASE and delivers the genuine RELEASE
+    // (taken from the SDS path) on another session: accepted there, it would
+    // leave the request's own session waiting for ever, holding a slot.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    w.order(&EID, 1, RID).unwrap();
+    while !reached(&w, 0, Event::Committed) {
+        w.collect(4);
+        let p = w.net.pop_front().expect("stalled before the commit");
+        w.deliver(p);
+    }
+    w.collect(usize::MAX);
+    let proof = w
+        .net
+        .iter()
+        .find(|p| p.to == To::Sds && p.kind() == "release")
+        .expect("the RELEASE to the SDS")
+        .clone();
+    w.net.clear();
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Pending);
+    let verdicts = tls_peer(&mut w, 1, [0x99; 16], proof.bytes.clone());
+    let refusals: Vec<Error> = verdicts.into_iter().filter_map(|r| r.err()).collect();
+    assert_eq!(refusals, vec![Error::WrongRequest]);
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Pending);
+    assert!(w.running_copies(&EID).is_empty());
+    // Through the SDS the decision settles the request and closes its own
+    // session: with a single session slot, host 1 takes the next migration in.
+    w.deliver(proof.clone());
+    w.send_to(1, proof.bytes);
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    w.mon(1).set_max_sessions(1);
+    let other = *b"enclave-second-1";
+    let img2 = Image::sample(22, 5_000);
+    w.deploy(2, other, &img2, 1);
+    w.order(&other, 1, [0x32; 16]).unwrap();
+    w.run();
+    assert_eq!(w.assert_exactly_one(&other, &img2), 1, "{:?}", w.errors);
+}
+
+#[test]
+fn a_session_waiting_for_its_decision_times_out_and_the_copy_stays_pending() {
+    let (mut w, img) = world(&[2, 2], 1);
+    w.order(&EID, 1, RID).unwrap();
+    while w.mon(1).status(&EID).map(|s| s.state) != Some(EnclaveState::Pending) {
+        w.collect(4);
+        let p = w.net.pop_front().expect("stalled before PENDING");
+        w.deliver(p);
+    }
+    // The relay goes silent. Past the timeout the session closes (freeing its
+    // slot); the PENDING copy stays and the SDS settles it.
+    w.net.clear();
+    w.mon(1).set_max_sessions(1);
+    w.clock.advance(TIMEOUT_MS + 1);
+    w.mon(1).tick().unwrap();
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Pending);
+    let from = w.hosts[0].id;
+    let k = SigningKey::from_seed(Secret::from_bytes([7; 32])).unwrap();
+    let hello = Channel::client(&k, WALL0).unwrap().exchange(&[]).0;
+    assert_eq!(w.mon(1).handle_peer(from, [0x77; 16], &hello), Ok(()));
+    w.net.clear();
+    w.settle();
+    w.assert_no_fork(&EID);
+    w.assert_exactly_one(&EID, &img);
 }

@@ -482,24 +482,22 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 first_err.get_or_insert(e);
             }
         }
-        // An import that stalls is dropped: always safe, since the source
-        // cannot commit before it has READY, which is sent only once PENDING.
-        #[cfg(feature = "fault-injection")]
-        let pending_times_out = self.faults.drop_pending_on_timeout;
-        #[cfg(not(feature = "fault-injection"))]
-        let pending_times_out = false;
-        let stalled: Vec<RequestId> = self
+        // Every session phase times out. An import that stalls is dropped:
+        // always safe, since the source cannot commit before it has READY,
+        // which is sent only once PENDING. A session waiting for the decision
+        // only closes: its PENDING copy stays, and the decision can still come
+        // through the SDS (a relay cannot hold a session slot for ever).
+        let stalled: Vec<(RequestId, bool)> = self
             .incoming
             .iter()
             .filter(|(_, s)| {
-                (matches!(s.phase, InPhase::AwaitOffer | InPhase::Receiving(_))
-                    || (pending_times_out && matches!(s.phase, InPhase::AwaitDecision)))
+                !matches!(s.phase, InPhase::Done)
                     && now.saturating_sub(s.last_activity_ms) > self.cfg.timeout_ms
             })
-            .map(|(k, _)| *k)
+            .map(|(k, s)| (*k, !matches!(s.phase, InPhase::AwaitDecision)))
             .collect();
-        for conn in stalled {
-            self.incoming_failed(conn, Error::Timeout, true);
+        for (conn, refuse) in stalled {
+            self.incoming_failed(conn, Error::Timeout, refuse);
         }
         self.reap_sessions();
         match first_err {

@@ -430,6 +430,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let kid = signed.kid;
         // Find the record this decision is about by the signer-independent fields first.
         let d = Decision::from_value(signed.verify(&kid)?)?;
+        // In-channel, a decision counts only on its own request's connection:
+        // one delivered on another session would settle the request while
+        // its own session waited for ever (a relay could strand every slot).
+        if conn.is_some_and(|c| c != d.request_id) {
+            return Err(Error::WrongRequest);
+        }
         let i = self.find(&d.enclave_id).ok_or(Error::UnknownEnclave)?;
         let rec = &self.records[i];
         if rec
@@ -526,7 +532,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             },
         );
         self.push(Dest::Sds, message.clone());
-        let conn = conn.unwrap_or(d.request_id);
+        // Close the request's own session, whichever path the decision took.
+        let conn = d.request_id;
         if let Some(s) = self.incoming.get_mut(&conn) {
             s.phase = InPhase::Done;
             let _ = s.channel.send(message);
