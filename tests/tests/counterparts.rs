@@ -86,6 +86,17 @@ fn source_alone_refuses_target_endorsement_of_another_host() {
 }
 
 #[test]
+fn source_alone_refuses_source_endorsement_of_another_host() {
+    // The request names this host as source, but the source endorsement it
+    // binds is host 2's.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    compromised_targets(&mut w);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 2, 1);
+    source_refuses(&mut w, order, Error::WrongSource, &img);
+}
+
+#[test]
 fn source_alone_refuses_request_for_another_measurement() {
     let (mut w, img) = world(&[2, 2], 1);
     compromised_targets(&mut w);
