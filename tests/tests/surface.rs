@@ -106,6 +106,8 @@ fn in_flight_covers_source_and_target_alike() {
     assert!(!w.mon_ref(0).in_flight() && !w.mon_ref(1).in_flight());
     w.order(&EID, 1, [1; 16]).unwrap();
     let mut seen = [false; 2];
+    let mut streamed = false;
+    assert!(!w.mon_ref(0).is_streaming());
     loop {
         w.collect(1);
         let Some(p) = w.net.pop_front() else { break };
@@ -115,12 +117,20 @@ fn in_flight_covers_source_and_target_alike() {
             assert!(w.mon_ref(0).in_flight(), "a frozen source is in flight");
             seen[0] = true;
         }
+        if w.mon_ref(0).is_streaming() {
+            streamed = true;
+        }
         if w.mon_ref(1).status(&EID).map(|s| s.state) == Some(Receiving) {
             assert!(w.mon_ref(1).in_flight(), "an import under way is in flight");
             seen[1] = true;
         }
     }
     assert_eq!(seen, [true, true]);
+    assert!(
+        streamed,
+        "is_streaming never said so while the image went out"
+    );
+    assert!(!w.mon_ref(0).is_streaming());
     assert!(!w.mon_ref(0).in_flight() && !w.mon_ref(1).in_flight());
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
