@@ -615,3 +615,58 @@ fn step<Data>(
     };
     (discard, r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Secret;
+
+    const T: u64 = 1_800_000_000;
+
+    fn key(b: u8) -> SigningKey {
+        SigningKey::from_seed(Secret::from_bytes([b; 32])).unwrap() // safe: test
+    }
+
+    fn handshake(c: &mut Channel, s: &mut Channel) {
+        let (mut to_s, mut to_c) = (Vec::new(), Vec::new());
+        for _ in 0..16 {
+            let (o, _, r) = c.exchange(&core::mem::take(&mut to_c));
+            r.unwrap(); // safe: test
+            to_s.extend(o);
+            let (o, _, r) = s.exchange(&core::mem::take(&mut to_s));
+            r.unwrap(); // safe: test
+            to_c.extend(o);
+            if c.is_established() && s.is_established() && to_c.is_empty() && to_s.is_empty() {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn client_hello_random_is_fresh() {
+        let hello = || Channel::client(&key(1), T).unwrap().exchange(&[]).0; // safe: test
+        let (a, b) = (hello(), hello());
+        // Record header (5), handshake header (4), legacy version (2), random (32).
+        assert_eq!((a[0], a[5]), (22, 1), "a ClientHello record");
+        assert_ne!(a[11..43], [0u8; 32]);
+        assert_ne!(a[11..43], b[11..43]);
+    }
+
+    #[test]
+    fn established_closed_and_peer_key_say_so() {
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        assert!(!c.is_established() && !s.is_established());
+        assert!(!c.is_closed() && !s.is_closed());
+        assert_eq!(c.peer_key(), None);
+        handshake(&mut c, &mut s);
+        assert!(c.is_established() && s.is_established());
+        assert_eq!(c.peer_key(), Some(key(2).public()));
+        assert_eq!(s.peer_key(), Some(key(1).public()));
+        let mut out = Vec::new();
+        c.close(&mut out);
+        assert!(c.is_closed());
+        let shown = alloc::format!("{c:?}");
+        assert!(shown.starts_with("Channel {") && shown.contains("closed: true"));
+    }
+}
