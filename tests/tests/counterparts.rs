@@ -153,6 +153,26 @@ fn source_alone_refuses_genuine_target_certificate_over_another_tls_key() {
     w.assert_intact_at(0, &EID, &img);
 }
 
+#[test]
+fn source_refuses_a_second_order_while_frozen() {
+    // A second, validly signed order for the same enclave (another target)
+    // arrives while the first migration is under way: Busy, and the first
+    // completes untouched.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    w.order(&EID, 1, RID).unwrap();
+    let p = w.net.pop_front().unwrap();
+    w.deliver(p);
+    assert!(froze(&w, 0));
+    let req = w.request(&EID, 2, [0x55; 16]);
+    let second = w.craft_order(&sds_key(), &req, 0, 2);
+    w.send_to(0, second);
+    let p = w.net.pop_back().unwrap();
+    w.deliver(p);
+    assert_eq!(w.errors, vec![(0, Error::Busy)]);
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
+
 /// The target signs READY with one field changed: the source must refuse it
 /// with exactly `e`, resume, and the target's copy must never run.
 fn source_refuses_ready(tamper: ReadyTamper, e: Error) {
