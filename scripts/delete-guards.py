@@ -39,6 +39,8 @@ GUARDS = [
     ("target.rs", "            if kid != source_sm {", True),
     ("target.rs", "if kid != source_sm || d.source != source {", True),
     ("target.rs", "if d.target != self.host_id() || d.epoch != rec.epoch {", True),
+    ("target.rs", "if conn.is_some_and(|c| c != d.request_id) {", True),
+    ("source.rs", "if req.source != self.host_id() || src_end.host != self.host_id() {", True),
 ]
 
 
