@@ -154,6 +154,43 @@ fn source_alone_refuses_genuine_target_certificate_over_another_tls_key() {
 }
 
 #[test]
+fn source_alone_refuses_an_expired_request_and_settles_it() {
+    let (mut w, img) = world(&[2, 2], 1);
+    compromised_targets(&mut w);
+    let mut req = w.request(&EID, 1, RID);
+    req.deadline = WALL0 - 1;
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    w.send_to(0, order);
+    run(&mut w);
+    assert_eq!(
+        first_error(&w, 0),
+        Some(Error::DeadlinePassed),
+        "{:?}",
+        w.errors
+    );
+    // Never paused, never offered; settled for good (its epoch is spent).
+    assert!(!froze(&w, 0));
+    assert!(w.mon(1).status(&EID).is_none());
+    assert_eq!(w.mon(0).status(&EID).unwrap().epoch, 1);
+    w.assert_intact_at(0, &EID, &img);
+}
+
+#[test]
+fn a_request_is_valid_up_to_its_deadline_second() {
+    let (mut w, img) = world(&[2, 2], 1);
+    let mut req = w.request(&EID, 1, RID);
+    req.deadline = w.now_wall();
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    w.send_to(0, order);
+    run(&mut w);
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+    assert!(reached(&w, 1, Event::Activated));
+    assert!(w.running_copies(&EID) == vec![1]);
+    let m = w.mon_ref(1);
+    assert!(m.enclave_host_ref().get(&EID).unwrap().state == img.state);
+}
+
+#[test]
 fn source_refuses_a_second_order_while_frozen() {
     // A second, validly signed order for the same enclave (another target)
     // arrives while the first migration is under way: Busy, and the first
