@@ -509,6 +509,21 @@ impl Channel {
         }
     }
 
+    /// End the channel: send these last messages (best effort), then
+    /// close_notify. Returns the TLS bytes to transmit.
+    pub fn send_last_and_close(&mut self, last: Vec<Vec<u8>>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if !last.is_empty() {
+            for m in last {
+                let _ = self.send(m);
+            }
+            let mut msgs = Vec::new();
+            let _ = self.pump(&mut bytes, &mut msgs);
+        }
+        self.close(&mut bytes);
+        bytes
+    }
+
     /// Queue a close_notify alert.
     pub fn close(&mut self, out: &mut Vec<u8>) {
         if self.failed || self.closed || !self.established {

@@ -110,7 +110,7 @@ impl NetFaults {
             delay: p,
         }
     }
-    pub fn any(&self) -> bool {
+    fn all(&self) -> [f64; 5] {
         [
             self.drop,
             self.duplicate,
@@ -118,20 +118,13 @@ impl NetFaults {
             self.corrupt,
             self.delay,
         ]
-        .iter()
-        .any(|p| *p > 0.0)
+    }
+    pub fn any(&self) -> bool {
+        self.all().iter().any(|p| *p > 0.0)
     }
     /// Whether every probability is in [0, 1].
     pub fn is_valid(&self) -> bool {
-        [
-            self.drop,
-            self.duplicate,
-            self.reorder,
-            self.corrupt,
-            self.delay,
-        ]
-        .iter()
-        .all(|p| (0.0..=1.0).contains(p))
+        self.all().iter().all(|p| (0.0..=1.0).contains(p))
     }
 }
 

@@ -520,18 +520,13 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if let Some(s) = self.outgoing.get_mut(&conn) {
             // ABORT first: the target acts on it (drops its copy) before the
             // REFUSE that tells it why ends the channel.
-            let _ = s.channel.send(abort);
-            let _ = Self::send_on(
-                &mut s.channel,
-                &Message::Refuse {
-                    request_id: conn,
-                    code: why.code(),
-                },
-            );
-            let mut bytes = Vec::new();
-            let mut msgs = Vec::new();
-            let _ = s.channel.pump(&mut bytes, &mut msgs);
-            s.channel.close(&mut bytes);
+            let refusal = Message::Refuse {
+                request_id: conn,
+                code: why.code(),
+            };
+            let mut last = vec![abort];
+            last.extend(refusal.encode().ok());
+            let bytes = s.channel.send_last_and_close(last);
             if !bytes.is_empty() {
                 self.push(Dest::Peer { host: target, conn }, bytes);
             }

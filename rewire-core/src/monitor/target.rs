@@ -1,6 +1,7 @@
 //! The target role (SMT): accept an offer, receive and re-seal the image,
 //! sign READY, then activate on RELEASE or drop on ABORT.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use zeroize::Zeroizing;
@@ -59,19 +60,15 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return;
         };
         let phase = core::mem::replace(&mut s.phase, InPhase::Done);
-        let mut bytes = Vec::new();
+        let mut last = Vec::new();
         if refuse && !s.channel.is_closed() {
-            let _ = Self::send_on(
-                &mut s.channel,
-                &Message::Refuse {
-                    request_id: conn,
-                    code: why.code(),
-                },
-            );
-            let mut msgs = Vec::new();
-            let _ = s.channel.pump(&mut bytes, &mut msgs);
+            let refusal = Message::Refuse {
+                request_id: conn,
+                code: why.code(),
+            };
+            last.extend(refusal.encode().ok());
         }
-        s.channel.close(&mut bytes);
+        let bytes = s.channel.send_last_and_close(last);
         let host = s.peer;
         if !bytes.is_empty() {
             self.push(Dest::Peer { host, conn }, bytes);
@@ -536,11 +533,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let conn = d.request_id;
         if let Some(s) = self.incoming.get_mut(&conn) {
             s.phase = InPhase::Done;
-            let _ = s.channel.send(message);
-            let mut bytes = Vec::new();
-            let mut msgs = Vec::new();
-            let _ = s.channel.pump(&mut bytes, &mut msgs);
-            s.channel.close(&mut bytes);
+            let bytes = s.channel.send_last_and_close(vec![message]);
             let host = s.peer;
             if !bytes.is_empty() {
                 self.push(Dest::Peer { host, conn }, bytes);
