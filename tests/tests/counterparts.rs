@@ -191,6 +191,32 @@ fn a_request_is_valid_up_to_its_deadline_second() {
 }
 
 #[test]
+fn an_order_whose_request_id_names_a_live_channel_is_refused() {
+    // Channels are keyed by request id: host 1, receiving enclave X under
+    // RID, is ordered to send enclave Y under the same RID. Busy, and
+    // neither migration is disturbed.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    let y = *b"enclave-second-2";
+    let img_y = Image::sample(23, 3_000);
+    w.deploy(1, y, &img_y, 1);
+    w.order(&EID, 1, RID).unwrap();
+    while w.mon(1).status(&EID).map(|s| s.state) != Some(EnclaveState::Receiving) {
+        w.collect(4);
+        let p = w.net.pop_front().expect("stalled before RECEIVING");
+        w.deliver(p);
+    }
+    let req = w.request(&y, 2, RID);
+    let order = w.craft_order(&sds_key(), &req, 1, 2);
+    let verdict = w.mon(1).handle_sds(&order);
+    assert_eq!(verdict, Err(Error::Busy));
+    assert!(!froze(&w, 1));
+    w.assert_intact_at(1, &y, &img_y);
+    assert_eq!(w.mon(1).status(&y).unwrap().epoch, 0);
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
+
+#[test]
 fn source_refuses_a_second_order_while_frozen() {
     // A second, validly signed order for the same enclave (another target)
     // arrives while the first migration is under way: Busy, and the first
