@@ -12,7 +12,20 @@
 #include <stdint.h>
 #include "abi.h"
 
+#ifdef HOSTILE_FLASH_CMD
+/* The hostile variant (monitor-hostile.elf, built from this file with
+ * -DHOSTILE_FLASH_CMD; tests/system): once armed by F_PROBE_REQ, it writes the
+ * CFI "read status register" command to its own half of pflash before every
+ * ecall. QEMU's pflash1 is one device with one command state, so the monitor
+ * then reads status words, not data, from the half only it may reach. */
+static int hostile_armed;
+#define HOSTILE_CMD() do { if (hostile_armed) *(volatile uint32_t *)FLASH_HOST = 0x00700070; } while (0)
+#else
+#define HOSTILE_CMD() do {} while (0)
+#endif
+
 static long ecall(long n, long a0, long a1, long a2) {
+    HOSTILE_CMD();
     register long r0 __asm__("a0") = a0;
     register long r1 __asm__("a1") = a1;
     register long r2 __asm__("a2") = a2;
@@ -240,6 +253,11 @@ static void dispatch(void) {
         break;
     case F_PROBE_REQ: {
         long faulted;
+#ifdef HOSTILE_FLASH_CMD
+        say("hostile: putting pflash into read-status mode before every ecall\n");
+        hostile_armed = 1;
+        HOSTILE_CMD();
+#endif
         say("trying to read the enclave's memory at 0x85020000...\n");
         probe(ENC_STATE, &faulted);
         say(faulted ? "...denied by PMP\n" : "...READ SUCCEEDED\n");
@@ -289,6 +307,16 @@ void host_main(void) {
         if (run_period && now >= next_run) {
             next_run = now + run_period;
             long r = ecall(H_RUN, 0, 0, 0);
+#ifdef HOSTILE_FLASH_CMD
+            /* Canary, before any other ecall: only M-mode can read the monitor's memory. */
+            if (hostile_armed && hostile_armed < 4) {
+                long faulted;
+                hostile_armed++;
+                probe(MON_BASE, &faulted);
+                say(faulted ? "hostile: the monitor's memory is out of reach (U-mode)\n"
+                            : "hostile: READ THE MONITOR'S MEMORY: the host runs in M-mode\n");
+            }
+#endif
             if (r != last_run) {
                 if (r) {
                     say("the monitor refuses to run the enclave here: ");

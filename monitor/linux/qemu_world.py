@@ -32,6 +32,8 @@ import rewire
 
 ROOT = Path(__file__).resolve().parents[2]
 ELF = ROOT / "target" / "monitor" / "monitor.elf"
+# The same monitor with a hostile host program (host.c built with -DHOSTILE_FLASH_CMD).
+HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
 
 # frames (monitor/abi.h)
 F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE = 1, 2, 3, 4, 5, 6, 7
@@ -70,9 +72,10 @@ def _die_with_parent() -> None:
 
 
 class Host:
-    def __init__(self, world: "World", name: str):
+    def __init__(self, world: "World", name: str, elf: Path = ELF):
         self.world = world
         self.name = name
+        self.elf = elf
         self.flash = world.workdir / f"{name}.flash"
         # Unix socket paths are limited to 108 bytes: keep them in a short temporary directory.
         self.sock_path = world.sockdir / f"{name}.sock"
@@ -107,7 +110,7 @@ class Host:
                "-device", "virtio-serial-device", "-device", "virtconsole,chardev=relay",
                "-drive", f"if=pflash,unit=1,format=raw,file={self.flash},cache=unsafe",
                # -kernel would not boot at 0x80000000 once a pflash drive is given: load the ELF directly
-               "-device", f"loader,file={ELF},cpu-num=0"]
+               "-device", f"loader,file={self.elf},cpu-num=0"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
         self.boots += 1
@@ -231,8 +234,8 @@ class World:
         if self.verbose:
             print(f"relay | {s}", flush=True)
 
-    def add_host(self, name: str) -> Host:
-        h = Host(self, name)
+    def add_host(self, name: str, elf: Path = ELF) -> Host:
+        h = Host(self, name, elf)
         h.provision(self.sds.public_key)
         self.hosts[name] = h
         return h
@@ -243,10 +246,10 @@ class World:
         self.by_id[h.host_id] = h
 
     def endorse(self, h: Host, now: Optional[int] = None) -> None:
-        """Endorse the host's device for the SM build measured from monitor.elf (if the host runs
-        anything else, its certificate names another measurement and migrations refuse it)."""
+        """Endorse the host's device for the SM build measured from the ELF it boots (if the host
+        runs anything else, its certificate names another measurement and migrations refuse it)."""
         now = now or int(time.time())
-        self.sds.endorse_host(h.certificate, [sm_measurement_of()], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
+        self.sds.endorse_host(h.certificate, [sm_measurement_of(h.elf)], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
 
     # -- the relay
     def pump(self, timeout: float = 0.05) -> None:
