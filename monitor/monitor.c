@@ -35,6 +35,7 @@ void con_dec(uint64_t v) {
     con_puts(b + i);
 }
 static void say(const char *s) { con_puts("[monitor] "); con_puts(s); }
+static void poweroff(uint32_t code) __attribute__((noreturn));
 static void poweroff(uint32_t code) {
     *(volatile uint32_t *)0x100000 = code ? (0x3333u | code << 16) : 0x5555u;
     for (;;) {}
@@ -496,10 +497,36 @@ static unsigned insn_len(uint64_t pc) {
     return (lo & 3) == 3 ? 4 : 2;
 }
 
+static void con_hex64(uint64_t v) {
+    uint8_t a[8];
+    for (int i = 0; i < 8; i++) a[i] = (uint8_t)(v >> (56 - 8 * i));
+    con_hex(a, 8);
+}
+
+/* A trap taken in M-mode (start.S: mscratch was 0): the monitor itself faulted.
+ * Nothing it was doing can be trusted to resume, and the saved U-mode context
+ * must not be restored from here (that would run it with MPP = M): halt. */
+void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) __attribute__((noreturn));
+void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) {
+    say("trap in M-mode (cause ");
+    con_dec(cause);
+    con_puts(", mepc 0x");
+    con_hex64(epc);
+    con_puts(", mtval 0x");
+    con_hex64(tval);
+    con_puts("): halting\n");
+    poweroff(9);
+}
+
 void trap_handler(struct frame *f) {
-    uint64_t cause, tval;
+    uint64_t cause, tval, mstatus, epc;
     __asm__ volatile("csrr %0, mcause" : "=r"(cause));
     __asm__ volatile("csrr %0, mtval" : "=r"(tval));
+    __asm__ volatile("csrr %0, mstatus" : "=r"(mstatus));
+    if (mstatus & 0x1800) { /* MPP != U: start.S should have caught it; never treat it as U-mode */
+        __asm__ volatile("csrr %0, mepc" : "=r"(epc));
+        m_trap_halt(cause, epc, tval);
+    }
     if (cause == 8) { /* ecall from U-mode */
         if (in_enclave) {
             if (f->x[A7] == E_EXIT) { leave_enclave(f, (int64_t)f->x[A0]); return; }

@@ -1,10 +1,16 @@
-/* Reset entry, the U-mode trap path and the way into U-mode. */
+/* Reset entry, the U-mode trap path and the way into U-mode.
+ *
+ * mscratch is the trap frame while U-mode runs and 0 while M-mode runs. A trap
+ * swaps it with sp: a non-zero result is the frame of the U-mode code that
+ * trapped; 0 means the trap was taken in M-mode (the monitor itself faulted),
+ * and that path halts the machine without touching any saved context. */
     .equ FRAME, 272             /* struct frame: x0..x31 and pc */
 
     .section .text._start
     .globl _start
 _start:
     csrw mie, zero
+    csrw mscratch, zero         /* M-mode runs: a trap from here on halts */
     la sp, __boot_stack_top
     la t0, trap_entry
     csrw mtvec, t0
@@ -17,13 +23,12 @@ _start:
     .globl enter_user
 enter_user:
     mv sp, a0
-    li t0, 0x1800               /* mstatus.MPP = U */
-    csrc mstatus, t0
     j restore
 
     .align 4
 trap_entry:
-    csrrw sp, mscratch, sp      /* sp = frame, mscratch = the U-mode sp */
+    csrrw sp, mscratch, sp      /* from U: sp = frame, mscratch = the U-mode sp; from M: sp = 0 */
+    beqz sp, m_trap
     sd x1, 8(sp)
     sd x3, 24(sp)
     sd x4, 32(sp)
@@ -56,6 +61,7 @@ trap_entry:
     sd x31, 248(sp)
     csrr t0, mscratch
     sd t0, 16(sp)
+    csrw mscratch, zero         /* M-mode from here until mret */
     csrr t0, mepc
     sd t0, 256(sp)
     mv a0, sp                   /* the C stack grows down from just below the frame */
@@ -63,7 +69,8 @@ trap_entry:
 restore:
     ld t0, 256(sp)
     csrw mepc, t0
-    csrw mscratch, sp
+    li t0, 0x1800               /* mstatus.MPP = U: this mret never lands in M-mode */
+    csrc mstatus, t0
     ld x1, 8(sp)
     ld x3, 24(sp)
     ld x4, 32(sp)
@@ -94,8 +101,25 @@ restore:
     ld x29, 232(sp)
     ld x30, 240(sp)
     ld x31, 248(sp)
+    csrw mscratch, sp           /* the frame, for the next trap from U-mode */
     ld sp, 16(sp)
     mret
+
+/* A trap taken in M-mode: the monitor faulted, and no U-mode context is
+ * involved. Report it on a stack of its own and stop; a trap on this path
+ * lands in the wfi loop. Never returns. */
+m_trap:
+    la sp, m_trap_spin
+    csrw mtvec, sp
+    la sp, __halt_stack_top
+    csrr a0, mcause
+    csrr a1, mepc
+    csrr a2, mtval
+    call m_trap_halt
+    .align 2
+m_trap_spin:
+    wfi
+    j m_trap_spin
 
     .section .bss.stacks, "aw", @nobits
     .align 16
@@ -106,3 +130,6 @@ __boot_stack_top:
     .globl __trap_frame
 __trap_frame:
     .space FRAME
+    .align 16
+    .space 4096                 /* m_trap's stack */
+__halt_stack_top:
