@@ -73,6 +73,7 @@ enum {
 #define MON_ERR_BAD_POINTER 900
 #define MON_ERR_NO_ENCLAVE 901
 #define MON_ERR_NOT_RUNNABLE 902
+#define MON_ERR_FLASH 903 /* the monitor's flash could not be read */
 
 /* Frames between the host program and the relay: 'R' 'W' type len32(le) payload. */
 enum {

@@ -56,6 +56,25 @@ static int erase_block(uintptr_t addr) {
 
 void flash_init(void) { *word(FLASH_BASE) = 0x00ff00ff; }
 
+/* pflash1 has one command state for both halves, and the host may write
+ * commands to its half: it can leave the device in read-status, query or ID
+ * mode, or halfway through a command, and M-mode reads would then see status
+ * words instead of data. So every entry point below first puts the device back
+ * into read-array mode and checks that it is, by reading the root of trust's
+ * magic (no status, query or ID read returns it). The reset goes to the host's
+ * half: a program command the host left half-issued only lands there. Under
+ * attack, a write-to-buffer left open takes up to its 16-bit word count of
+ * writes to run out; honest flash needs one. */
+#define RESET_TRIES 0x10004u
+static int array_mode(void) {
+    const struct rot_blob *r = (const struct rot_blob *)(FLASH_MON + ROT_OFF);
+    for (unsigned i = 0; i < RESET_TRIES; i++) {
+        *word(FLASH_HOST) = 0x00ff00ff;
+        if (memcmp(r->magic, ROT_MAGIC, 8) == 0) return 0;
+    }
+    return -1;
+}
+
 static int erase_range(uintptr_t base, size_t len) {
     for (uintptr_t a = base; a < base + len; a += BLOCK) {
         /* skip blocks that are already erased (cheap to check, slow to erase) */
@@ -70,7 +89,7 @@ static int erase_range(uintptr_t base, size_t len) {
 int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32_t seq, uint32_t tag) {
     uintptr_t base = FLASH_HOST + slot_off;
     size_t size = slot_off < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
-    if (len + 16 > size) return -1;
+    if (len + 16 > size || array_mode() != 0) return -1;
     if (erase_range(base, (len + 16 + BLOCK - 1) & ~(BLOCK - 1)) != 0) return -1;
     /* data from base+16, in write-buffer-aligned pieces */
     static uint32_t buf[WBUF / 4];
@@ -100,6 +119,7 @@ long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t 
     uint32_t best_seq = 0;
     uintptr_t offs[2] = {s0, s1};
     size_t size = s0 < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
+    if (array_mode() != 0) return FLASH_ERR;
     for (int k = 0; k < 2; k++) {
         uintptr_t b = FLASH_HOST + offs[k];
         if (*word(b) != SLOT_MAGIC) continue;
@@ -118,29 +138,32 @@ long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t 
 
 int flash_slots_erase(uintptr_t s0, uintptr_t s1) {
     int r = 0;
+    if (array_mode() != 0) return -1;
     if (*word(FLASH_HOST + s0) != ERASED) r |= erase_block(FLASH_HOST + s0);
     if (*word(FLASH_HOST + s1) != ERASED) r |= erase_block(FLASH_HOST + s1);
     return r;
 }
 
 /* The counter is the number of programmed words: they form a prefix, so binary search. */
-uint64_t flash_counter_read(void) {
+int flash_counter_read(uint64_t *out) {
     uintptr_t base = FLASH_MON + COUNTER_OFF;
     uint64_t lo = 0, hi = COUNTER_WORDS; /* answer in [lo, hi] */
+    if (array_mode() != 0) return -1;
     while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
         if (*word(base + 4 * mid) != ERASED) lo = mid + 1; else hi = mid;
     }
-    return lo;
+    *out = lo;
+    return 0;
 }
 
 int flash_counter_increment(void) {
-    uint64_t n = flash_counter_read();
-    if (n >= COUNTER_WORDS) return -1;
+    uint64_t n;
+    if (flash_counter_read(&n) != 0 || n >= COUNTER_WORDS) return -1;
     return program(FLASH_MON + COUNTER_OFF + 4 * n, 0);
 }
 
 const struct rot_blob *flash_rot(void) {
-    const struct rot_blob *r = (const struct rot_blob *)(FLASH_MON + ROT_OFF);
-    return memcmp(r->magic, ROT_MAGIC, 8) == 0 ? r : NULL;
+    if (array_mode() != 0) return NULL;
+    return (const struct rot_blob *)(FLASH_MON + ROT_OFF);
 }

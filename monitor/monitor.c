@@ -103,6 +103,7 @@ static uint32_t journal_read(void *u, uint8_t *buf, size_t cap, size_t *out_len)
     (void)u;
     const uint8_t *p;
     long n = flash_slots_read(JOURNAL_SLOT0, JOURNAL_SLOT1, &p, &journal_seq, NULL);
+    if (n == FLASH_ERR) return 1;
     if (n < 0) { *out_len = 0; return 0; }
     *out_len = (size_t)n;
     if ((size_t)n > cap) return 1;
@@ -114,16 +115,16 @@ static uint32_t journal_write(void *u, const uint8_t *buf, size_t len) {
     const uint8_t *p;
     uint32_t seq;
     long cur = flash_slots_read(JOURNAL_SLOT0, JOURNAL_SLOT1, &p, &seq, NULL);
+    if (cur == FLASH_ERR) return 1;
     uintptr_t slot = JOURNAL_SLOT0;
     if (cur >= 0 && p == (const uint8_t *)(FLASH_HOST + JOURNAL_SLOT0 + 16)) slot = JOURNAL_SLOT1;
     return flash_slot_write(slot, buf, len, cur >= 0 ? seq + 1 : 1, 0) == 0 ? 0 : 1;
 }
-static uint32_t counter_read(void *u, uint64_t *out) { (void)u; *out = flash_counter_read(); return 0; }
+static uint32_t counter_read(void *u, uint64_t *out) { (void)u; return flash_counter_read(out) == 0 ? 0 : 1; }
 static uint32_t counter_increment(void *u, uint64_t *out) {
     (void)u;
     if (flash_counter_increment() != 0) return 1;
-    *out = flash_counter_read();
-    return 0;
+    return flash_counter_read(out) == 0 ? 0 : 1;
 }
 
 /* ------------------------------------------------- enclave framework (librewire) */
@@ -252,6 +253,7 @@ static int checkpoint(void) {
     const uint8_t *cur;
     uint32_t seq;
     long have = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &cur, &seq, NULL);
+    if (have == FLASH_ERR) return -1;
     uintptr_t slot = (have >= 0 && cur == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16)) ? CKPT_SLOT1 : CKPT_SLOT0;
     ckpt_seq = have >= 0 ? seq + 1 : 1;
     return flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0);
@@ -260,6 +262,7 @@ static int checkpoint(void) {
 static void restore(void) {
     const uint8_t *p;
     long n = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &p, &ckpt_seq, NULL);
+    if (n == FLASH_ERR) say("checkpoint slots unreadable\n");
     if (n < 16) return;
     uint32_t state;
     uint64_t epoch;
@@ -455,7 +458,9 @@ static int64_t host_call(struct frame *f) {
 
 static const char *host_name(void) {
     static char name[17];
-    memcpy(name, flash_rot()->name, 16);
+    const struct rot_blob *rot = flash_rot();
+    if (!rot) return "(name unreadable)";
+    memcpy(name, rot->name, 16);
     return name;
 }
 
@@ -469,10 +474,13 @@ static int64_t enclave_call(struct frame *f) {
         con_puts("] ");
         con_write((const char *)a0, a1);
         return 0;
-    case E_HOSTNAME:
+    case E_HOSTNAME: {
         if (!enc_ptr(a0, 16)) return -MON_ERR_BAD_POINTER;
-        memcpy((void *)a0, flash_rot()->name, 16);
+        const struct rot_blob *rot = flash_rot();
+        if (!rot) return -MON_ERR_FLASH;
+        memcpy((void *)a0, rot->name, 16);
         return 0;
+    }
     case E_SEAL: {
         size_t n = 0;
         if (!enc_ptr(a0, a1) || a1 > 1024) return -MON_ERR_BAD_POINTER;
@@ -587,6 +595,8 @@ void monitor_main(void) {
                                    counter_read, counter_increment};
     rewire_enclave_callbacks e = {NULL, fw_pause, fw_resume, fw_destroy, fw_export_len, fw_export, fw_import,
                                   fw_measure, fw_attest};
+    uint64_t count;
+    if (flash_counter_read(&count) != 0) { say("monotonic counter unreadable\n"); poweroff(1); }
     say("host ");
     con_puts(host_name());
     con_puts(", librewire ");
@@ -594,7 +604,7 @@ void monitor_main(void) {
     con_puts(", SM measurement ");
     con_hex(sm_measurement, 8);
     con_puts("..., counter ");
-    con_dec(flash_counter_read());
+    con_dec(count);
     con_puts("\n");
     uint32_t r = rewire_monitor_new(rot->device_secret, sm_measurement, rot->sds_public_key, 30000, &p, &e, &mon);
     if (r != REWIRE_OK) {

@@ -17,10 +17,14 @@ void con_dec(uint64_t v);
 /* pflash: untrusted storage slots, the monotonic counter, the simulated fuses */
 void flash_init(void);
 int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32_t seq, uint32_t tag);
-/* Latest valid slot of a pair: returns its length (or -1 when none), *out = pointer to its data. */
+/* Every function below first resets the device to read-array mode and fails
+ * (-1, FLASH_ERR or NULL) when it cannot: the host shares its command state. */
+/* Latest valid slot of a pair: returns its length (-1 when none, FLASH_ERR when
+ * the flash cannot be read), *out = pointer to its data. */
+#define FLASH_ERR (-2L)
 long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t *seq, uint32_t *tag);
 int flash_slots_erase(uintptr_t s0, uintptr_t s1);
-uint64_t flash_counter_read(void);
+int flash_counter_read(uint64_t *out);
 int flash_counter_increment(void);
-const struct rot_blob *flash_rot(void);
+const struct rot_blob *flash_rot(void); /* NULL: not provisioned, or flash unreadable */
 #endif

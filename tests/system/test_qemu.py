@@ -187,3 +187,58 @@ def test_rolled_back_journal_is_refused(world):
     w.wait(lambda: "[monitor] librewire refused to start: journal rolled back" in A.console(),
            "the monitor refusing its rolled-back journal", 10)
     assert settle(w, eid) == "host-B"
+
+
+def test_host_flash_command_never_runs_the_host_in_m_mode(request):
+    """Issue 13: the untrusted host writes the CFI read-status command (0x00700070) to its own
+    half of pflash before every ecall (monitor-hostile.elf). QEMU's pflash1 has one command state
+    for both halves, so an M-mode read of the root of trust sees status words. The monitor must
+    keep serving correctly (the enclave counts on, intact, under its host's name, and migrates)
+    and the host must never run in M-mode: its canary, a load from the monitor's memory right
+    after H_RUN returns, is denied by PMP."""
+    workdir = ROOT / "target" / "qemu-tests" / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    w = q.World(workdir)
+    try:
+        A = w.add_host("host-A", elf=q.HOSTILE_ELF)
+        B = w.add_host("host-B")
+        for h in (A, B):
+            w.boot(h)
+        for h in (A, B):
+            w.endorse(h)
+        eid = demo.launch(w, A, 1024)
+        counts_on(w, A, 3)
+        before = len(A.counters())
+        assert w.probe(A) != 0, "the host read the enclave's memory"  # also arms the attack
+        w.wait(lambda: not A.alive() or len(A.counters()) >= before + 5
+               or any("MONITOR'S MEMORY" in l or "trap" in l for l in A.console()),
+               "host-A counting on (or failing) under the attack", 60)
+        time.sleep(0.5)  # the console may lag
+        con = A.console()
+        assert not [l for l in con if "unexpected trap" in l], "\n".join(con[-12:])
+        assert not [l for l in con if "MONITOR'S MEMORY" in l], "the host ran in M-mode:\n" + "\n".join(con[-12:])
+        assert not [l for l in con if "trap in M-mode" in l], "the monitor halted:\n" + "\n".join(con[-12:])
+        assert A.alive()
+        assert any("hostile: putting pflash into read-status mode" in l for l in con)
+        w.wait(lambda: sum("hostile: the monitor's memory is out of reach (U-mode)" in l for l in A.console()) == 3,
+               "the host's canary, denied in U-mode", 10)
+        steps = [l for l in con if "] counter=" in l]
+        assert len(A.counters()) >= before + 5
+        assert all(l.startswith("[enclave@host-A] ") and l.endswith("intact") for l in steps), steps[-3:]
+        st = w.status(A, eid)
+        assert st["state"] == "running" and st["runnable"]
+        # Still under attack: the migration checkpoints, writes the journal and bumps the counter.
+        w.run(B, 100)
+        demo.migrate(w, eid, A, B)
+        w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
+        counts_on(w, B, 3)
+        last_a, first_b = A.counters()[-1], B.counters()[0]
+        assert first_b == last_a + 1, (last_a, first_b)
+        assert all(l.endswith("intact") for l in B.console() if "] counter=" in l)
+        assert any("sealed note opens" in l for l in B.console())
+        assert not [l for l in A.console() if "trap" in l or "MONITOR'S MEMORY" in l]
+        assert w.status(A, eid)["state"] == "migrated"
+    finally:
+        w.shutdown()
+    if not request.session.testsfailed:
+        shutil.rmtree(workdir, ignore_errors=True)
