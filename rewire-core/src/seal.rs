@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 
 use crate::crypto::{hkdf, Aead, Digest, Secret, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::ids::EnclaveId;
 
 pub const HEADER_LEN: usize = 40;
 const MAGIC: &[u8; 4] = b"RWSL";
@@ -31,12 +32,19 @@ pub const DEFAULT_CHUNK_LOG2: u8 = 14;
 const MIN_CHUNK_LOG2: u8 = 10;
 const MAX_CHUNK_LOG2: u8 = 20;
 
-/// Derive an enclave's sealing key on this device.
-pub fn sealing_key(device_secret: &Secret, measurement: &Digest, key_id: &[u8]) -> Result<Secret> {
+/// Derive an enclave's sealing key on this device: bound to the enclave's
+/// measurement *and* its id, so that two enclaves running the same code on
+/// one host cannot open each other's sealed data.
+pub fn sealing_key(
+    device_secret: &Secret,
+    measurement: &Digest,
+    enclave_id: &EnclaveId,
+    key_id: &[u8],
+) -> Result<Secret> {
     hkdf(
         device_secret.expose(),
-        b"rewire/seal/v1",
-        &[measurement, key_id],
+        b"rewire/seal/v2",
+        &[measurement, enclave_id, key_id],
     )
 }
 
@@ -279,14 +287,17 @@ mod tests {
     }
 
     #[test]
-    fn keys_depend_on_measurement_and_whole_secret() {
+    fn keys_depend_on_measurement_enclave_key_id_and_whole_secret() {
         let ds = Secret::from_bytes([1; 32]);
-        let a = sealing_key(&ds, &[1; 32], b"k").unwrap();
-        let b = sealing_key(&ds, &[2; 32], b"k").unwrap();
+        let a = sealing_key(&ds, &[1; 32], &[7; 16], b"k").unwrap();
+        let b = sealing_key(&ds, &[2; 32], &[7; 16], b"k").unwrap();
         let mut other = [1u8; 32];
         other[31] = 0;
-        let c = sealing_key(&Secret::from_bytes(other), &[1; 32], b"k").unwrap();
-        assert_ne!(a.expose(), b.expose());
-        assert_ne!(a.expose(), c.expose());
+        let c = sealing_key(&Secret::from_bytes(other), &[1; 32], &[7; 16], b"k").unwrap();
+        let d = sealing_key(&ds, &[1; 32], &[8; 16], b"k").unwrap();
+        let e = sealing_key(&ds, &[1; 32], &[7; 16], b"j").unwrap();
+        for k in [&b, &c, &d, &e] {
+            assert_ne!(a.expose(), k.expose());
+        }
     }
 }

@@ -682,7 +682,7 @@ impl<S: SdsPort> World<S> {
             .sealed;
         let key = self.hosts[other]
             .identity()
-            .and_then(|id| id.sealing_key(&img.measurement(), SEALED_DATA_KEY_ID))
+            .and_then(|id| id.sealing_key(&img.measurement(), eid, SEALED_DATA_KEY_ID))
             .expect("key"); // safe: test assertion
         rewire_core::seal::unseal(&key, blob).is_ok()
     }

@@ -173,6 +173,27 @@ fn g1_honest_third_host_refuses_offer_for_another_target() {
 }
 
 #[test]
+fn g4_enclaves_with_the_same_code_cannot_open_each_others_sealed_data() {
+    // Two enclaves of one build on one host: sealing keys bind the enclave
+    // id, not only the measurement.
+    let (mut w, img) = world();
+    let twin = *b"enclave-the-twin";
+    let twin_img = Image {
+        sealed: b"the twin's own secret".to_vec(),
+        ..img.clone()
+    };
+    w.deploy(0, twin, &twin_img, 2);
+    assert_eq!(twin_img.measurement(), img.measurement());
+    let m = w.mon_ref(0);
+    let mine = &m.enclave_host_ref().get(&EID).unwrap().sealed;
+    let theirs = &m.enclave_host_ref().get(&twin).unwrap().sealed;
+    assert_eq!(m.unseal_data(&twin, mine).unwrap_err(), Error::Unseal);
+    assert_eq!(m.unseal_data(&EID, theirs).unwrap_err(), Error::Unseal);
+    w.assert_intact_at(0, &EID, &img);
+    w.assert_intact_at(0, &twin, &twin_img);
+}
+
+#[test]
 fn g4_tampered_chunk() {
     let (mut w, img) = world();
     w.mon(0).faults.tamper_chunk = Some(1);

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use crate::crypto::{hkdf, PublicKey, Secret, SigningKey};
 use crate::error::Result;
 use crate::seal;
-use crate::wire::{HostId, Measurement, SignedBody, SmCertificate};
+use crate::wire::{EnclaveId, HostId, Measurement, SignedBody, SmCertificate};
 
 /// A monitor's keys and evidence, derived from the device secret as a boot ROM
 /// would (Keystone: the bootloader derives the SM key from the device secret
@@ -67,7 +67,12 @@ impl Identity {
         &self.certificate
     }
     /// An enclave's sealing key on this device (see [`crate::seal`]).
-    pub fn sealing_key(&self, measurement: &Measurement, key_id: &[u8]) -> Result<Secret> {
-        seal::sealing_key(&self.device_secret, measurement, key_id)
+    pub fn sealing_key(
+        &self,
+        measurement: &Measurement,
+        enclave_id: &EnclaveId,
+        key_id: &[u8],
+    ) -> Result<Secret> {
+        seal::sealing_key(&self.device_secret, measurement, enclave_id, key_id)
     }
 }

@@ -378,7 +378,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     pub fn sealing_key(&self, eid: &EnclaveId) -> Result<Secret> {
         let i = self.find(eid).ok_or(Error::UnknownEnclave)?;
         self.id
-            .sealing_key(&self.records[i].measurement, SEALED_DATA_KEY_ID)
+            .sealing_key(&self.records[i].measurement, eid, SEALED_DATA_KEY_ID)
     }
 
     /// Seal an enclave's data into a blob the framework stores as its Sealed section.

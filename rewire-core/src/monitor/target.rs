@@ -214,7 +214,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(e);
         }
         let resealer = if offer.lengths[2] > 0 {
-            let key = self.id.sealing_key(&req.measurement, SEALED_DATA_KEY_ID)?;
+            let key = self
+                .id
+                .sealing_key(&req.measurement, &req.enclave_id, SEALED_DATA_KEY_ID)?;
             let mut salt = [0u8; 32];
             self.platform.random(&mut salt)?;
             Some(Sealer::new(&key, salt, seal::DEFAULT_CHUNK_LOG2)?)

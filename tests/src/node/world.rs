@@ -434,7 +434,7 @@ impl ProcWorld {
                 return Err(format!("{name}: state differs at host{h}"));
             }
             let key = identity(h)
-                .sealing_key(&img.measurement(), SEALED_DATA_KEY_ID)
+                .sealing_key(&img.measurement(), eid, SEALED_DATA_KEY_ID)
                 .map_err(|e| format!("{e:?}"))?;
             let plain = rewire_core::seal::unseal(&key, &e.sealed)
                 .map_err(|er| format!("{name}: sealed data does not open at host{h}: {er:?}"))?;
