@@ -126,3 +126,27 @@ fn ledger_moves_only_on_signed_proofs() {
     assert_eq!(w.location(&EID), 1);
     w.assert_exactly_one(&EID, &img);
 }
+
+#[test]
+fn migrate_an_enclave_that_never_sealed_anything() {
+    // An empty Sealed section (the framework never stored a blob) is no
+    // sealed data, not a blob to unseal.
+    let mut w = World::new(&[2, 2]);
+    let img = Image::sample(8, 500);
+    let hid = w.hosts[0].id;
+    let policy = w
+        .sds()
+        .register_enclave(EID, img.measurement(), 1, hid)
+        .unwrap();
+    w.save_sds();
+    let m = w.mon(0);
+    m.enclave_host()
+        .load(EID, img.code.clone(), img.state.clone(), Vec::new());
+    m.install(&policy).unwrap();
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.run_with(|w| w.assert_no_fork(&EID));
+    assert!(w.errors.is_empty(), "errors: {:?}", w.errors);
+    assert_eq!(w.running_copies(&EID), vec![1]);
+    let e = w.mon_ref(1).enclave_host_ref().get(&EID).unwrap();
+    assert!(e.code == img.code && e.state == img.state && e.sealed.is_empty());
+}
