@@ -150,3 +150,27 @@ fn migrate_an_enclave_that_never_sealed_anything() {
     let e = w.mon_ref(1).enclave_host_ref().get(&EID).unwrap();
     assert!(e.code == img.code && e.state == img.state && e.sealed.is_empty());
 }
+
+#[test]
+fn migrate_empty_and_whole_chunk_sealed_data() {
+    // No sealed plaintext at all (the blob is one empty, final chunk, which
+    // the source opens for its last-chunk flag and sends nothing of), and
+    // whole chunks of it.
+    for n in [0usize, 16_384, 32_768] {
+        let mut w = World::new(&[2, 2]);
+        let mut img = Image::sample(9, 100);
+        img.sealed = (0..n).map(|i| (i % 253) as u8).collect();
+        w.deploy(0, EID, &img, 1);
+        w.order(&EID, 1, [1; 16]).unwrap();
+        w.run_with(|w| w.assert_no_fork(&EID));
+        assert!(w.errors.is_empty(), "{n}: {:?}", w.errors);
+        if n == 0 {
+            // Nothing to re-seal: the target holds no blob ("no sealed data").
+            assert_eq!(w.running_copies(&EID), vec![1]);
+            let e = w.mon_ref(1).enclave_host_ref().get(&EID).unwrap();
+            assert!(e.state == img.state && e.sealed.is_empty());
+        } else {
+            assert_eq!(w.assert_exactly_one(&EID, &img), 1, "{n}");
+        }
+    }
+}
