@@ -375,20 +375,24 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             } else {
                 let want = (CHUNK_DATA as u64).min(st.lengths[st.section] - offset) as usize;
                 let mut buf = vec![0u8; want];
+                // A compromised source (tests only) sends other code; every
+                // build checks the framework's export the same way.
                 #[cfg(feature = "fault-injection")]
-                if let (Section::Code, Some(code)) = (section, &faults.replace_code) {
-                    buf.copy_from_slice(&code[offset as usize..offset as usize + want]);
-                } else {
-                    let n = self.host.export(&eid, section, offset, &mut buf)?;
-                    if n != want {
-                        return Err(Error::Host);
+                let substitute = match (section, &faults.replace_code) {
+                    (Section::Code, Some(code)) => {
+                        code.get(offset as usize..offset as usize + want)
                     }
-                }
+                    _ => None,
+                };
                 #[cfg(not(feature = "fault-injection"))]
-                {
-                    let n = self.host.export(&eid, section, offset, &mut buf)?;
-                    if n != want {
-                        return Err(Error::Host);
+                let substitute: Option<&[u8]> = None;
+                match substitute {
+                    Some(code) => buf.copy_from_slice(code),
+                    None => {
+                        let n = self.host.export(&eid, section, offset, &mut buf)?;
+                        if n != want {
+                            return Err(Error::Host);
+                        }
                     }
                 }
                 buf
@@ -455,22 +459,17 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::InvalidState);
         }
         // Journal MIGRATED with the RELEASE proof, then destroy.
+        // What RELEASE names: the request and the next epoch (a compromised
+        // source, in tests only, names something else; one signing path).
+        #[allow(unused_mut)]
+        let (mut named, mut named_epoch) = (req.clone(), next);
         #[cfg(feature = "fault-injection")]
-        let release = match self.faults.release_tamper {
-            Some(super::DecisionTamper::Epoch) => {
-                self.sign_decision(DecisionKind::Release, &req, next + 1)?
-            }
-            Some(super::DecisionTamper::Target) => {
-                let to_self = MigrationRequest {
-                    target: req.source,
-                    ..req.clone()
-                };
-                self.sign_decision(DecisionKind::Release, &to_self, next)?
-            }
-            None => self.sign_decision(DecisionKind::Release, &req, next)?,
-        };
-        #[cfg(not(feature = "fault-injection"))]
-        let release = self.sign_decision(DecisionKind::Release, &req, next)?;
+        match self.faults.release_tamper {
+            Some(super::DecisionTamper::Epoch) => named_epoch += 1,
+            Some(super::DecisionTamper::Target) => named.target = req.source,
+            None => {}
+        }
+        let release = self.sign_decision(DecisionKind::Release, &named, named_epoch)?;
         let message = Message::Release(release).encode()?;
         self.records[i].state = RecState::Migrated;
         self.records[i].epoch = next;

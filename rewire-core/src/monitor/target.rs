@@ -235,13 +235,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             sealed_out: 0,
         };
         #[cfg(feature = "fault-injection")]
-        let cert_bytes = self
-            .faults
-            .accept_certificate
-            .clone()
-            .unwrap_or_else(|| self.id.certificate.clone());
+        let presented = self.faults.accept_certificate.clone();
         #[cfg(not(feature = "fault-injection"))]
-        let cert_bytes = self.id.certificate.clone();
+        let presented: Option<Vec<u8>> = None;
+        #[allow(clippy::unnecessary_literal_unwrap)] // None in product builds
+        let cert_bytes = presented.unwrap_or_else(|| self.id.certificate.clone());
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
         s.phase = InPhase::Receiving(alloc::boxed::Box::new(rs));
         Self::send_on(
@@ -359,13 +357,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             report_data: rd,
             framework_evidence: core::mem::take(&mut evidence),
         };
+        // A compromised target (tests only) changes a field or the signer;
+        // one signing path for every build.
+        #[allow(unused_mut)]
+        let mut signer = None;
         #[cfg(feature = "fault-injection")]
-        let ready = {
+        {
             use super::ReadyTamper as T;
-            let mut key = None;
             match &self.faults.ready_tamper {
                 Some(T::Signer(seed)) => {
-                    key = Some(crate::crypto::SigningKey::from_seed(
+                    signer = Some(crate::crypto::SigningKey::from_seed(
                         crate::crypto::Secret::from_bytes(*seed),
                     )?)
                 }
@@ -375,10 +376,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 Some(T::ReportData) => ready.report_data[0] ^= 1,
                 None => {}
             }
-            ready.sign(key.as_ref().unwrap_or(&self.id.sm_key))?
-        };
-        #[cfg(not(feature = "fault-injection"))]
-        let ready = ready.sign(&self.id.sm_key)?;
+        }
+        let ready = ready.sign(signer.as_ref().unwrap_or(&self.id.sm_key))?;
         let i = self.find(&eid).ok_or(Error::UnknownEnclave)?;
         self.records[i].state = RecState::Pending {
             request_id: req.request_id,
