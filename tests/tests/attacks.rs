@@ -303,6 +303,20 @@ fn g4_sealed_data_tampered_in_source_storage() {
     let e = w.mon(0).enclave_host_ref().get(&EID).unwrap().clone();
     assert!(e.code == img.code && e.state == img.state);
     assert!(w.mon(1).enclave_host_ref().get(&EID).is_none());
+    // The target took the in-channel ABORT as the source's decision (its
+    // import dropped by a verified ABORT, not by a failure), then met the
+    // REFUSE that closes the channel.
+    let at_target: Vec<Error> = w
+        .errors
+        .iter()
+        .filter(|(h, _)| *h == 1)
+        .map(|(_, e)| *e)
+        .collect();
+    assert_eq!(at_target, vec![Error::ChannelClosed], "{:?}", w.errors);
+    assert!(w
+        .events
+        .iter()
+        .any(|(h, _, e)| *h == 1 && *e == rewire_core::Event::Dropped));
 }
 
 /// A sealed blob cut at a chunk boundary (plus 16 junk bytes, so its length

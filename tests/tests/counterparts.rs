@@ -250,6 +250,14 @@ fn source_refuses_ready(tamper: ReadyTamper, e: Error) {
         w.errors
     );
     assert!(!reached(&w, 0, Event::Committed), "{tamper:?}");
+    // The target's PENDING copy is dropped by the in-channel ABORT, then the
+    // REFUSE closes its channel.
+    assert!(reached(&w, 1, Event::Dropped), "{tamper:?}");
+    assert!(
+        w.has_error(1, Error::ChannelClosed),
+        "{tamper:?}: {:?}",
+        w.errors
+    );
     w.assert_intact_at(0, &EID, &img);
     assert!(!w.mon(1).enclave_host_ref().is_running(&EID));
     w.settle();

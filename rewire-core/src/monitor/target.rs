@@ -112,9 +112,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 InPhase::Receiving(rs),
             ) => Self::on_chunk(&mut self.host, rs, section, offset, &data),
             (Message::End { digests }, InPhase::Receiving(_)) => self.on_end(conn, digests),
-            (Message::Release(b) | Message::Abort(b), InPhase::AwaitDecision) => {
-                self.on_decision(&b, Some(conn))
-            }
             (Message::Refuse { .. }, _) => Err(Error::ChannelClosed),
             (Message::Release(b) | Message::Abort(b), _) => self.on_decision(&b, Some(conn)),
             _ => Err(Error::InvalidState),
