@@ -340,6 +340,15 @@ fn target_alone_refuses_request_naming_another_target() {
 }
 
 #[test]
+fn target_alone_refuses_target_endorsement_of_another_host() {
+    // The request names host 1, the target endorsement it binds is host 2's.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 2);
+    target_refuses(&mut w, order, Error::WrongTarget, &img);
+}
+
+#[test]
 fn target_alone_refuses_an_older_epoch_than_it_has_seen() {
     let (mut w, img) = world(&[2, 2], 1);
     // A -> B (epoch 0 -> 1), then B -> A (1 -> 2): B has seen epoch 2.
