@@ -349,6 +349,46 @@ fn target_alone_refuses_target_endorsement_of_another_host() {
 }
 
 #[test]
+fn target_alone_refuses_source_endorsement_of_another_host() {
+    // The request names host 0 as source, the source endorsement it binds
+    // is host 2's.
+    let (mut w, img) = world(&[2, 2, 2], 1);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 2, 1);
+    target_refuses(&mut w, order, Error::WrongSource, &img);
+}
+
+#[test]
+fn target_alone_refuses_request_for_another_measurement() {
+    // The genuine policy, a request naming other code.
+    let (mut w, img) = world(&[2, 2], 1);
+    let mut req = w.request(&EID, 1, RID);
+    req.measurement = [0x77; 32];
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::WrongEnclave, &img);
+}
+
+#[test]
+fn target_alone_refuses_expired_endorsements() {
+    // A year and a day later every endorsement has expired; the request
+    // itself is fresh.
+    let (mut w, img) = world(&[2, 2], 1);
+    w.clock.advance((86_400 * 366) * 1000);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::EndorsementExpired, &img);
+}
+
+#[test]
+fn target_alone_refuses_when_its_own_sm_is_not_endorsed() {
+    let (mut w, img) = world(&[2, 2], 1);
+    w.reboot_with_sm(1, [0xbb; 32]);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::SmNotEndorsed, &img);
+}
+
+#[test]
 fn target_alone_refuses_an_older_epoch_than_it_has_seen() {
     let (mut w, img) = world(&[2, 2], 1);
     // A -> B (epoch 0 -> 1), then B -> A (1 -> 2): B has seen epoch 2.
