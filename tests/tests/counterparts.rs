@@ -11,7 +11,7 @@
 
 use rewire_core::channel::Channel;
 use rewire_core::crypto::Secret;
-use rewire_core::monitor::{DecisionTamper, ReadyTamper};
+use rewire_core::monitor::{ChunkTamper, DecisionTamper, ReadyTamper};
 use rewire_core::wire::{Decision, DecisionKind, Message, Offer, SignedBody};
 use rewire_core::{Dest, EnclaveState, Error, Event, SigningKey};
 use rewire_tests::*;
@@ -424,12 +424,51 @@ fn target_alone_refuses_an_older_epoch_than_it_has_seen() {
 #[test]
 fn target_alone_refuses_a_chunk_beyond_its_section() {
     let (mut w, img) = world(&[2, 2], 1);
-    w.mon(0).faults.oversize_chunk = true;
+    w.mon(0).faults.chunk_tamper = Some(ChunkTamper::Oversize);
     w.order(&EID, 1, RID).unwrap();
     run(&mut w);
     assert_eq!(first_error(&w, 1), Some(Error::Integrity), "{:?}", w.errors);
     assert!(!reached(&w, 1, Event::PendingReady));
     w.assert_intact_at(0, &EID, &img);
+}
+
+#[test]
+fn target_alone_refuses_misplaced_chunks() {
+    for tamper in [
+        ChunkTamper::WrongOffset,
+        ChunkTamper::WrongSection,
+        ChunkTamper::AfterEnd,
+    ] {
+        let (mut w, img) = world(&[2, 2], 1);
+        w.mon(0).faults.chunk_tamper = Some(tamper);
+        w.order(&EID, 1, RID).unwrap();
+        run(&mut w);
+        assert_eq!(
+            first_error(&w, 1),
+            Some(Error::Integrity),
+            "{tamper:?}: {:?}",
+            w.errors
+        );
+        assert!(!reached(&w, 0, Event::Committed), "{tamper:?}");
+        assert!(!w.mon(1).enclave_host_ref().is_running(&EID));
+        w.assert_intact_at(0, &EID, &img);
+    }
+}
+
+#[test]
+fn sealed_data_in_small_pieces_is_resealed_whole() {
+    // Any piece size is legal: the target re-seals in its own chunks.
+    for piece in [1000usize, 16_383] {
+        let mut w = World::new(&[2, 2]);
+        let mut img = Image::sample(24, 3_000);
+        img.sealed = (0..40_000u32).map(|i| (i % 241) as u8).collect();
+        w.deploy(0, EID, &img, 1);
+        w.mon(0).faults.chunk_tamper = Some(ChunkTamper::SealedPieces(piece));
+        w.order(&EID, 1, RID).unwrap();
+        run(&mut w);
+        assert!(w.errors.is_empty(), "{piece}: {:?}", w.errors);
+        assert_eq!(w.assert_exactly_one(&EID, &img), 1, "{piece}");
+    }
 }
 
 #[test]

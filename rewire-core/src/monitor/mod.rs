@@ -167,9 +167,8 @@ pub struct Faults {
     /// holds, skipping every check of the request but its signature (the
     /// target's checks are then the only ones left).
     pub skip_order_checks: bool,
-    /// SMS (compromised): the last chunk of the state section carries one
-    /// byte more than the section's declared length (digested as sent).
-    pub oversize_chunk: bool,
+    /// SMS (compromised): misplace or reshape image chunks (digested as sent).
+    pub chunk_tamper: Option<ChunkTamper>,
     /// SMS (compromised): sign RELEASE with a field changed.
     pub release_tamper: Option<DecisionTamper>,
 }
@@ -185,6 +184,22 @@ pub enum ReadyTamper {
     Target,
     Measurement,
     ReportData,
+}
+
+/// How a compromised source misplaces or reshapes image chunks.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkTamper {
+    /// The last state chunk carries one byte more than the section's length.
+    Oversize,
+    /// The first state chunk names the next offset.
+    WrongOffset,
+    /// The first state chunk names the sealed section.
+    WrongSection,
+    /// One more state chunk after the whole image, just before END.
+    AfterEnd,
+    /// Sealed data in pieces of this many bytes (legal: any size up to a chunk).
+    SealedPieces(usize),
 }
 
 /// Which field of a decision a compromised source changes.

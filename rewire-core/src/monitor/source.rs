@@ -359,6 +359,15 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             let digests = [a.finish(), b.finish(), c.finish()];
             st.digests = Some(digests);
             s.phase = OutPhase::AwaitReady;
+            #[cfg(feature = "fault-injection")]
+            if faults.chunk_tamper == Some(super::ChunkTamper::AfterEnd) {
+                let extra = Message::Chunk {
+                    section: Section::State,
+                    offset: 0,
+                    data: vec![0x5a],
+                };
+                s.channel.send(extra.encode()?)?;
+            }
             self.event(conn, Event::StreamDone);
             Message::End { digests }
         } else {
@@ -368,7 +377,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 if st.plain_pos >= st.plain_buf.len() {
                     st.open_next_sealed(&mut self.host, &eid)?;
                 }
-                let end = (st.plain_pos + CHUNK_DATA).min(st.plain_buf.len());
+                #[cfg(feature = "fault-injection")]
+                let piece = match faults.chunk_tamper {
+                    Some(super::ChunkTamper::SealedPieces(n)) => n.clamp(1, CHUNK_DATA),
+                    _ => CHUNK_DATA,
+                };
+                #[cfg(not(feature = "fault-injection"))]
+                let piece = CHUNK_DATA;
+                let end = (st.plain_pos + piece).min(st.plain_buf.len());
                 let d = st.plain_buf[st.plain_pos..end].to_vec();
                 st.plain_pos = end;
                 d
@@ -401,7 +417,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 return Err(Error::Unseal);
             }
             #[cfg(feature = "fault-injection")]
-            if faults.oversize_chunk
+            if faults.chunk_tamper == Some(super::ChunkTamper::Oversize)
                 && section == Section::State
                 && st.offset + data.len() as u64 == st.lengths[st.section]
             {
@@ -414,6 +430,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 data[0] ^= 0x80;
             }
             st.chunks_sent += 1;
+            #[allow(unused_mut)]
+            let (mut section, mut offset) = (section, offset);
+            #[cfg(feature = "fault-injection")]
+            if section == Section::State && offset == 0 {
+                match faults.chunk_tamper {
+                    Some(super::ChunkTamper::WrongOffset) => offset += 1,
+                    Some(super::ChunkTamper::WrongSection) => section = Section::Sealed,
+                    _ => {}
+                }
+            }
             Message::Chunk {
                 section,
                 offset,
