@@ -161,6 +161,8 @@ pub struct SoftHost {
     pub ops: BTreeMap<&'static str, u64>,
     /// Make the next `n` calls of an operation (by name) fail with `Error::Host`.
     pub fail: BTreeMap<&'static str, u32>,
+    /// Make `attest` return evidence of exactly this many bytes.
+    pub evidence_len: Option<usize>,
 }
 
 impl SoftHost {
@@ -265,9 +267,10 @@ impl EnclaveHost for SoftHost {
         Ok(sha256(&self.enclaves.get(id).ok_or(Error::Host)?.code))
     }
     fn attest(&mut self, id: &EnclaveId, report_data: &Digest) -> Result<Vec<u8>> {
-        Ok(evidence(
-            &self.enclaves.get(id).ok_or(Error::Host)?.code,
-            report_data,
-        ))
+        let mut ev = evidence(&self.enclaves.get(id).ok_or(Error::Host)?.code, report_data);
+        if let Some(n) = self.evidence_len {
+            ev.resize(n, 0xe5);
+        }
+        Ok(ev)
     }
 }

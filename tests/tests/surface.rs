@@ -134,3 +134,26 @@ fn in_flight_covers_source_and_target_alike() {
     assert!(!w.mon_ref(0).in_flight() && !w.mon_ref(1).in_flight());
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+#[test]
+fn framework_evidence_is_capped_exactly() {
+    use rewire_core::wire::MAX_FRAMEWORK_EVIDENCE;
+    // At the cap the migration goes through; one byte over, the target
+    // refuses (Capacity) and the enclave stays at the source.
+    for (n, ok) in [
+        (MAX_FRAMEWORK_EVIDENCE, true),
+        (MAX_FRAMEWORK_EVIDENCE + 1, false),
+    ] {
+        let (mut w, img) = world(2_000);
+        w.mon(1).enclave_host().evidence_len = Some(n);
+        w.order(&EID, 1, [1; 16]).unwrap();
+        w.run();
+        if ok {
+            assert!(w.errors.is_empty(), "{n}: {:?}", w.errors);
+            assert_eq!(w.running_copies(&EID), vec![1]);
+        } else {
+            assert!(w.has_error(1, Error::Capacity), "{n}: {:?}", w.errors);
+            w.assert_intact_at(0, &EID, &img);
+        }
+    }
+}
