@@ -79,6 +79,21 @@ def first_long_bstr(b: bytes, min_len: int = 100):
     raise ValueError("no long byte string")
 
 
+def migrate_and_check_it_goes_on(w, eid, A, B):
+    """Migrate A -> B: the ledger moves to B, B counts on from where A
+    stopped with its state intact, and the sealed note opens there. Returns
+    A's last counter."""
+    w.run(B, 100)
+    demo.migrate(w, eid, A, B)
+    w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
+    counts_on(w, B, 3)
+    last_a, first_b = A.counters()[-1], B.counters()[0]
+    assert first_b == last_a + 1, (last_a, first_b)
+    assert all(l.endswith("intact") for l in B.console() if "] counter=" in l)
+    assert any("sealed note opens" in l for l in B.console())
+    return last_a
+
+
 def test_migration_end_to_end(world):
     w = world
     A, B = w.hosts["host-A"], w.hosts["host-B"]
@@ -88,14 +103,7 @@ def test_migration_end_to_end(world):
     # The console (UART, a pipe read by its own thread) may lag the frame that carried the result.
     w.wait(lambda: any("PMP: host load from 0x0000000085020000 denied" in l for l in A.console()),
            "the monitor's PMP log line", 10)
-    w.run(B, 100)
-    demo.migrate(w, eid, A, B)
-    w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
-    counts_on(w, B, 3)
-    last_a, first_b = A.counters()[-1], B.counters()[0]
-    assert first_b == last_a + 1, (last_a, first_b)
-    assert all(l.endswith("intact") for l in B.console() if "] counter=" in l)
-    assert any("sealed note opens" in l for l in B.console())
+    last_a = migrate_and_check_it_goes_on(w, eid, A, B)
     w.run(A, 50)
     w.wait(lambda: any(r[1] == "host-A" and r[2] == q.F_RUN and r[3] == -409 for r in w.results),
            "A refuses the old copy", 30)
@@ -228,14 +236,7 @@ def test_host_flash_command_never_runs_the_host_in_m_mode(request):
         st = w.status(A, eid)
         assert st["state"] == "running" and st["runnable"]
         # Still under attack: the migration checkpoints, writes the journal and bumps the counter.
-        w.run(B, 100)
-        demo.migrate(w, eid, A, B)
-        w.wait(lambda: demo.at(w, eid) == "host-B", "ledger at B", 60)
-        counts_on(w, B, 3)
-        last_a, first_b = A.counters()[-1], B.counters()[0]
-        assert first_b == last_a + 1, (last_a, first_b)
-        assert all(l.endswith("intact") for l in B.console() if "] counter=" in l)
-        assert any("sealed note opens" in l for l in B.console())
+        migrate_and_check_it_goes_on(w, eid, A, B)
         assert not [l for l in A.console() if "trap" in l or "MONITOR'S MEMORY" in l]
         assert w.status(A, eid)["state"] == "migrated"
     finally:
