@@ -374,9 +374,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             let section = Section::ALL[st.section];
             let offset = st.offset;
             let mut data = if section == Section::Sealed {
-                if st.plain_pos >= st.plain_buf.len() {
-                    st.open_next_sealed(&mut self.host, &eid)?;
-                }
                 #[cfg(feature = "fault-injection")]
                 let piece = match faults.chunk_tamper {
                     Some(super::ChunkTamper::SealedPieces(n)) => n.clamp(1, CHUNK_DATA),
@@ -384,9 +381,19 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 };
                 #[cfg(not(feature = "fault-injection"))]
                 let piece = CHUNK_DATA;
-                let end = (st.plain_pos + piece).min(st.plain_buf.len());
-                let d = st.plain_buf[st.plain_pos..end].to_vec();
-                st.plain_pos = end;
+                // Full pieces, across the blob's own chunk boundaries (a blob
+                // sealed in small chunks still streams in full chunks). Each
+                // opened chunk advances `sealed_index`, so this ends.
+                let want = (piece as u64).min(st.lengths[2] - offset) as usize;
+                let mut d = Vec::with_capacity(want);
+                while d.len() < want {
+                    if st.plain_pos >= st.plain_buf.len() {
+                        st.open_next_sealed(&mut self.host, &eid)?;
+                    }
+                    let end = (st.plain_pos + (want - d.len())).min(st.plain_buf.len());
+                    d.extend_from_slice(&st.plain_buf[st.plain_pos..end]);
+                    st.plain_pos = end;
+                }
                 d
             } else {
                 let want = (CHUNK_DATA as u64).min(st.lengths[st.section] - offset) as usize;
