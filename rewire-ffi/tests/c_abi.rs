@@ -69,8 +69,13 @@ fn staticlib() -> PathBuf {
             "--manifest-path",
         ])
         .arg(root().join("Cargo.toml"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
+        // The same profile as this test (`target/<profile>`; `dev` builds
+        // into `debug`), so that a mutated or optimised build tests itself.
+        match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some(profile) => {
+                cmd.args(["--profile", profile]);
+            }
         }
         let status = cmd.status().expect("cargo runs");
         assert!(status.success(), "building librewire.a failed");
