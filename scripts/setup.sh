@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what librewire's build and tests need on a fresh Debian machine, as
-# root. Idempotent: each step checks before it installs. Usage: setup.sh [riscv]
+# root. Idempotent: each step checks before it installs. Usage: setup.sh [riscv] [qemu] [mold]
 set -euo pipefail
 
 need_riscv=0
 need_qemu=0
+need_mold=0
 for a in "$@"; do
+    [ "$a" = mold ] && need_mold=1
     [ "$a" = riscv ] && need_riscv=1
     [ "$a" = qemu ] && need_qemu=1
 done
@@ -47,6 +49,10 @@ fi
 # QEMU for bare-metal RISC-V (benchmarks; replaces Debian's newer qemu-utils, which nothing here needs).
 if [ "$need_qemu" = 1 ]; then
     command -v qemu-system-riscv64 >/dev/null 2>&1 || missing+=(qemu-system-misc)
+fi
+# mold links the test binaries of each mutant (make mutants) in a fraction of ld's time.
+if [ "$need_mold" = 1 ]; then
+    command -v mold >/dev/null 2>&1 || missing+=(mold)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
