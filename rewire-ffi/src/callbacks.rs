@@ -334,3 +334,349 @@ impl EnclaveHost for rewire_enclave_callbacks {
         Ok(buf)
     }
 }
+
+/// The callbacks as a hostile or failing C platform and framework would
+/// behave: every failure code maps to its typed error, and every length a
+/// callback reports is checked before librewire uses it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// What the fake C side answers; `userdata` points to one of these.
+    #[derive(Default)]
+    struct Fake {
+        rc: u32,
+        value: u64,
+        /// The journal: its length as reported, the bytes copied.
+        journal: Vec<u8>,
+        journal_claim: Option<usize>,
+        journal_calls: RefCell<Vec<usize>>,
+        /// The count export/attest report, whatever they wrote.
+        count: Option<usize>,
+        written: RefCell<Vec<u8>>,
+    }
+
+    fn fake(ud: *mut c_void) -> &'static Fake {
+        // safe: every test passes a pointer to a live Fake as userdata.
+        unsafe { &*(ud as *const Fake) }
+    }
+
+    unsafe extern "C" fn random(ud: *mut c_void, buf: *mut u8, len: usize) -> u32 {
+        // safe: the contract: buf is valid for len bytes.
+        unsafe { core::ptr::write_bytes(buf, 0xA5, len) };
+        fake(ud).rc
+    }
+    unsafe extern "C" fn ms(ud: *mut c_void) -> u64 {
+        fake(ud).value
+    }
+    unsafe extern "C" fn wall(ud: *mut c_void, out: *mut u64) -> u32 {
+        // safe: out is a valid u64.
+        unsafe { *out = fake(ud).value };
+        fake(ud).rc
+    }
+    unsafe extern "C" fn jread(ud: *mut c_void, buf: *mut u8, cap: usize, out: *mut usize) -> u32 {
+        let f = fake(ud);
+        f.journal_calls.borrow_mut().push(cap);
+        let len = f.journal_claim.unwrap_or(f.journal.len());
+        // safe: out is valid; buf is valid for cap bytes.
+        unsafe { *out = len };
+        if len > cap {
+            return 1;
+        }
+        let n = f.journal.len().min(cap);
+        unsafe { core::ptr::copy_nonoverlapping(f.journal.as_ptr(), buf, n) };
+        f.rc
+    }
+    unsafe extern "C" fn jwrite(ud: *mut c_void, buf: *const u8, len: usize) -> u32 {
+        // safe: buf is valid for len bytes.
+        let s = unsafe { core::slice::from_raw_parts(buf, len) };
+        fake(ud).written.borrow_mut().extend_from_slice(s);
+        fake(ud).rc
+    }
+    unsafe extern "C" fn counter(ud: *mut c_void, out: *mut u64) -> u32 {
+        // safe: out is a valid u64.
+        unsafe { *out = fake(ud).value };
+        fake(ud).rc
+    }
+    unsafe extern "C" fn id_op(ud: *mut c_void, _id: *const u8) -> u32 {
+        fake(ud).rc
+    }
+    unsafe extern "C" fn export_len(
+        ud: *mut c_void,
+        _id: *const u8,
+        _s: u32,
+        out: *mut u64,
+    ) -> u32 {
+        // safe: out is a valid u64.
+        unsafe { *out = fake(ud).value };
+        fake(ud).rc
+    }
+    unsafe extern "C" fn export_data(
+        ud: *mut c_void,
+        _id: *const u8,
+        _s: u32,
+        _off: u64,
+        buf: *mut u8,
+        len: usize,
+        out: *mut usize,
+    ) -> u32 {
+        // safe: buf is valid for len bytes; out is valid.
+        unsafe {
+            core::ptr::write_bytes(buf, 7, len);
+            *out = fake(ud).count.unwrap_or(len);
+        }
+        fake(ud).rc
+    }
+    unsafe extern "C" fn import_data(
+        ud: *mut c_void,
+        _id: *const u8,
+        _s: u32,
+        _off: u64,
+        data: *const u8,
+        len: usize,
+    ) -> u32 {
+        // safe: data is valid for len bytes.
+        let s = unsafe { core::slice::from_raw_parts(data, len) };
+        fake(ud).written.borrow_mut().extend_from_slice(s);
+        fake(ud).rc
+    }
+    unsafe extern "C" fn measure(ud: *mut c_void, _id: *const u8, out: *mut u8) -> u32 {
+        // safe: out is 32 writable bytes.
+        unsafe { core::ptr::write_bytes(out, 3, 32) };
+        fake(ud).rc
+    }
+    unsafe extern "C" fn attest(
+        ud: *mut c_void,
+        _id: *const u8,
+        _rd: *const u8,
+        buf: *mut u8,
+        cap: usize,
+        out: *mut usize,
+    ) -> u32 {
+        let n = fake(ud).count.unwrap_or(5);
+        // safe: buf is valid for cap bytes; out is valid.
+        unsafe {
+            core::ptr::write_bytes(buf, 9, n.min(cap));
+            *out = n;
+        }
+        fake(ud).rc
+    }
+
+    fn platform(f: &Fake) -> rewire_platform_callbacks {
+        rewire_platform_callbacks {
+            userdata: f as *const Fake as *mut c_void,
+            random: Some(random),
+            monotonic_ms: Some(ms),
+            wall_time: Some(wall),
+            journal_read: Some(jread),
+            journal_write: Some(jwrite),
+            counter_read: Some(counter),
+            counter_increment: Some(counter),
+        }
+    }
+
+    fn enclave(f: &Fake) -> rewire_enclave_callbacks {
+        rewire_enclave_callbacks {
+            userdata: f as *const Fake as *mut c_void,
+            pause: Some(id_op),
+            resume: Some(id_op),
+            destroy: Some(id_op),
+            export_len: Some(export_len),
+            export_data: Some(export_data),
+            import_data: Some(import_data),
+            measure: Some(measure),
+            attest: Some(attest),
+        }
+    }
+
+    const ID: EnclaveId = [1; 16];
+
+    #[test]
+    fn every_callback_is_required() {
+        let f = Fake::default();
+        assert_eq!(platform(&f).check(), Ok(()));
+        for i in 0..7 {
+            let mut p = platform(&f);
+            match i {
+                0 => p.random = None,
+                1 => p.monotonic_ms = None,
+                2 => p.wall_time = None,
+                3 => p.journal_read = None,
+                4 => p.journal_write = None,
+                5 => p.counter_read = None,
+                _ => p.counter_increment = None,
+            }
+            assert_eq!(p.check(), Err(Error::NullPointer), "platform callback {i}");
+        }
+        assert_eq!(enclave(&f).check(), Ok(()));
+        for i in 0..8 {
+            let mut e = enclave(&f);
+            match i {
+                0 => e.pause = None,
+                1 => e.resume = None,
+                2 => e.destroy = None,
+                3 => e.export_len = None,
+                4 => e.export_data = None,
+                5 => e.import_data = None,
+                6 => e.measure = None,
+                _ => e.attest = None,
+            }
+            assert_eq!(e.check(), Err(Error::NullPointer), "enclave callback {i}");
+        }
+    }
+
+    #[test]
+    fn platform_answers_pass_through_and_failures_are_typed() {
+        let mut f = Fake {
+            value: 1234,
+            ..Fake::default()
+        };
+        let mut p = platform(&f);
+        let mut buf = [0u8; 8];
+        assert_eq!(p.random(&mut buf), Ok(()));
+        assert_eq!(buf, [0xA5; 8]);
+        assert_eq!(p.monotonic_ms(), 1234);
+        assert_eq!(p.wall_time(), Some(1234));
+        assert_eq!(p.counter_read(), Ok(1234));
+        assert_eq!(p.counter_increment(), Ok(1234));
+        assert_eq!(p.journal_write(b"blob"), Ok(()));
+        assert_eq!(*f.written.borrow(), b"blob");
+
+        f.rc = 1;
+        let mut p = platform(&f);
+        assert_eq!(p.random(&mut buf), Err(Error::Random));
+        assert_eq!(p.wall_time(), None, "no trusted time: fail closed");
+        assert_eq!(p.counter_read(), Err(Error::Counter));
+        assert_eq!(p.counter_increment(), Err(Error::Counter));
+        assert_eq!(p.journal_write(b"x"), Err(Error::Storage));
+        // A missing callback (past check()) fails without calling anything.
+        p.monotonic_ms = None;
+        assert_eq!(p.monotonic_ms(), 0);
+        p.random = None;
+        assert_eq!(p.random(&mut buf), Err(Error::NullPointer));
+    }
+
+    #[test]
+    fn journal_read_grows_once_within_the_cap() {
+        // Nothing stored.
+        let f = Fake::default();
+        assert_eq!(platform(&f).journal_read(), Ok(None));
+        // Small: read in one call, truncated to its length.
+        let f = Fake {
+            journal: b"small journal".to_vec(),
+            ..Fake::default()
+        };
+        assert_eq!(
+            platform(&f).journal_read(),
+            Ok(Some(b"small journal".to_vec()))
+        );
+        assert_eq!(*f.journal_calls.borrow(), [4096]);
+        // Exactly the first buffer.
+        let f = Fake {
+            journal: vec![4; 4096],
+            ..Fake::default()
+        };
+        assert_eq!(platform(&f).journal_read(), Ok(Some(vec![4; 4096])));
+        // Larger: asked again with the length the platform named, up to the cap.
+        for len in [4097, MAX_JOURNAL_BLOB] {
+            let f = Fake {
+                journal: vec![5; len],
+                ..Fake::default()
+            };
+            assert_eq!(platform(&f).journal_read(), Ok(Some(vec![5; len])), "{len}");
+            assert_eq!(*f.journal_calls.borrow(), [4096, len]);
+        }
+        // Over the cap: refused without a second call (no allocation from
+        // an untrusted length).
+        let f = Fake {
+            journal_claim: Some(MAX_JOURNAL_BLOB + 1),
+            ..Fake::default()
+        };
+        assert_eq!(platform(&f).journal_read(), Err(Error::Storage));
+        assert_eq!(*f.journal_calls.borrow(), [4096]);
+        // A failure that names a length that fits is a failure, not a retry.
+        let f = Fake {
+            rc: 1,
+            journal: b"abc".to_vec(),
+            ..Fake::default()
+        };
+        assert_eq!(platform(&f).journal_read(), Err(Error::Storage));
+        assert_eq!(*f.journal_calls.borrow(), [4096]);
+        // A platform that names a larger length every time gets two calls.
+        unsafe extern "C" fn growing(
+            _: *mut c_void,
+            _: *mut u8,
+            cap: usize,
+            out: *mut usize,
+        ) -> u32 {
+            // safe: out is valid.
+            unsafe { *out = cap + 1 };
+            1
+        }
+        let f = Fake::default();
+        let mut p = platform(&f);
+        p.journal_read = Some(growing);
+        assert_eq!(p.journal_read(), Err(Error::Storage));
+    }
+
+    #[test]
+    fn enclave_answers_pass_through_and_failures_are_typed() {
+        let f = Fake {
+            value: 77,
+            ..Fake::default()
+        };
+        let mut e = enclave(&f);
+        assert_eq!(e.pause(&ID), Ok(()));
+        assert_eq!(e.resume(&ID), Ok(()));
+        assert_eq!(e.destroy(&ID), Ok(()));
+        assert_eq!(e.export_len(&ID, Section::State), Ok(77));
+        let mut buf = [0u8; 10];
+        assert_eq!(e.export(&ID, Section::Code, 0, &mut buf), Ok(10));
+        assert_eq!(buf, [7; 10]);
+        assert_eq!(e.import(&ID, Section::Code, 0, b"in"), Ok(()));
+        assert_eq!(*f.written.borrow(), b"in");
+        assert_eq!(e.measure(&ID), Ok([3; 32]));
+        assert_eq!(e.attest(&ID, &[0; 32]), Ok(vec![9; 5]));
+
+        let f = Fake {
+            rc: 2,
+            ..Fake::default()
+        };
+        let mut e = enclave(&f);
+        assert_eq!(e.pause(&ID), Err(Error::Host));
+        assert_eq!(e.resume(&ID), Err(Error::Host));
+        assert_eq!(e.destroy(&ID), Err(Error::Host));
+        assert_eq!(e.export_len(&ID, Section::State), Err(Error::Host));
+        assert_eq!(e.export(&ID, Section::Code, 0, &mut buf), Err(Error::Host));
+        assert_eq!(e.import(&ID, Section::Code, 0, b"in"), Err(Error::Host));
+        assert_eq!(e.measure(&ID), Err(Error::Host));
+        assert_eq!(e.attest(&ID, &[0; 32]), Err(Error::Host));
+    }
+
+    #[test]
+    fn lengths_a_framework_reports_are_checked() {
+        let mut buf = [0u8; 10];
+        // export: more than the buffer holds is a lie.
+        let f = Fake {
+            count: Some(11),
+            ..Fake::default()
+        };
+        assert_eq!(
+            enclave(&f).export(&ID, Section::State, 0, &mut buf),
+            Err(Error::Host)
+        );
+        // attest: evidence at the cap is kept whole; one more is refused.
+        let cap = rewire_core::wire::MAX_FRAMEWORK_EVIDENCE;
+        let f = Fake {
+            count: Some(cap),
+            ..Fake::default()
+        };
+        assert_eq!(enclave(&f).attest(&ID, &[0; 32]), Ok(vec![9; cap]));
+        let f = Fake {
+            count: Some(cap + 1),
+            ..Fake::default()
+        };
+        assert_eq!(enclave(&f).attest(&ID, &[0; 32]), Err(Error::Host));
+    }
+}
