@@ -179,7 +179,7 @@ fn main() {
             Message::Chunk {
                 section: Section::State,
                 offset: 0,
-                data: img.state[..256].to_vec(),
+                data: img.state[..256].to_vec().into(),
             },
         ),
         (

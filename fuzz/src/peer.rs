@@ -299,7 +299,7 @@ fn as_source(r: &mut Reader) {
                     let m = Message::Chunk {
                         section: Section::ALL[sec],
                         offset: off as u64,
-                        data: sections[sec][off..off + n].to_vec(),
+                        data: sections[sec][off..off + n].to_vec().into(),
                     };
                     off += n;
                     let b = s.encode_mutated(m, r);

@@ -9,6 +9,8 @@
 
 use alloc::vec::Vec;
 
+use zeroize::Zeroize;
+
 use ciborium::value::{Integer, Value};
 
 use crate::error::{Error, Result};
@@ -46,9 +48,22 @@ pub enum MsgType {
 
 /// Encode a value deterministically.
 pub(crate) fn encode(value: &Value) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // Sized up front: growing would free copies of the bytes unwiped.
+    let mut out = Vec::with_capacity(bound(value));
     ciborium::ser::into_writer(value, &mut out).map_err(|_| Error::Decode)?;
     Ok(out)
+}
+
+/// An upper bound of a value's encoded length (a head is at most 9 bytes).
+fn bound(v: &Value) -> usize {
+    9 + match v {
+        Value::Bytes(b) => b.len(),
+        Value::Text(t) => t.len(),
+        Value::Array(items) => items.iter().map(bound).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| bound(k) + bound(v)).sum(),
+        Value::Tag(_, inner) => bound(inner),
+        _ => 0,
+    }
 }
 
 /// Decode one value, strictly.
@@ -62,7 +77,11 @@ pub(crate) fn decode(bytes: &[u8], cap: usize) -> Result<Value> {
     if !rest.is_empty() {
         return Err(Error::TrailingBytes);
     }
-    if encode(&value)? != bytes {
+    let mut again = encode(&value)?;
+    let canonical = again == bytes;
+    again.zeroize();
+    if !canonical {
+        wipe(value);
         return Err(Error::NonCanonical);
     }
     Ok(value)
@@ -90,24 +109,59 @@ impl Builder {
         self.0.push(v);
         self
     }
-    pub fn build(self) -> Value {
-        Value::Array(self.0)
+    pub fn build(mut self) -> Value {
+        Value::Array(core::mem::take(&mut self.0))
     }
     pub fn encode(self) -> Result<Vec<u8>> {
-        encode(&self.build())
+        let v = self.build();
+        let r = encode(&v);
+        wipe(v);
+        r
+    }
+}
+
+/// Byte strings may hold enclave state (chunks): wiped when dropped.
+impl Drop for Builder {
+    fn drop(&mut self) {
+        for v in self.0.drain(..) {
+            wipe(v);
+        }
+    }
+}
+
+/// Zeroize every byte string in a value, then drop it.
+pub(crate) fn wipe(v: Value) {
+    match v {
+        Value::Bytes(mut b) => b.zeroize(),
+        Value::Array(items) => items.into_iter().for_each(wipe),
+        Value::Map(entries) => entries.into_iter().for_each(|(k, v)| {
+            wipe(k);
+            wipe(v)
+        }),
+        Value::Tag(_, inner) => wipe(*inner),
+        _ => {}
     }
 }
 
 /// Reader over a payload array whose type, version and length were checked.
 pub(crate) struct Fields(alloc::vec::IntoIter<Value>);
 
+/// Fields not taken are wiped, like those of a [`Builder`].
+impl Drop for Fields {
+    fn drop(&mut self) {
+        self.0.by_ref().for_each(wipe);
+    }
+}
+
 impl Fields {
     /// Check `[ty, VERSION, ...]` with exactly `n` fields after the header.
     pub fn open(value: Value, ty: MsgType, n: usize) -> Result<Self> {
         let Value::Array(items) = value else {
+            wipe(value);
             return Err(Error::Decode);
         };
-        let mut it = items.into_iter();
+        let mut f = Fields(items.into_iter());
+        let it = &mut f.0;
         let got_ty = it.next().ok_or(Error::Decode)?;
         if as_u64(got_ty)? != ty as u64 {
             return Err(Error::WrongMessageType);
@@ -119,7 +173,7 @@ impl Fields {
         if it.len() != n {
             return Err(Error::Decode);
         }
-        Ok(Fields(it))
+        Ok(f)
     }
 
     fn next(&mut self) -> Result<Value> {

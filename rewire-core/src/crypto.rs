@@ -1,6 +1,6 @@
 //! Cryptographic primitives, all through ring: Ed25519, SHA-256, HKDF-SHA256,
 //! ChaCha20-Poly1305. Secrets live in types that zeroize on drop and print as
-//! `[redacted]`.
+//! `[redacted]`; ring's key objects are wrapped in [`Wiped`].
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -18,6 +18,16 @@ impl Secret {
     pub fn from_bytes(b: [u8; 32]) -> Self {
         Secret(Zeroizing::new(b))
     }
+    /// Copy 32 bytes straight into zeroizing storage (no intermediate array,
+    /// as `from_bytes` needs); `None` if `b` is not 32 bytes long.
+    pub fn from_slice(b: &[u8]) -> Option<Self> {
+        let mut s = Secret(Zeroizing::new([0; 32]));
+        if b.len() != 32 {
+            return None;
+        }
+        s.0.copy_from_slice(b);
+        Some(s)
+    }
     /// The secret bytes. Callers must not copy them into non-zeroizing storage.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
@@ -27,6 +37,70 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+/// ring's key objects (Ed25519 key pairs, AEAD keys, HKDF pseudo-random
+/// keys) keep their key material in plain memory and have no zeroizing drop.
+/// A `Wiped` key has a blank key (one made from all-zero key material)
+/// written over it in place when it is dropped.
+pub(crate) struct Wiped<T: Blank>(T);
+
+/// A ring key type that can be wiped: it has no drop glue, and a blank value.
+pub(crate) trait Blank: Sized {
+    fn blank() -> Self;
+}
+
+impl<T: Blank> Wiped<T> {
+    pub fn new(key: T) -> Self {
+        Wiped(key)
+    }
+}
+
+impl<T: Blank> core::ops::Deref for Wiped<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Blank> Drop for Wiped<T> {
+    fn drop(&mut self) {
+        // With drop glue, the old value's own drop could run first and free
+        // memory that the blank does not overwrite.
+        const {
+            assert!(
+                !core::mem::needs_drop::<T>(),
+                "a wiped key must have no drop glue"
+            )
+        };
+        // Assigning writes the blank over the key in place (no unsafe code in
+        // rewire-core); `black_box` keeps the store although the memory is
+        // freed next.
+        self.0 = T::blank();
+        core::hint::black_box(&mut self.0);
+    }
+}
+
+impl Blank for Ed25519KeyPair {
+    fn blank() -> Self {
+        // safe: ring refuses a seed only if it is not 32 bytes long.
+        Ed25519KeyPair::from_seed_unchecked(&[0; 32]).expect("a 32-byte seed")
+    }
+}
+
+impl Blank for ring::aead::LessSafeKey {
+    fn blank() -> Self {
+        // safe: ring refuses a key only if its length is not the algorithm's.
+        let k = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[0; 32])
+            .expect("a 32-byte key");
+        ring::aead::LessSafeKey::new(k)
+    }
+}
+
+impl Blank for ring::hkdf::Prk {
+    fn blank() -> Self {
+        ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&[])
     }
 }
 
@@ -75,7 +149,7 @@ pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Result<Secret> {
             32
         }
     }
-    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(ikm);
+    let prk = Wiped::new(ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(ikm));
     let okm = prk.expand(info, Len32).map_err(|_| Error::Crypto)?;
     let mut out = Zeroizing::new([0u8; 32]);
     okm.fill(&mut out[..]).map_err(|_| Error::Crypto)?;
@@ -99,10 +173,6 @@ impl fmt::Debug for PublicKey {
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the SPKI is this plus the 32-byte key.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-/// DER prefix of an Ed25519 PKCS#8 v1 private key: this plus the 32-byte seed.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
 impl PublicKey {
@@ -134,7 +204,7 @@ impl PublicKey {
 /// An Ed25519 signing key derived from a 32-byte seed.
 pub struct SigningKey {
     seed: Secret,
-    pair: Ed25519KeyPair,
+    pair: Wiped<Ed25519KeyPair>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -153,7 +223,10 @@ impl Clone for SigningKey {
 impl SigningKey {
     pub fn from_seed(seed: Secret) -> Result<Self> {
         let pair = Ed25519KeyPair::from_seed_unchecked(seed.expose()).map_err(|_| Error::Crypto)?;
-        Ok(SigningKey { seed, pair })
+        Ok(SigningKey {
+            seed,
+            pair: Wiped::new(pair),
+        })
     }
     pub fn public(&self) -> PublicKey {
         let mut k = [0u8; 32];
@@ -166,17 +239,10 @@ impl SigningKey {
     pub fn seed(&self) -> &Secret {
         &self.seed
     }
-    /// PKCS#8 v1 encoding for rustls; zeroized when dropped.
-    pub(crate) fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
-        let mut v = Zeroizing::new(Vec::with_capacity(48));
-        v.extend_from_slice(&ED25519_PKCS8_PREFIX);
-        v.extend_from_slice(self.seed.expose());
-        v
-    }
 }
 
 /// AEAD: ChaCha20-Poly1305 (see docs/protocol.md for the choice).
-pub(crate) struct Aead(ring::aead::LessSafeKey);
+pub(crate) struct Aead(Wiped<ring::aead::LessSafeKey>);
 
 pub(crate) const TAG_LEN: usize = 16;
 
@@ -184,7 +250,7 @@ impl Aead {
     pub fn new(key: &Secret) -> Result<Self> {
         let k = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key.expose())
             .map_err(|_| Error::Crypto)?;
-        Ok(Aead(ring::aead::LessSafeKey::new(k)))
+        Ok(Aead(Wiped::new(ring::aead::LessSafeKey::new(k))))
     }
 
     /// Encrypt `buf` in place and append the tag.
@@ -228,9 +294,11 @@ mod tests {
         let spki = k.public().to_spki();
         assert_eq!(PublicKey::from_spki(&spki).unwrap(), k.public());
         assert!(PublicKey::from_spki(&spki[1..]).is_err());
-        // The PKCS#8 form is accepted by ring and is the same key.
-        let p = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&k.to_pkcs8()).unwrap();
+        // Ring's own key pair from the same seed is the same key (the
+        // wrapper changes nothing but the drop).
+        let p = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
         assert_eq!(p.public_key().as_ref(), &k.public().0);
+        assert_eq!(k.sign(b"m"), p.sign(b"m").as_ref());
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Sealer {
     pub fn seal_chunk(&mut self, plain: &[u8], last: bool) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
         buf.extend_from_slice(plain);
-        self.seal_in_place(&mut buf, last)?;
+        if let Err(e) = self.seal_in_place(&mut buf, last) {
+            zeroize::Zeroize::zeroize(&mut buf);
+            return Err(e);
+        }
         Ok(buf)
     }
 

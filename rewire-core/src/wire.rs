@@ -6,6 +6,8 @@
 
 use alloc::vec::Vec;
 
+use zeroize::Zeroizing;
+
 use ciborium::value::Value;
 use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
 
@@ -522,11 +524,11 @@ pub enum Message {
         request_id: RequestId,
         code: u32,
     },
-    /// SMS → SMT: image bytes.
+    /// SMS → SMT: image bytes (enclave state: wiped when dropped).
     Chunk {
         section: Section,
         offset: u64,
-        data: Vec<u8>,
+        data: Zeroizing<Vec<u8>>,
     },
     /// SMS → SMT: end of stream with the SHA-256 of each section's plaintext.
     End {
@@ -662,7 +664,7 @@ impl Message {
                     _ => return Err(Error::Decode),
                 };
                 let offset = f.u64()?;
-                let data = f.bytes(CHUNK_DATA)?;
+                let data = Zeroizing::new(f.bytes(CHUNK_DATA)?);
                 Message::Chunk {
                     section,
                     offset,

@@ -90,6 +90,16 @@ pub(crate) unsafe fn array<const N: usize>(p: *const u8) -> Result<[u8; N], Erro
     Ok(a)
 }
 
+/// A 32-byte secret copied from C straight into zeroizing storage.
+pub(crate) unsafe fn secret(p: *const u8) -> Result<rewire_core::Secret, Error> {
+    if p.is_null() {
+        return Err(Error::NullPointer);
+    }
+    // safe: non-null, and the caller promises 32 readable bytes.
+    rewire_core::Secret::from_slice(unsafe { core::slice::from_raw_parts(p, 32) })
+        .ok_or(Error::InvalidArgument)
+}
+
 /// Copy `data` to a C output buffer of capacity `cap`, and its length to `out_len`.
 pub(crate) unsafe fn output(
     data: &[u8],

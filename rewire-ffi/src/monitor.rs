@@ -3,9 +3,8 @@
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
-use zeroize::Zeroize;
 
-use rewire_core::{Config, Dest, EnclaveState, Error, Event, Identity, Monitor, PublicKey, Secret};
+use rewire_core::{Config, Dest, EnclaveState, Error, Event, Identity, Monitor, PublicKey};
 
 use crate::callbacks::{rewire_enclave_callbacks, rewire_platform_callbacks};
 use crate::{
@@ -127,9 +126,7 @@ pub unsafe extern "C" fn rewire_monitor_new(
         );
         platform.check()?;
         enclaves.check()?;
-        let mut ds = unsafe { array::<32>(device_secret)? };
-        let secret = Secret::from_bytes(ds);
-        ds.zeroize();
+        let secret = unsafe { crate::secret(device_secret)? };
         let sm = unsafe { array::<32>(sm_measurement)? };
         let sds = PublicKey(unsafe { array::<32>(sds_public_key)? });
         let mut cfg = Config::new(sds);

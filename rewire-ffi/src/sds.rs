@@ -2,9 +2,8 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use zeroize::Zeroize;
 
-use rewire_core::{Error, LedgerEvent, PublicKey, Sds, Secret, SigningKey};
+use rewire_core::{Error, LedgerEvent, PublicKey, Sds, SigningKey};
 
 use crate::{
     array, free_handle, guard, input, new_handle, output, output_array, put, rewire_result,
@@ -34,10 +33,7 @@ unsafe fn sds_mut<'a>(s: *mut rewire_sds) -> Result<&'a mut rewire_sds, Error> {
 }
 
 unsafe fn key(seed: *const u8) -> Result<SigningKey, Error> {
-    let mut s = unsafe { array::<32>(seed)? };
-    let k = SigningKey::from_seed(Secret::from_bytes(s));
-    s.zeroize();
-    k
+    SigningKey::from_seed(unsafe { crate::secret(seed)? })
 }
 
 fn handle(inner: Sds) -> rewire_sds {

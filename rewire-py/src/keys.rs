@@ -38,7 +38,7 @@ pub fn os_random32() -> PyResult<Secret> {
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b[..]))
         .map_err(|_| to_py(Error::Random))?;
-    Ok(Secret::from_bytes(*b))
+    Secret::from_slice(&b[..]).ok_or_else(|| to_py(Error::Random))
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -134,11 +134,7 @@ fn read_secret_file(path: &PathBuf) -> PyResult<Zeroizing<String>> {
 }
 
 fn seed_array(v: &[u8]) -> Result<Secret, Error> {
-    let a: [u8; 32] = v.try_into().map_err(|_| Error::Decode)?;
-    let s = Secret::from_bytes(a);
-    let mut a = a;
-    zeroize::Zeroize::zeroize(&mut a);
-    Ok(s)
+    Secret::from_slice(v).ok_or(Error::Decode)
 }
 
 fn short_hex(b: &[u8]) -> String {

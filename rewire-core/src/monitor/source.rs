@@ -364,7 +364,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 let extra = Message::Chunk {
                     section: Section::State,
                     offset: 0,
-                    data: vec![0x5a],
+                    data: vec![0x5a].into(),
                 };
                 s.channel.send(extra.encode()?)?;
             }
@@ -385,7 +385,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 // sealed in small chunks still streams in full chunks). Each
                 // opened chunk advances `sealed_index`, so this ends.
                 let want = (piece as u64).min(st.lengths[2] - offset) as usize;
-                let mut d = Vec::with_capacity(want);
+                let mut d = Zeroizing::new(Vec::with_capacity(want));
                 while d.len() < want {
                     if st.plain_pos >= st.plain_buf.len() {
                         st.open_next_sealed(&mut self.host, &eid)?;
@@ -397,7 +397,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 d
             } else {
                 let want = (CHUNK_DATA as u64).min(st.lengths[st.section] - offset) as usize;
-                let mut buf = vec![0u8; want];
+                let mut buf = Zeroizing::new(vec![0u8; want]);
                 // A compromised source (tests only) sends other code; every
                 // build checks the framework's export the same way.
                 #[cfg(feature = "fault-injection")]

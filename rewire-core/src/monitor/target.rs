@@ -220,6 +220,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         } else {
             None
         };
+        // Room for one whole chunk: growing would free plaintext unwiped.
+        let seal_cap = resealer.as_ref().map_or(0, Sealer::chunk_size);
         let rs = RecvStream {
             req: req.clone(),
             source_sm: cert.sm_key,
@@ -228,7 +230,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             offset: 0,
             hashers: Default::default(),
             resealer,
-            seal_buf: Zeroizing::new(Vec::new()),
+            seal_buf: Zeroizing::new(Vec::with_capacity(seal_cap)),
             sealed_out: 0,
         };
         #[cfg(feature = "fault-injection")]

@@ -72,7 +72,7 @@ fn messages_round_trip() {
         Message::Chunk {
             section: Section::Sealed,
             offset: 77,
-            data: alloc::vec![1; 100],
+            data: alloc::vec![1; 100].into(),
         },
         Message::End {
             digests: [[1; 32], [2; 32], [3; 32]],
