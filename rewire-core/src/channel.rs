@@ -18,12 +18,14 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+
 use core::fmt;
+use zeroize::{Zeroize, Zeroizing};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{AlwaysResolvesClientRawPublicKeys, UnbufferedClientConnection};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{AlwaysResolvesServerRawPublicKeys, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
@@ -249,14 +251,37 @@ impl ClientCertVerifier for RawKeyVerifier {
 }
 
 fn certified_key(key: &SigningKey, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>> {
-    // Borrowed DER: the only copy of the seed outside ring is the zeroizing buffer.
-    let pkcs8 = key.to_pkcs8();
-    let signer =
-        rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(pkcs8.as_slice()))
-            .map_err(|_| Error::Crypto)?;
+    // Our own signer over the SM key: its key pair is wiped when the last
+    // channel using it is dropped (rustls's ring signer is not), and the
+    // seed never leaves the zeroizing types.
+    let signer: Arc<dyn rustls::sign::SigningKey> = Arc::new(SmSigner(Arc::new(key.clone())));
     let _ = provider;
     let spki = CertificateDer::from(key.public().to_spki());
     Ok(Arc::new(CertifiedKey::new(vec![spki], signer)))
+}
+
+/// Handshake signatures with the SM key (Ed25519 only).
+#[derive(Debug)]
+struct SmSigner(Arc<SigningKey>);
+
+impl rustls::sign::SigningKey for SmSigner {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        offered
+            .contains(&SignatureScheme::ED25519)
+            .then(|| Box::new(SmSigner(self.0.clone())) as Box<dyn rustls::sign::Signer>)
+    }
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ED25519
+    }
+}
+
+impl rustls::sign::Signer for SmSigner {
+    fn sign(&self, message: &[u8]) -> core::result::Result<Vec<u8>, rustls::Error> {
+        Ok(self.0.sign(message))
+    }
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ED25519
+    }
 }
 
 enum Conn {
@@ -281,7 +306,6 @@ pub struct Channel {
 impl Drop for Channel {
     /// Plaintext of image chunks passes through these buffers: wipe them.
     fn drop(&mut self) {
-        use zeroize::Zeroize;
         self.incoming.zeroize();
         self.plain.zeroize();
         for m in self.pending_send.iter_mut() {
@@ -379,13 +403,13 @@ impl Channel {
         if self.incoming.len() + bytes.len() > MAX_INCOMING {
             return Err(Error::TooLarge);
         }
-        self.incoming.extend_from_slice(bytes);
+        extend_wiped(&mut self.incoming, bytes);
         Ok(())
     }
 
     /// Feed peer bytes (may be empty) and pump: returns the TLS bytes to send,
     /// the complete messages received, and whether the channel is still good.
-    pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Result<()>) {
+    pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<u8>, Vec<Zeroizing<Vec<u8>>>, Result<()>) {
         let mut out = Vec::new();
         let mut msgs = Vec::new();
         let r = self
@@ -395,8 +419,10 @@ impl Channel {
     }
 
     /// Queue one framed message; it is encrypted on the next [`Channel::pump`].
-    pub fn send(&mut self, msg: Vec<u8>) -> Result<()> {
+    /// The message may hold enclave state: it is wiped once copied.
+    pub fn send(&mut self, mut msg: Vec<u8>) -> Result<()> {
         if msg.len() > MAX_MESSAGE || self.closed {
+            msg.zeroize();
             return Err(if self.closed {
                 Error::ChannelClosed
             } else {
@@ -406,13 +432,14 @@ impl Channel {
         let mut framed = Vec::with_capacity(4 + msg.len());
         framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
         framed.extend_from_slice(&msg);
+        msg.zeroize();
         self.pending_send.push(framed);
         Ok(())
     }
 
     /// Drive TLS: process received records, encrypt queued messages. TLS bytes
     /// to send are appended to `out`; complete received messages to `msgs`.
-    pub fn pump(&mut self, out: &mut Vec<u8>, msgs: &mut Vec<Vec<u8>>) -> Result<()> {
+    pub fn pump(&mut self, out: &mut Vec<u8>, msgs: &mut Vec<Zeroizing<Vec<u8>>>) -> Result<()> {
         if self.failed {
             return Err(Error::Tls);
         }
@@ -444,8 +471,8 @@ impl Channel {
                     &mut false,
                 ),
             };
-            self.plain.clear();
-            self.incoming.clear();
+            self.plain.zeroize();
+            self.incoming.zeroize();
             return r;
         }
         self.take_messages(msgs)
@@ -479,17 +506,18 @@ impl Channel {
             };
             // Always apply the discard, also on error.
             let discard = discard.min(self.incoming.len());
-            self.incoming.drain(..discard);
-            if self.plain.len() > MAX_INCOMING {
-                return Err(Error::TooLarge);
-            }
+            drain_front(&mut self.incoming, discard);
+            // `plain` needs no cap of its own: it holds at most one partial
+            // message (`take_messages` refuses a frame over MAX_MESSAGE)
+            // plus the records of one feed (at most MAX_INCOMING). A cap of
+            // MAX_INCOMING here refused a stream a relay fed in large pieces.
             if !progressed? {
                 return Ok(());
             }
         }
     }
 
-    fn take_messages(&mut self, msgs: &mut Vec<Vec<u8>>) -> Result<()> {
+    fn take_messages(&mut self, msgs: &mut Vec<Zeroizing<Vec<u8>>>) -> Result<()> {
         loop {
             if self.plain.len() < 4 {
                 return Ok(());
@@ -504,8 +532,8 @@ impl Channel {
             if self.plain.len() < 4 + len {
                 return Ok(());
             }
-            msgs.push(self.plain[4..4 + len].to_vec());
-            self.plain.drain(..4 + len);
+            msgs.push(Zeroizing::new(self.plain[4..4 + len].to_vec()));
+            drain_front(&mut self.plain, 4 + len);
         }
     }
 
@@ -540,6 +568,30 @@ impl Channel {
     }
 }
 
+/// Remove the first `n` bytes, wiping the bytes the shift leaves behind
+/// (decrypted records and messages are processed in place).
+fn drain_front(v: &mut Vec<u8>, n: usize) {
+    let n = n.min(v.len());
+    if n == 0 {
+        return;
+    }
+    let rest = v.len() - n;
+    v.copy_within(n.., 0);
+    v[rest..].zeroize();
+    v.truncate(rest);
+}
+
+/// Append, never leaving a copy in a buffer freed by growth.
+fn extend_wiped(v: &mut Vec<u8>, data: &[u8]) {
+    if v.capacity() - v.len() < data.len() {
+        let mut grown = Vec::with_capacity((v.len() + data.len()).max(2 * v.capacity()));
+        grown.extend_from_slice(v);
+        v.zeroize();
+        *v = grown;
+    }
+    v.extend_from_slice(data);
+}
+
 fn close_notify<Data>(status: UnbufferedStatus<'_, '_, Data>, buf: &mut [u8]) -> Result<usize> {
     match status.state.map_err(|_| Error::Tls)? {
         ConnectionState::WriteTraffic(mut w) => w.queue_close_notify(buf).map_err(|_| Error::Tls),
@@ -570,7 +622,7 @@ fn step<Data>(
         ConnectionState::ReadTraffic(mut r) => {
             while let Some(rec) = r.next_record() {
                 match rec {
-                    Ok(rec) => plain.extend_from_slice(rec.payload),
+                    Ok(rec) => extend_wiped(plain, rec.payload),
                     Err(_) => return (discard, Err(Error::Tls)),
                 }
             }
@@ -600,7 +652,7 @@ fn step<Data>(
                 Ok(false)
             } else {
                 let mut result = Ok(true);
-                for msg in pending_send.drain(..) {
+                for mut msg in pending_send.drain(..) {
                     let mut buf = vec![0u8; msg.len() + 256];
                     loop {
                         match w.encrypt(&msg, &mut buf) {
@@ -617,6 +669,7 @@ fn step<Data>(
                             }
                         }
                     }
+                    msg.zeroize();
                 }
                 result
             }
@@ -683,5 +736,141 @@ mod tests {
         assert!(c.is_closed());
         let shown = alloc::format!("{c:?}");
         assert!(shown.starts_with("Channel {") && shown.contains("closed: true"));
+    }
+
+    fn pair() -> (Channel, Channel) {
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        handshake(&mut c, &mut s);
+        (c, s)
+    }
+
+    /// Everything `from` has queued, as TLS bytes.
+    fn flight(from: &mut Channel) -> Vec<u8> {
+        let (out, _, r) = from.exchange(&[]);
+        r.unwrap(); // safe: test
+        out
+    }
+
+    #[test]
+    fn handshake_takes_one_exchange_per_flight() {
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        let hello = flight(&mut c);
+        let (server_flight, _, r) = s.exchange(&hello);
+        r.unwrap(); // safe: test
+        let (client_finished, _, r) = c.exchange(&server_flight);
+        r.unwrap(); // safe: test
+        assert!(
+            c.is_established(),
+            "the client is done after the server's one flight"
+        );
+        let (_, _, r) = s.exchange(&client_finished);
+        r.unwrap(); // safe: test
+        assert!(s.is_established());
+        assert_eq!(s.peer_key(), Some(key(1).public()));
+    }
+
+    #[test]
+    fn feed_and_send_caps_are_exact() {
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        assert_eq!(c.feed(&vec![0; MAX_INCOMING]), Ok(()));
+        assert_eq!(c.feed(&[0]), Err(Error::TooLarge));
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        assert_eq!(c.feed(&vec![0; MAX_INCOMING - 10]), Ok(()));
+        assert_eq!(c.feed(&[0; 10]), Ok(()));
+        assert_eq!(c.feed(&[0]), Err(Error::TooLarge));
+
+        let (mut c, mut s) = pair();
+        assert_eq!(c.send(vec![7; MAX_MESSAGE]), Ok(()));
+        assert_eq!(c.send(vec![7; MAX_MESSAGE + 1]), Err(Error::TooLarge));
+        // An empty message is a message too.
+        assert_eq!(c.send(Vec::new()), Ok(()));
+        let (_, msgs, r) = s.exchange(&flight(&mut c));
+        r.unwrap(); // safe: test
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(*msgs[0], vec![7; MAX_MESSAGE]);
+        assert!(msgs[1].is_empty());
+    }
+
+    #[test]
+    fn a_closed_channel_takes_nothing() {
+        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut out = Vec::new();
+        c.close(&mut out);
+        assert!(out.is_empty(), "nothing to close before the handshake");
+        assert!(c.is_closed());
+        assert_eq!(c.feed(&[22]), Err(Error::ChannelClosed));
+        assert_eq!(c.send(vec![1]), Err(Error::ChannelClosed));
+    }
+
+    #[test]
+    fn close_sends_one_close_notify_and_the_peer_sees_it() {
+        let (mut c, mut s) = pair();
+        let mut out = Vec::new();
+        c.close(&mut out);
+        assert!(!out.is_empty(), "a close_notify alert");
+        let mut again = Vec::new();
+        c.close(&mut again);
+        assert!(again.is_empty(), "only once");
+        assert!(!s.is_closed());
+        let (_, msgs, r) = s.exchange(&out);
+        assert_eq!((msgs.len(), r), (0, Ok(())));
+        assert!(s.is_closed());
+        // A failed channel sends no close_notify either.
+        let (mut c, _s) = pair();
+        let (_, _, r) = c.exchange(&[23, 3, 3, 0, 1, 0]);
+        assert_eq!(r, Err(Error::Tls));
+        let mut out = Vec::new();
+        c.close(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_peer_frame_over_the_message_cap_closes_the_channel() {
+        let (mut c, mut s) = pair();
+        // Framed by hand: `send` refuses to make it.
+        let mut framed = ((MAX_MESSAGE + 1) as u32).to_be_bytes().to_vec();
+        framed.resize(4 + MAX_MESSAGE + 1, 1);
+        c.pending_send.push(framed);
+        let (_, msgs, r) = s.exchange(&flight(&mut c));
+        assert_eq!((msgs.len(), r), (0, Err(Error::TooLarge)));
+        assert!(s.is_closed());
+        // At the cap it is delivered.
+        let (mut c, mut s) = pair();
+        let mut framed = (MAX_MESSAGE as u32).to_be_bytes().to_vec();
+        framed.resize(4 + MAX_MESSAGE, 1);
+        c.pending_send.push(framed);
+        let (_, msgs, r) = s.exchange(&flight(&mut c));
+        assert_eq!((msgs.len(), r), (1, Ok(())));
+    }
+
+    /// A relay may deliver a stream in any pieces the feed cap allows: a
+    /// partly received message plus a full feed is not an overrun.
+    #[test]
+    fn a_stream_fed_in_the_largest_pieces_arrives_whole() {
+        let (mut c, mut s) = pair();
+        let sent: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; MAX_MESSAGE - 100]).collect();
+        for m in &sent {
+            c.send(m.clone()).unwrap(); // safe: test
+        }
+        let mut wire = flight(&mut c);
+        // First a piece that ends inside a message, then the largest pieces.
+        let mut got = Vec::new();
+        let mut first = true;
+        while !wire.is_empty() {
+            let room = if first {
+                30_000
+            } else {
+                MAX_INCOMING - s.incoming.len()
+            };
+            first = false;
+            let piece: Vec<u8> = wire.drain(..room.min(wire.len())).collect();
+            let (_, msgs, r) = s.exchange(&piece);
+            assert_eq!(r, Ok(()));
+            assert!(s.plain.len() < 4 + MAX_MESSAGE + MAX_INCOMING);
+            got.extend(msgs.into_iter().map(|m| m.to_vec()));
+        }
+        assert_eq!(got, sent);
     }
 }
