@@ -74,6 +74,15 @@ enum {
 #define MON_ERR_NO_ENCLAVE 901
 #define MON_ERR_NOT_RUNNABLE 902
 #define MON_ERR_FLASH 903 /* the monitor's flash could not be read */
+#define MON_ERR_TOO_LARGE 904 /* longer than the monitor's copy-in buffer for that argument (caps below) */
+
+/* Host input is copied into M-mode memory before librewire sees it; these are
+ * the caps of those copies. librewire refuses longer inputs anyway (its
+ * MAX_MESSAGE, MAX_SIGNED and a channel's 64 KiB + 1 KiB of buffered bytes). */
+#define SDS_MSG_MAX (24u << 10) /* H_SDS: one SDS message */
+#define PEER_BYTES_MAX (65u << 10) /* H_PEER: TLS bytes after from[32] conn[16] */
+#define POLICY_MAX 4096u /* H_LAUNCH: the signed policy after the id[16] */
+#define OUT_MAX (128u << 10) /* H_POLL_OUT and H_INFO: one output, built in M memory then copied out */
 
 /* Frames between the host program and the relay: 'R' 'W' type len32(le) payload. */
 enum {
@@ -85,6 +94,7 @@ enum {
     F_RESULT = 5,  /* command u8, result i32 (the monitor's answer to a relay command) */
     F_STATUS = 6,  /* H_STATUS bytes */
     F_PROBE = 7,   /* result of reading enclave memory: i32 (0 = read succeeded, -1 = denied) */
+    F_ABUSE = 8,   /* hostile host only: the results (i32 each) of its bad ecalls, in order */
     /* relay -> host */
     F_SDS = 32,    /* bytes */
     F_PEER = 33,   /* from[32] conn[16] bytes */
@@ -94,6 +104,7 @@ enum {
     F_STATUS_REQ = 37,
     F_PROBE_REQ = 38,
     F_OFF = 39,
+    F_ABUSE_REQ = 40, /* hostile host only (tests): make bad ecalls, answer F_ABUSE */
 };
 #define FRAME_MAX (4u << 20)
 

@@ -266,6 +266,31 @@ static void dispatch(void) {
         send(F_PROBE, b, 4);
         break;
     }
+#ifdef HOSTILE_FLASH_CMD
+    case F_ABUSE_REQ: { /* bad arguments: too long for the monitor's copy, or outside the host region */
+        static const long calls[][3] = {
+            {H_SDS, 0, SDS_MSG_MAX + 1},                 /* oversize, inside the host region */
+            {H_PEER, 0, 48 + PEER_BYTES_MAX + 1},
+            {H_LAUNCH, 0, 16 + POLICY_MAX + 1},
+            {H_SDS, (long)MON_BASE, 64},                  /* the monitor's memory */
+            {H_SDS, (long)ENC_STATE, 64},                 /* the enclave's memory */
+            {H_PEER, (long)(HOST_BASE + HOST_SIZE - 32), 64}, /* across the end of the host region */
+            {H_SDS, 0, -1},                               /* a length that wraps */
+            {H_POLL_OUT, (long)(HOST_BASE + HOST_SIZE - 16), 1 << 20},
+            {H_INFO, (long)MON_BASE, 4096},               /* output into the monitor's memory */
+            {H_CLOSED, (long)(HOST_BASE + HOST_SIZE - 8), 0},
+            {H_STATUS, (long)ENC_BASE, 0},
+            {H_PEER, 0, 10},                              /* shorter than from[32] conn[16] */
+        };
+        uint8_t b[4 * (sizeof calls / sizeof calls[0])];
+        for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+            long r = ecall(calls[i][0], calls[i][1] ? calls[i][1] : (long)in, calls[i][2], 4096);
+            for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)((uint32_t)r >> (8 * k));
+        }
+        send(F_ABUSE, b, sizeof b);
+        break;
+    }
+#endif
     case F_OFF:
         ecall(H_POWEROFF, 0, 0, 0);
         break;

@@ -335,6 +335,25 @@ static int host_ptr(uint64_t p, uint64_t n) { return p >= HOST_BASE && n <= HOST
 static int enc_ptr(uint64_t p, uint64_t n) { return p >= ENC_BASE && n <= ENC_SIZE && p - ENC_BASE <= ENC_SIZE - n; }
 static int64_t rc(uint32_t r) { return r == REWIRE_OK ? 0 : -(int64_t)r; }
 
+/* Copy-in, copy-out (docs/porting.md §2.7). librewire never gets a pointer
+ * into host or enclave memory: every input is first copied into M-mode
+ * memory (region check, then a cap, each with its own error), and every
+ * output is built in M-mode memory and copied out after the call. librewire
+ * reads its input during a call (parses, checks a signature, reads the same
+ * bytes again) and must not see it change: on a platform whose DMA masters or
+ * other harts the host controls may write host memory at any time, only a
+ * private copy is stable. */
+static uint8_t xin[48 + PEER_BYTES_MAX]; /* the largest input: H_PEER */
+static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
+static int64_t copy_in(uint64_t p, uint64_t n, uint64_t cap) {
+    if (!host_ptr(p, n)) return -MON_ERR_BAD_POINTER;
+    if (n > cap) return -MON_ERR_TOO_LARGE;
+    memcpy(xin, (const void *)p, (size_t)n);
+    return 0;
+}
+/* Room for an output of a host buffer of `cap` bytes with `head` bytes in front: the smaller of its and ours. */
+static size_t out_room(uint64_t cap, size_t head) { return (size_t)(cap < sizeof xout ? cap : sizeof xout) - head; }
+
 static void enter_enclave(struct frame *f) {
     host_ctx = *f;
     memset(f, 0, sizeof *f);
@@ -355,29 +374,32 @@ static void leave_enclave(struct frame *f, int64_t result) {
 
 static int64_t host_call(struct frame *f) {
     uint64_t a0 = f->x[A0], a1 = f->x[A1], a2 = f->x[A2];
+    int64_t e;
     switch (f->x[A7]) {
     case H_INFO: {
         size_t clen = 0;
         if (!host_ptr(a0, a1) || a1 < 96) return -MON_ERR_BAD_POINTER;
-        uint8_t *b = (uint8_t *)a0;
-        rewire_monitor_host_id(mon, b);
-        sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), b + 32);
-        memcpy(b + 64, enc_measurement, 32);
-        uint32_t r = rewire_monitor_certificate(mon, b + 96, a1 - 96, &clen);
-        return r == REWIRE_OK ? (int64_t)(96 + clen) : rc(r);
+        rewire_monitor_host_id(mon, xout);
+        sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), xout + 32);
+        memcpy(xout + 64, enc_measurement, 32);
+        uint32_t r = rewire_monitor_certificate(mon, xout + 96, out_room(a1, 96), &clen);
+        if (r != REWIRE_OK) return rc(r);
+        memcpy((void *)a0, xout, 96 + clen);
+        return (int64_t)(96 + clen);
     }
     case H_LAUNCH: {
-        if (!host_ptr(a0, a1) || a1 < 16) return -MON_ERR_BAD_POINTER;
+        if (a1 < 16) return -MON_ERR_BAD_POINTER;
+        if ((e = copy_in(a0, a1, 16 + POLICY_MAX)) != 0) return e;
         if (fw.present) return -REWIRE_ERR_BUSY;
         if (a2 < sizeof(struct enclave_state) || a2 > ENC_STATE_MAX) return -REWIRE_ERR_INVALID_ARGUMENT;
         fw_wipe();
         fw.present = 1;
-        memcpy(fw.id, (const uint8_t *)a0, 16);
+        memcpy(fw.id, xin, 16);
         remember(fw.id);
         memcpy((void *)ENC_BASE, pristine, pristine_len);
         fw.code_len = pristine_len;
         fw.state_len = a2;
-        uint32_t r = rewire_monitor_install(mon, (const uint8_t *)a0 + 16, a1 - 16);
+        uint32_t r = rewire_monitor_install(mon, xin + 16, a1 - 16);
         if (r != REWIRE_OK) { fw_wipe(); return rc(r); }
         int c = checkpoint();
         say(c == 0 ? "enclave launched; checkpoint on flash\n" : "enclave launched; CHECKPOINT FAILED\n");
@@ -385,21 +407,21 @@ static int64_t host_call(struct frame *f) {
         return 0;
     }
     case H_SDS: {
-        if (!host_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
-        uint32_t r = rewire_monitor_handle_sds(mon, (const uint8_t *)a0, a1);
+        if ((e = copy_in(a0, a1, SDS_MSG_MAX)) != 0) return e;
+        uint32_t r = rewire_monitor_handle_sds(mon, xin, a1);
         drain_events();
         return rc(r);
     }
     case H_PEER: {
-        if (!host_ptr(a0, a1) || a1 < 48) return -MON_ERR_BAD_POINTER;
-        const uint8_t *b = (const uint8_t *)a0;
-        uint32_t r = rewire_monitor_handle_peer(mon, b, b + 32, b + 48, a1 - 48);
+        if (a1 < 48) return -MON_ERR_BAD_POINTER;
+        if ((e = copy_in(a0, a1, 48 + PEER_BYTES_MAX)) != 0) return e;
+        uint32_t r = rewire_monitor_handle_peer(mon, xin, xin + 32, xin + 48, a1 - 48);
         drain_events();
         return rc(r);
     }
     case H_CLOSED: {
-        if (!host_ptr(a0, 16)) return -MON_ERR_BAD_POINTER;
-        uint32_t r = rewire_monitor_peer_closed(mon, (const uint8_t *)a0);
+        if ((e = copy_in(a0, 16, 16)) != 0) return e;
+        uint32_t r = rewire_monitor_peer_closed(mon, xin);
         drain_events();
         return rc(r);
     }
@@ -410,12 +432,12 @@ static int64_t host_call(struct frame *f) {
     }
     case H_POLL_OUT: {
         if (!host_ptr(a0, a1) || a1 < 49) return -MON_ERR_BAD_POINTER;
-        uint8_t *b = (uint8_t *)a0;
         uint32_t dest = 0;
         size_t n = 0;
-        uint32_t r = rewire_monitor_poll_output(mon, &dest, b + 1, b + 33, b + 49, a1 - 49, &n);
+        uint32_t r = rewire_monitor_poll_output(mon, &dest, xout + 1, xout + 33, xout + 49, out_room(a1, 49), &n);
         if (r != REWIRE_OK) return rc(r);
-        b[0] = (uint8_t)dest;
+        xout[0] = (uint8_t)dest;
+        memcpy((void *)a0, xout, 49 + n);
         return (int64_t)(49 + n);
     }
     case H_POLL_EVENT:
@@ -436,16 +458,16 @@ static int64_t host_call(struct frame *f) {
         return (int64_t)now_ms();
     case H_STATUS: { /* in: enclave id[16]; out: state u32, epoch u64, runnable u32, present u32 */
         if (!host_ptr(a0, 24)) return -MON_ERR_BAD_POINTER;
-        uint8_t *b = (uint8_t *)a0, id[16];
+        uint8_t b[24] = {0}, id[16];
         uint32_t st = 0;
         uint64_t ep = 0;
-        memcpy(id, b, 16);
-        memset(b, 0, 24);
+        memcpy(id, (const void *)a0, 16);
         uint32_t r = rewire_monitor_status(mon, id, &st, &ep);
         put32(b, r == REWIRE_OK ? st : 0);
         for (int i = 0; i < 8; i++) b[4 + i] = (uint8_t)(ep >> (8 * i));
         put32(b + 12, fw_is(id) && fw.running && rewire_monitor_may_run(mon, id));
         put32(b + 16, (uint32_t)fw_is(id));
+        memcpy((void *)a0, b, 24);
         return 0;
     }
     case H_POWEROFF:
@@ -464,6 +486,8 @@ static const char *host_name(void) {
     return name;
 }
 
+#define ENC_SEAL_MAX 1024 /* E_SEAL's plaintext (and so E_UNSEAL's) */
+static uint8_t enc_buf[ENC_SEAL_MAX];
 static int64_t enclave_call(struct frame *f) {
     uint64_t a0 = f->x[A0], a1 = f->x[A1];
     switch (f->x[A7]) {
@@ -481,10 +505,13 @@ static int64_t enclave_call(struct frame *f) {
         memcpy((void *)a0, rot->name, 16);
         return 0;
     }
-    case E_SEAL: {
+    case E_SEAL: { /* the enclave's memory is copied too: the same rule, and DMA reaches it as well */
         size_t n = 0;
-        if (!enc_ptr(a0, a1) || a1 > 1024) return -MON_ERR_BAD_POINTER;
-        uint32_t r = rewire_monitor_seal(mon, fw.id, (const uint8_t *)a0, a1, fw.sealed, SEALED_MAX, &n);
+        if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
+        if (a1 > ENC_SEAL_MAX) return -MON_ERR_TOO_LARGE;
+        memcpy(enc_buf, (const void *)a0, a1);
+        uint32_t r = rewire_monitor_seal(mon, fw.id, enc_buf, a1, fw.sealed, SEALED_MAX, &n);
+        memset(enc_buf, 0, a1);
         if (r == REWIRE_OK) fw.sealed_len = n;
         return rc(r);
     }
@@ -492,7 +519,9 @@ static int64_t enclave_call(struct frame *f) {
         size_t n = 0;
         if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
         if (fw.sealed_len == 0) return -REWIRE_ERR_EMPTY;
-        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, (uint8_t *)a0, a1, &n);
+        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, enc_buf, a1 < ENC_SEAL_MAX ? a1 : ENC_SEAL_MAX, &n);
+        if (r == REWIRE_OK) memcpy((void *)a0, enc_buf, n);
+        memset(enc_buf, 0, sizeof enc_buf);
         return r == REWIRE_OK ? (int64_t)n : rc(r);
     }
     default:

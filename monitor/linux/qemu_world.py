@@ -36,8 +36,11 @@ ELF = ROOT / "target" / "monitor" / "monitor.elf"
 HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
 
 # frames (monitor/abi.h)
-F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE = 1, 2, 3, 4, 5, 6, 7
+F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1, 2, 3, 4, 5, 6, 7, 8
 F_SDS, F_PEER, F_CLOSED, F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF = 32, 33, 34, 35, 36, 37, 38, 39
+F_ABUSE_REQ = 40  # hostile host only
+# monitor result codes (abi.h), negated in ecall results
+MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE, MON_ERR_FLASH, MON_ERR_TOO_LARGE = 900, 901, 902, 903, 904
 EVENTS = {1: "validated", 2: "frozen", 3: "channel up", 4: "offered", 5: "offer accepted", 6: "target verified",
           7: "stream done", 8: "pending ready", 9: "committed", 10: "activated", 11: "aborted", 12: "dropped"}
 STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}
@@ -222,6 +225,7 @@ class World:
         self.results: List[Tuple[float, str, int, int]] = []  # (time, host, command, result)
         self.statuses: Dict[Tuple[str, bytes], dict] = {}
         self.probes: Dict[str, int] = {}
+        self.abuses: Dict[str, List[int]] = {}
         self.ledger: List[Tuple[float, str]] = []
         self.peer_bytes: Dict[Tuple[str, str], int] = {}
         self.captured: List[bytes] = []
@@ -304,6 +308,8 @@ class World:
                                                        "runnable": bool(runnable), "present": bool(present)}
         elif ftype == F_PROBE:
             self.probes[h.name] = struct.unpack("<i", payload)[0]
+        elif ftype == F_ABUSE:
+            self.abuses[h.name] = list(struct.unpack(f"<{len(payload) // 4}i", payload))
 
     def name_of(self, host_id: bytes) -> str:
         h = self.by_id.get(host_id)
@@ -359,6 +365,13 @@ class World:
         h.send(F_PROBE_REQ)
         self.wait(lambda: h.name in self.probes, f"probe result from {h.name}", 20)
         return self.probes[h.name]
+
+    def abuse(self, h: Host) -> List[int]:
+        """The hostile host's bad ecalls (host.c, F_ABUSE_REQ): the monitor's result for each."""
+        self.abuses.pop(h.name, None)
+        h.send(F_ABUSE_REQ)
+        self.wait(lambda: h.name in self.abuses, f"bad-call results from {h.name}", 20)
+        return self.abuses[h.name]
 
     def event_time(self, host: str, event: str) -> Optional[float]:
         for t, hn, e, _, _ in self.events:

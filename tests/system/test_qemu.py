@@ -6,6 +6,7 @@ every wait is bounded, so a hang fails instead of stalling CI.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -30,6 +31,25 @@ def world(request):
     w.shutdown()
     if not request.session.testsfailed:
         shutil.rmtree(workdir, ignore_errors=True)  # 64 MiB of flash images per test
+
+
+@contextlib.contextmanager
+def world_of(request, elf_a: Path, elf_b: Path = q.ELF):
+    """host-A booted from elf_a, host-B from elf_b, both endorsed for the build they run."""
+    workdir = ROOT / "target" / "qemu-tests" / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    w = q.World(workdir)
+    try:
+        A, B = w.add_host("host-A", elf=elf_a), w.add_host("host-B", elf=elf_b)
+        for h in (A, B):
+            w.boot(h)
+        for h in (A, B):
+            w.endorse(h)
+        yield w
+    finally:
+        w.shutdown()
+    if not request.session.testsfailed:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def statuses(w: q.World, eid: bytes) -> dict:
@@ -243,3 +263,25 @@ def test_host_flash_command_never_runs_the_host_in_m_mode(request):
         w.shutdown()
     if not request.session.testsfailed:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_oversize_and_out_of_region_arguments_are_refused(request):
+    """Issue 13, finding 3: the monitor copies every host argument into its own memory before
+    librewire sees it. The hostile host (host.c, F_ABUSE_REQ) passes lengths over the copy's cap
+    (typed MON_ERR_TOO_LARGE, before librewire is called) and buffers in the monitor's or the
+    enclave's memory, across the end of its region or with a wrapping length (MON_ERR_BAD_POINTER).
+    The enclave counts on, intact, and still migrates through the copied buffers."""
+    too_large, bad = -q.MON_ERR_TOO_LARGE, -q.MON_ERR_BAD_POINTER
+    with world_of(request, q.HOSTILE_ELF) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        eid = demo.launch(w, A, 1024)
+        counts_on(w, A, 3)
+        got = w.abuse(A)
+        assert got == [too_large] * 3 + [bad] * 9, got
+        n = len(A.counters())
+        counts_on(w, A, n + 3)
+        assert all(l.endswith("intact") for l in A.console() if "] counter=" in l)
+        assert not [l for l in A.console() if "trap" in l]
+        st = w.status(A, eid)
+        assert st["state"] == "running" and st["runnable"]
+        migrate_and_check_it_goes_on(w, eid, A, B)
