@@ -75,6 +75,7 @@ enum {
 #define MON_ERR_NOT_RUNNABLE 902
 #define MON_ERR_FLASH 903 /* the monitor's flash could not be read */
 #define MON_ERR_TOO_LARGE 904 /* longer than the monitor's copy-in buffer for that argument (caps below) */
+#define MON_ERR_NOT_DURABLE 905 /* a checkpoint the migration needs did not reach flash: its output was withheld */
 
 /* Host input is copied into M-mode memory before librewire sees it; these are
  * the caps of those copies. librewire refuses longer inputs anyway (its

@@ -236,7 +236,7 @@ static uint32_t ckpt_seq;
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-static int checkpoint(void) {
+static int checkpoint(int at_launch) {
     if (!fw.present) return -1;
     uint8_t *p = ckpt_plain;
     put32(p, 0x4b435752); put32(p + 4, (uint32_t)fw.code_len); put32(p + 8, (uint32_t)fw.state_len);
@@ -256,6 +256,11 @@ static int checkpoint(void) {
     if (have == FLASH_ERR) return -1;
     uintptr_t slot = (have >= 0 && cur == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16)) ? CKPT_SLOT1 : CKPT_SLOT0;
     ckpt_seq = have >= 0 ? seq + 1 : 1;
+#ifdef FAULT_CHECKPOINT /* tests only (monitor-faulty.elf): every checkpoint after the launch's fails to reach flash */
+    if (!at_launch) return -1;
+#else
+    (void)at_launch;
+#endif
     return flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0);
 }
 
@@ -296,22 +301,38 @@ static void restore(void) {
     con_puts(")\n");
 }
 
+/* Host input and output, copied (see copy_in below). */
+static uint8_t xin[48 + PEER_BYTES_MAX]; /* the largest input: H_PEER */
+static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
+
 /* ------------------------------------------------------------ event queue
  * After every librewire call the monitor takes the progress events itself
  * (and makes the enclave durable where an event calls for it) before the host
  * can relay any output: a READY or a ClientHello never leaves before the
  * checkpoint it depends on is on flash.
+ *
+ * When that checkpoint does not reach flash, the migration must not go on
+ * (a crash would leave no copy anywhere once the source has READY). The
+ * checkpoint is then owed for as long as librewire holds the enclave FROZEN
+ * or PENDING here, and while it is owed no output leaves: the monitor takes
+ * every queued output itself, drops it and closes its channel
+ * (rewire_monitor_peer_closed). That is only what an untrusted relay may do
+ * anyway, so librewire stays safe, and it stops the migration at once: a
+ * source aborts and resumes its enclave; a target keeps its PENDING copy
+ * unreleased (its READY never left) until the SDS settles it. Every later
+ * call retries the checkpoint. The host gets MON_ERR_NOT_DURABLE.
  */
 #define EVQ 64
 static uint8_t evq[EVQ][24];
 static unsigned ev_head, ev_tail;
+static int ckpt_owed; /* an event's checkpoint is not on flash: no output may leave */
 static const char *event_name(uint32_t e) {
     static const char *names[] = {"?", "validated", "frozen", "channel up", "offered", "offer accepted",
                                   "target verified", "stream done", "pending ready", "committed", "activated",
                                   "aborted", "dropped"};
     return e < sizeof names / sizeof names[0] ? names[e] : "?";
 }
-static void drain_events(void) {
+static void take_events(void) {
     uint32_t e, why;
     uint8_t req[16];
     while (rewire_monitor_poll_event(mon, &e, req, &why) == REWIRE_OK) {
@@ -320,14 +341,48 @@ static void drain_events(void) {
         if (e == REWIRE_EVENT_ABORTED) { con_puts(" ("); con_puts(rewire_result_text(why)); con_puts(")"); }
         con_puts("\n");
         if (e == REWIRE_EVENT_FROZEN || e == REWIRE_EVENT_PENDING_READY) {
-            int r = checkpoint();
-            say(r == 0 ? "checkpoint on flash\n" : "CHECKPOINT FAILED\n");
+            int r = checkpoint(0);
+            if (r != 0) ckpt_owed = 1;
+            say(r == 0 ? "checkpoint on flash\n" : "CHECKPOINT FAILED: withholding the migration\n");
         }
         if (ev_tail - ev_head < EVQ) {
             uint8_t *q = evq[ev_tail++ % EVQ];
             put32(q, e); memcpy(q + 4, req, 16); put32(q + 20, why);
         }
     }
+}
+/* Whether librewire would resume the enclave here after a crash from an event's checkpoint. */
+static int needs_checkpoint(void) {
+    uint32_t st = 0;
+    uint64_t ep;
+    return fw.present && rewire_monitor_status(mon, fw.id, &st, &ep) == REWIRE_OK &&
+           (st == REWIRE_STATE_FROZEN || st == REWIRE_STATE_PENDING);
+}
+/* Drop every queued output and close the channel of each (bounded: closing ends a stream). */
+static void withhold_output(void) {
+    uint8_t host[32], conn[16];
+    for (unsigned i = 0; i < 256; i++) {
+        uint32_t dest = 0;
+        size_t n = 0;
+        if (rewire_monitor_poll_output(mon, &dest, host, conn, xout, sizeof xout, &n) != REWIRE_OK) break;
+        if (dest == REWIRE_DEST_PEER) rewire_monitor_peer_closed(mon, conn);
+    }
+}
+/* After every librewire call: 0, or -MON_ERR_NOT_DURABLE when output was withheld. */
+static int64_t drain_events(void) {
+    int retry = ckpt_owed; /* owed from an earlier call: try again */
+    take_events();
+    if (ckpt_owed && !needs_checkpoint()) ckpt_owed = 0;
+    if (ckpt_owed && retry && checkpoint(0) == 0) {
+        ckpt_owed = 0;
+        say("checkpoint on flash (retried)\n");
+    }
+    if (!ckpt_owed) return 0;
+    withhold_output();
+    take_events(); /* what closing did: a source aborts and resumes its enclave */
+    if (needs_checkpoint()) withhold_output(); /* still owed: what closing queued stays here too */
+    else ckpt_owed = 0;                        /* aborted: its own messages (ABORT to the SDS) may leave */
+    return -MON_ERR_NOT_DURABLE;
 }
 
 /* ---------------------------------------------------------------- ecalls */
@@ -343,8 +398,7 @@ static int64_t rc(uint32_t r) { return r == REWIRE_OK ? 0 : -(int64_t)r; }
  * bytes again) and must not see it change: on a platform whose DMA masters or
  * other harts the host controls may write host memory at any time, only a
  * private copy is stable. */
-static uint8_t xin[48 + PEER_BYTES_MAX]; /* the largest input: H_PEER */
-static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
+/* xin and xout (above) are the M-mode copies. */
 static int64_t copy_in(uint64_t p, uint64_t n, uint64_t cap) {
     if (!host_ptr(p, n)) return -MON_ERR_BAD_POINTER;
     if (n > cap) return -MON_ERR_TOO_LARGE;
@@ -401,7 +455,7 @@ static int64_t host_call(struct frame *f) {
         fw.state_len = a2;
         uint32_t r = rewire_monitor_install(mon, xin + 16, a1 - 16);
         if (r != REWIRE_OK) { fw_wipe(); return rc(r); }
-        int c = checkpoint();
+        int c = checkpoint(1);
         say(c == 0 ? "enclave launched; checkpoint on flash\n" : "enclave launched; CHECKPOINT FAILED\n");
         drain_events();
         return 0;
@@ -409,29 +463,30 @@ static int64_t host_call(struct frame *f) {
     case H_SDS: {
         if ((e = copy_in(a0, a1, SDS_MSG_MAX)) != 0) return e;
         uint32_t r = rewire_monitor_handle_sds(mon, xin, a1);
-        drain_events();
-        return rc(r);
+        e = drain_events();
+        return r != REWIRE_OK ? rc(r) : e;
     }
     case H_PEER: {
         if (a1 < 48) return -MON_ERR_BAD_POINTER;
         if ((e = copy_in(a0, a1, 48 + PEER_BYTES_MAX)) != 0) return e;
         uint32_t r = rewire_monitor_handle_peer(mon, xin, xin + 32, xin + 48, a1 - 48);
-        drain_events();
-        return rc(r);
+        e = drain_events();
+        return r != REWIRE_OK ? rc(r) : e;
     }
     case H_CLOSED: {
         if ((e = copy_in(a0, 16, 16)) != 0) return e;
         uint32_t r = rewire_monitor_peer_closed(mon, xin);
-        drain_events();
-        return rc(r);
+        e = drain_events();
+        return r != REWIRE_OK ? rc(r) : e;
     }
     case H_TICK: {
         uint32_t r = rewire_monitor_tick(mon);
-        drain_events();
-        return rc(r);
+        e = drain_events();
+        return r != REWIRE_OK ? rc(r) : e;
     }
     case H_POLL_OUT: {
         if (!host_ptr(a0, a1) || a1 < 49) return -MON_ERR_BAD_POINTER;
+        if (ckpt_owed) return -MON_ERR_NOT_DURABLE; /* drain_events took it all; nothing leaves meanwhile */
         uint32_t dest = 0;
         size_t n = 0;
         uint32_t r = rewire_monitor_poll_output(mon, &dest, xout + 1, xout + 33, xout + 49, out_room(a1, 49), &n);

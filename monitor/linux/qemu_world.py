@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ELF = ROOT / "target" / "monitor" / "monitor.elf"
 # The same monitor with a hostile host program (host.c built with -DHOSTILE_FLASH_CMD).
 HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
+# The monitor built with -DFAULT_CHECKPOINT: every checkpoint after launch fails to reach flash.
+FAULTY_ELF = ROOT / "target" / "monitor" / "monitor-faulty.elf"
 
 # frames (monitor/abi.h)
 F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1, 2, 3, 4, 5, 6, 7, 8
@@ -41,6 +43,7 @@ F_SDS, F_PEER, F_CLOSED, F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF = 32,
 F_ABUSE_REQ = 40  # hostile host only
 # monitor result codes (abi.h), negated in ecall results
 MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE, MON_ERR_FLASH, MON_ERR_TOO_LARGE = 900, 901, 902, 903, 904
+MON_ERR_NOT_DURABLE = 905
 EVENTS = {1: "validated", 2: "frozen", 3: "channel up", 4: "offered", 5: "offer accepted", 6: "target verified",
           7: "stream done", 8: "pending ready", 9: "committed", 10: "activated", 11: "aborted", 12: "dropped"}
 STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}

@@ -285,3 +285,39 @@ def test_oversize_and_out_of_region_arguments_are_refused(request):
         st = w.status(A, eid)
         assert st["state"] == "running" and st["runnable"]
         migrate_and_check_it_goes_on(w, eid, A, B)
+
+
+@pytest.mark.parametrize("faulty", ["host-A", "host-B"])
+def test_checkpoint_failure_withholds_the_migration(request, faulty):
+    """Issue 13, finding 4: a checkpoint the migration depends on does not reach flash
+    (monitor-faulty.elf: every checkpoint after launch fails). The monitor must not let the
+    migration go on without it: at the source (host-A) it refuses the order once the FROZEN
+    checkpoint fails; at the target (host-B) it withholds READY once the PENDING checkpoint fails.
+    Either way the ecall answers MON_ERR_NOT_DURABLE, the enclave is never activated at B, and it
+    runs on at A from where it stopped, state intact, with the ledger agreeing."""
+    elf_a, elf_b = (q.FAULTY_ELF, q.ELF) if faulty == "host-A" else (q.ELF, q.FAULTY_ELF)
+    with world_of(request, elf_a, elf_b) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        eid = demo.launch(w, A, 1024)
+        w.run(B, 100)
+        counts_on(w, A, 3)
+        before = len(w.results)
+        demo.migrate(w, eid, A, B)
+        cmd = q.F_SDS if faulty == "host-A" else q.F_PEER
+        w.wait(lambda: any(r[1] == faulty and r[2] == cmd for r in w.results[before:]), f"{faulty}'s answer", 60)
+        res = [r for r in w.results[before:] if r[1] == faulty and r[2] == cmd][0]
+        assert res[3] == -q.MON_ERR_NOT_DURABLE, res
+        w.wait(lambda: any("CHECKPOINT FAILED" in l for l in w.hosts[faulty].console()), "the failure logged", 10)
+        last_a = A.counters()[-1]
+        # The source aborts (at once when its own checkpoint failed, after its inactivity
+        # timeout when READY never comes) and resumes the enclave; the SDS settles at A.
+        assert settle(w, eid, timeout=120) == "host-A"
+        counts_on(w, A, 3, after=last_a)
+        nxt = [c for c in A.counters() if c > last_a][0]
+        assert nxt == last_a + 1, (last_a, nxt)
+        assert all(l.endswith("intact") for l in A.console() if "] counter=" in l)
+        assert w.event_time("host-B", "activated") is None
+        assert not B.counters(), "the enclave ran at B"
+        st = w.status(A, eid)
+        assert st["state"] == "running" and st["runnable"] and st["epoch"] == 1
+        w.wait(lambda: not w.status(B, eid)["present"], "B without a copy", 60, resolve_every=1.0)
