@@ -11,7 +11,7 @@
  * Simulated, and said so in docs/porting.md: the root of trust (a device
  * secret in a pflash region only M-mode reaches, provisioned by the Linux
  * side), randomness (the Zkr `seed` CSR, which QEMU fills from the Linux
- * host's RNG), trusted wall time (QEMU's goldfish RTC) and evidence (an
+ * host's RNG; conditioned by entropy.c), trusted wall time (QEMU's goldfish RTC) and evidence (an
  * unsigned report that librewire's signed READY carries).
  */
 #include "monitor.h"
@@ -71,17 +71,33 @@ static void pmp_enclave(void) {
 }
 
 /* ------------------------------------------------------- platform (librewire) */
+/* The Zkr seed CSR, read with a read-write instruction as the spec requires. */
+#ifdef FAULT_SEED_DEAD /* tests only (monitor-deadseed.elf): the source goes DEAD once an enclave is launched */
+static int seed_dead;
+#endif
+static uint32_t seed_csr(void) {
+#ifdef FAULT_SEED_DEAD
+    if (seed_dead) return 3u << 30;
+#endif
+    uint64_t s;
+    __asm__ volatile("csrrw %0, 0x015, x0" : "=r"(s));
+    return (uint32_t)s;
+}
+/* Random bytes only from the DRBG (entropy.c), which reseeds from the seed CSR
+ * before every request. A failure reaches librewire as non-zero: the
+ * operation that wanted randomness fails closed (never a spin). */
+static struct drbg rng;
 static uint32_t random_fill(void *u, uint8_t *buf, size_t len) {
     (void)u;
-    size_t i = 0;
-    while (i < len) {
-        uint64_t s;
-        __asm__ volatile("csrrw %0, 0x015, x0" : "=r"(s)); /* Zkr seed CSR */
-        if (((s >> 30) & 3) != 2) continue;                  /* wait for ES16 */
-        buf[i++] = (uint8_t)s;
-        if (i < len) buf[i++] = (uint8_t)(s >> 8);
+    static int said;
+    int r = drbg_fill(&rng, seed_csr, buf, len);
+    if (r != 0 && !said) {
+        said = 1;
+        say(r == RNG_ERR_DEAD ? "entropy source DEAD: every random request fails\n"
+            : r == RNG_ERR_WAIT ? "entropy source not ready: random request failed\n"
+                                : "entropy source failed its health test: random request failed\n");
     }
-    return 0;
+    return r == 0 ? 0 : 1;
 }
 /* The time CSR (CLINT mtime, 10 MHz). Not an MMIO read of mtime: a guest that
  * polls MMIO in a loop holds QEMU's global lock and starves its I/O thread. */
@@ -457,6 +473,9 @@ static int64_t host_call(struct frame *f) {
         if (r != REWIRE_OK) { fw_wipe(); return rc(r); }
         int c = checkpoint(1);
         say(c == 0 ? "enclave launched; checkpoint on flash\n" : "enclave launched; CHECKPOINT FAILED\n");
+#ifdef FAULT_SEED_DEAD
+        seed_dead = 1;
+#endif
         drain_events();
         return 0;
     }

@@ -27,4 +27,20 @@ int flash_slots_erase(uintptr_t s0, uintptr_t s1);
 int flash_counter_read(uint64_t *out);
 int flash_counter_increment(void);
 const struct rot_blob *flash_rot(void); /* NULL: not provisioned, or flash unreadable */
+
+/* entropy.c: the Zkr seed CSR, health-tested, through HMAC_DRBG (SHA-256) */
+#define RAW_WORDS 128       /* ES16 samples (2048 raw bits) per request's reseed */
+#define WAIT_POLLS 100000u  /* BIST/WAIT reads allowed per request before it fails */
+#define RNG_ERR_DEAD 1      /* the source said DEAD: this and every later request fails */
+#define RNG_ERR_WAIT 2      /* no ES16 within WAIT_POLLS reads */
+#define RNG_ERR_HEALTH 3    /* a health test refused the samples */
+typedef uint32_t (*seed_fn)(void); /* one read of the seed CSR (OPST in bits 31:30, entropy in 15:0) */
+struct drbg {
+    uint8_t k[32], v[32]; /* HMAC_DRBG state */
+    uint8_t last[32];     /* SHA-256 of the last raw batch */
+    uint64_t batches;
+    int seeded, dead;
+};
+/* len random bytes into out: 0, or an RNG_ERR_* (out zeroed). Never spins. */
+int drbg_fill(struct drbg *d, seed_fn src, uint8_t *out, size_t len);
 #endif

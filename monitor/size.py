@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 
 GROUPS = [
-    ("monitor C (start.S, monitor.c, flash.c, sha256.c)", re.compile(r"/(start|monitor|flash|sha256)\.o$")),
+    ("monitor C (start.S, monitor.c, flash.c, sha256.c, entropy.c)", re.compile(r"/(start|monitor|flash|sha256|entropy)\.o$")),
     ("host program (U-mode, untrusted)", re.compile(r"/host\.o$")),
     ("enclave (U-mode)", re.compile(r"/enclave\.o$")),
     ("librewire.a (rewire-core, rustls, ring, coset, alloc/core)", re.compile(r"librewire\.a")),

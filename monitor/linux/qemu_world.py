@@ -36,6 +36,8 @@ ELF = ROOT / "target" / "monitor" / "monitor.elf"
 HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
 # The monitor built with -DFAULT_CHECKPOINT: every checkpoint after launch fails to reach flash.
 FAULTY_ELF = ROOT / "target" / "monitor" / "monitor-faulty.elf"
+# The monitor built with -DFAULT_SEED_DEAD: its entropy source reads DEAD once an enclave is launched.
+DEADSEED_ELF = ROOT / "target" / "monitor" / "monitor-deadseed.elf"
 
 # frames (monitor/abi.h)
 F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1, 2, 3, 4, 5, 6, 7, 8

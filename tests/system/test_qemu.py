@@ -321,3 +321,28 @@ def test_checkpoint_failure_withholds_the_migration(request, faulty):
         st = w.status(A, eid)
         assert st["state"] == "running" and st["runnable"] and st["epoch"] == 1
         w.wait(lambda: not w.status(B, eid)["present"], "B without a copy", 60, resolve_every=1.0)
+
+
+def test_dead_entropy_source_fails_closed(request):
+    """Issue 13, finding 5: the Zkr seed CSR reads DEAD (monitor-deadseed.elf, once the enclave is
+    launched). The monitor must not spin: every random request fails with a typed result, so
+    librewire refuses what needs randomness (here the migration order, before anything is frozen
+    or journaled) while the enclave, which needs none to run, counts on where it is."""
+    with world_of(request, q.DEADSEED_ELF) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        eid = demo.launch(w, A, 1024)
+        w.run(B, 100)
+        counts_on(w, A, 3)
+        assert any("entropy source DEAD" in l for l in A.console())
+        before = len(w.results)
+        demo.migrate(w, eid, A, B)
+        w.wait(lambda: any(r[1] == "host-A" and r[2] == q.F_SDS for r in w.results[before:]), "A's answer", 30)
+        res = [r for r in w.results[before:] if r[1] == "host-A" and r[2] == q.F_SDS][0]
+        assert res[3] < 0, res  # a typed refusal (librewire reports the TLS channel it could not open)
+        n = len(A.counters())
+        counts_on(w, A, n + 3)
+        assert all(l.endswith("intact") for l in A.console() if "] counter=" in l)
+        st = w.status(A, eid)
+        assert st["state"] == "running" and st["runnable"] and st["epoch"] == 0
+        assert w.status(B, eid)["present"] is False
+        assert demo.at(w, eid) == "host-A"
