@@ -11,8 +11,9 @@
  * Simulated, and said so in docs/porting.md: the root of trust (a device
  * secret in a pflash region only M-mode reaches, provisioned by the Linux
  * side), randomness (the Zkr `seed` CSR, which QEMU fills from the Linux
- * host's RNG; conditioned by entropy.c), trusted wall time (QEMU's goldfish RTC) and evidence (an
- * unsigned report that librewire's signed READY carries).
+ * host's RNG; entropy.c conditions it), trusted wall time (QEMU's goldfish
+ * RTC) and evidence (an unsigned report that librewire's signed READY
+ * carries).
  */
 #include "monitor.h"
 #include "enclave_state.h"
@@ -285,6 +286,9 @@ static void restore(void) {
     long n = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &p, &ckpt_seq, NULL);
     if (n == FLASH_ERR) say("checkpoint slots unreadable\n");
     if (n < 16) return;
+    if ((size_t)n > sizeof ckpt_blob) { say("checkpoint too large: ignored\n"); return; }
+    memcpy(ckpt_blob, p, (size_t)n); /* the slot is on flash the host can write: librewire reads a copy */
+    p = ckpt_blob;
     uint32_t state;
     uint64_t epoch;
     if (rewire_monitor_status(mon, p, &state, &epoch) != REWIRE_OK ||
@@ -317,7 +321,14 @@ static void restore(void) {
     con_puts(")\n");
 }
 
-/* Host input and output, copied (see copy_in below). */
+/* Copy-in, copy-out (docs/porting.md §2.7). librewire never gets a pointer
+ * into host or enclave memory: every input is first copied into M-mode
+ * memory (region check, then a cap, each with its own error: copy_in below),
+ * and every output is built in M-mode memory and copied out after the call.
+ * librewire reads its input during a call (parses, checks a signature, reads
+ * the same bytes again) and must not see it change: on a platform whose DMA
+ * masters or other harts the host controls may write host memory at any
+ * time, only a private copy is stable. */
 static uint8_t xin[48 + PEER_BYTES_MAX]; /* the largest input: H_PEER */
 static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
 
@@ -406,15 +417,7 @@ static int host_ptr(uint64_t p, uint64_t n) { return p >= HOST_BASE && n <= HOST
 static int enc_ptr(uint64_t p, uint64_t n) { return p >= ENC_BASE && n <= ENC_SIZE && p - ENC_BASE <= ENC_SIZE - n; }
 static int64_t rc(uint32_t r) { return r == REWIRE_OK ? 0 : -(int64_t)r; }
 
-/* Copy-in, copy-out (docs/porting.md §2.7). librewire never gets a pointer
- * into host or enclave memory: every input is first copied into M-mode
- * memory (region check, then a cap, each with its own error), and every
- * output is built in M-mode memory and copied out after the call. librewire
- * reads its input during a call (parses, checks a signature, reads the same
- * bytes again) and must not see it change: on a platform whose DMA masters or
- * other harts the host controls may write host memory at any time, only a
- * private copy is stable. */
-/* xin and xout (above) are the M-mode copies. */
+/* n bytes of host memory at p into xin: MON_ERR_BAD_POINTER outside the host region, MON_ERR_TOO_LARGE over cap. */
 static int64_t copy_in(uint64_t p, uint64_t n, uint64_t cap) {
     if (!host_ptr(p, n)) return -MON_ERR_BAD_POINTER;
     if (n > cap) return -MON_ERR_TOO_LARGE;
