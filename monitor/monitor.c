@@ -596,7 +596,8 @@ static int64_t enclave_call(struct frame *f) {
         size_t n = 0;
         if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
         if (fw.sealed_len == 0) return -REWIRE_ERR_EMPTY;
-        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, enc_buf, a1 < ENC_SEAL_MAX ? a1 : ENC_SEAL_MAX, &n);
+        size_t cap = a1 < ENC_SEAL_MAX ? (size_t)a1 : ENC_SEAL_MAX;
+        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, enc_buf, cap, &n);
         if (r == REWIRE_OK) memcpy((void *)a0, enc_buf, n);
         memset(enc_buf, 0, sizeof enc_buf);
         return r == REWIRE_OK ? (int64_t)n : rc(r);

@@ -64,13 +64,15 @@ int main(void) {
 
     struct drbg f = {0};
     reads = 0;
-    check(drbg_fill(&f, waiting, out, 16) == RNG_ERR_WAIT && reads == WAIT_POLLS, "WAIT for ever: fails after WAIT_POLLS reads");
+    check(drbg_fill(&f, waiting, out, 16) == RNG_ERR_WAIT && reads == WAIT_POLLS,
+          "WAIT for ever: fails after WAIT_POLLS reads");
     xs = 7; reads = 0;
     check(drbg_fill(&f, good, out, 16) == 0, "WAIT is not final: the next request succeeds");
 
     struct drbg g = {0};
     reads = 0;
-    check(drbg_fill(&g, stuck, out, 16) == RNG_ERR_HEALTH && reads == 11, "all-equal samples: repetition count test, 11 reads");
+    check(drbg_fill(&g, stuck, out, 16) == RNG_ERR_HEALTH && reads == 11,
+          "all-equal samples: repetition count test, 11 reads");
     struct drbg h = {0};
     reads = 0;
     check(drbg_fill(&h, two_values, out, 16) == RNG_ERR_HEALTH, "two alternating values: adaptive proportion test");
