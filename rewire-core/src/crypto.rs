@@ -305,8 +305,49 @@ mod tests {
     fn secrets_do_not_print() {
         let s = Secret::from_bytes([0xab; 32]);
         let text = alloc::format!("{s:?}");
-        assert!(!text.contains("ab"), "{text}");
-        assert!(!text.contains("171"));
+        assert_eq!(text, "Secret([redacted])");
+        let k = SigningKey::from_seed(Secret::from_bytes([0xab; 32])).unwrap();
+        let p = k.public();
+        let text = alloc::format!("{k:?}");
+        assert_eq!(text, alloc::format!("SigningKey({p:?})"));
+        assert_eq!(
+            alloc::format!("{p:?}"),
+            alloc::format!(
+                "PublicKey({:02x}{:02x}{:02x}{:02x}{:02x}{:02x}…)",
+                p.0[0],
+                p.0[1],
+                p.0[2],
+                p.0[3],
+                p.0[4],
+                p.0[5]
+            )
+        );
+        assert_eq!(alloc::format!("{:?}", Hasher::default()), "Hasher");
+    }
+
+    #[test]
+    fn secret_from_slice_takes_exactly_32_bytes() {
+        assert_eq!(Secret::from_slice(&[5; 32]).unwrap().expose(), &[5; 32]);
+        assert!(Secret::from_slice(&[5; 31]).is_none());
+        assert!(Secret::from_slice(&[5; 33]).is_none());
+    }
+
+    #[test]
+    fn spki_must_be_exactly_an_ed25519_key() {
+        let spki = SigningKey::from_seed(Secret::from_bytes([7; 32]))
+            .unwrap()
+            .public()
+            .to_spki();
+        // Right length, wrong prefix (an X25519 key's OID).
+        let mut other = spki.clone();
+        other[9] = 0x6e;
+        assert_eq!(PublicKey::from_spki(&other), Err(Error::PeerMismatch));
+        // Right prefix, one byte too many or too few.
+        let mut long = spki.clone();
+        long.push(0);
+        assert_eq!(PublicKey::from_spki(&long), Err(Error::PeerMismatch));
+        assert_eq!(PublicKey::from_spki(&spki[..43]), Err(Error::PeerMismatch));
+        assert_eq!(PublicKey::from_spki(&spki[..5]), Err(Error::PeerMismatch));
     }
 
     #[test]

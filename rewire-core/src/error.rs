@@ -315,4 +315,23 @@ mod tests {
         assert_eq!(Error::Tls.category(), Category::Channel);
         assert_eq!(Error::NullPointer.category(), Category::Api);
     }
+
+    #[test]
+    fn texts_are_the_c_texts_distinct_and_shown_with_the_code() {
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_eq!(e.as_str().as_bytes(), e.as_cstr().to_bytes());
+            assert!(!e.as_str().is_empty());
+            for other in &Error::ALL[i + 1..] {
+                assert_ne!(e.as_str(), other.as_str(), "{e:?} and {other:?}");
+            }
+        }
+        assert_eq!(Error::Internal.as_str(), "internal error; call refused");
+        assert_eq!(
+            alloc::format!("{}", Error::Internal),
+            alloc::format!(
+                "internal error; call refused (rewire error {})",
+                Error::Internal.code()
+            )
+        );
+    }
 }

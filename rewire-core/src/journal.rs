@@ -353,6 +353,114 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), (42, true, recs)); // safe: test code
     }
 
+    fn running(policy: Vec<u8>, last: Option<Settled>) -> Record {
+        Record {
+            id: [1; 16],
+            measurement: [2; 32],
+            policy,
+            epoch: 0,
+            state: RecState::Running,
+            last,
+        }
+    }
+
+    #[test]
+    fn record_decoding_is_strict_and_caps_are_exact() {
+        // The settled proof: at its cap kept, one byte over refused.
+        let cap = MAX_SIGNED + 64;
+        let at = running(
+            alloc::vec![],
+            Some(Settled {
+                request_id: [3; 16],
+                message: alloc::vec![4; cap],
+            }),
+        );
+        assert_eq!(Record::from_value(at.to_value()), Ok(at.clone()));
+        let mut over = at.clone();
+        over.last.as_mut().unwrap().message.push(4); // safe: test
+        assert_eq!(Record::from_value(over.to_value()), Err(Error::TooLarge));
+        // `last` is either empty or [request id, message]: one item is not.
+        let mut v = at.to_value();
+        if let Value::Array(items) = &mut v {
+            *items.last_mut().unwrap() =
+                Value::Array(alloc::vec![Value::Bytes(alloc::vec![3; 16])]); // safe: test
+        }
+        assert_eq!(Record::from_value(v), Err(Error::Decode));
+        let none = running(alloc::vec![], None);
+        assert_eq!(Record::from_value(none.to_value()), Ok(none));
+    }
+
+    #[test]
+    fn a_journal_over_its_cap_is_not_written() {
+        let mut p = Adversarial {
+            counter: 0,
+            blobs: Vec::new(),
+            present: None,
+            budget: None,
+            salt: 0,
+        };
+        let key = Secret::from_bytes([9; 32]);
+        // The encoding's overhead is the same for every policy of this size.
+        let probe = 200_000;
+        let overhead = encode(1, false, &[running(alloc::vec![0; probe], None)])
+            .unwrap() // safe: test
+            .len()
+            - probe;
+        let fits = MAX_JOURNAL - overhead;
+        assert_eq!(
+            write(
+                &mut p,
+                &key,
+                1,
+                false,
+                &[running(alloc::vec![0; fits], None)]
+            ),
+            Ok(())
+        );
+        assert_eq!(p.blobs.len(), 1);
+        assert_eq!(
+            write(
+                &mut p,
+                &key,
+                1,
+                false,
+                &[running(alloc::vec![0; fits + 1], None)]
+            ),
+            Err(Error::Capacity)
+        );
+        assert_eq!(p.blobs.len(), 1, "nothing written");
+    }
+
+    #[test]
+    fn a_missing_journal_after_the_first_count_is_a_rollback() {
+        let key = Secret::from_bytes([9; 32]);
+        for counter in [1, 2, 7] {
+            let mut p = Adversarial {
+                counter,
+                blobs: Vec::new(),
+                present: None,
+                budget: None,
+                salt: 0,
+            };
+            assert_eq!(
+                recover(&mut p, &key),
+                Err(Error::Rollback),
+                "counter {counter}"
+            );
+        }
+        // A fresh monitor (counter 0, no journal) starts empty.
+        let mut p = Adversarial {
+            counter: 0,
+            blobs: Vec::new(),
+            present: None,
+            budget: None,
+            salt: 0,
+        };
+        let (records, c) = recover(&mut p, &key).unwrap(); // safe: test
+        assert!(records.is_empty());
+        assert_eq!(c, 2, "fenced from 0");
+    }
+
     /// Untrusted storage that keeps every blob ever written and presents
     /// whichever the adversary picks; power is cut after `budget` writes or
     /// increments.
