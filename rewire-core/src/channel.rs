@@ -340,7 +340,7 @@ impl Channel {
         cfg.resumption = rustls::client::Resumption::disabled();
         cfg.enable_early_data = false;
         let name = ServerName::try_from(SERVER_NAME).map_err(|_| Error::Tls)?;
-        let conn = UnbufferedClientConnection::new(Arc::new(cfg), name).map_err(|_| Error::Tls)?;
+        let conn = UnbufferedClientConnection::new(Arc::new(cfg), name).map_err(tls_error)?;
         Ok(Channel::with(Conn::Client(conn)))
     }
 
@@ -359,7 +359,7 @@ impl Channel {
         cfg.send_tls13_tickets = 0;
         cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         cfg.max_early_data_size = 0;
-        let conn = UnbufferedServerConnection::new(Arc::new(cfg)).map_err(|_| Error::Tls)?;
+        let conn = UnbufferedServerConnection::new(Arc::new(cfg)).map_err(tls_error)?;
         Ok(Channel::with(Conn::Server(conn)))
     }
 
@@ -568,6 +568,15 @@ impl Channel {
     }
 }
 
+/// A TLS failure as librewire's error: the platform's random source failing
+/// (rustls draws its randoms through it) is `Random`, not a channel fault.
+fn tls_error(e: rustls::Error) -> Error {
+    match e {
+        rustls::Error::FailedToGetRandomBytes => Error::Random,
+        _ => Error::Tls,
+    }
+}
+
 /// Remove the first `n` bytes, wiping the bytes the shift leaves behind
 /// (decrypted records and messages are processed in place).
 fn drain_front(v: &mut Vec<u8>, n: usize) {
@@ -615,7 +624,7 @@ fn step<Data>(
             event!(debug, error = ?e, "tls error");
             // After an error, one more process call yields the alert to send;
             // the caller closes the channel, the peer learns of it on its next read.
-            return (discard, Err(Error::Tls));
+            return (discard, Err(tls_error(e)));
         }
     };
     let r = match state {
@@ -769,6 +778,15 @@ mod tests {
         r.unwrap(); // safe: test
         assert!(s.is_established());
         assert_eq!(s.peer_key(), Some(key(1).public()));
+    }
+
+    #[test]
+    fn a_failed_random_source_is_reported_as_such() {
+        assert_eq!(
+            tls_error(rustls::Error::FailedToGetRandomBytes),
+            Error::Random
+        );
+        assert_eq!(tls_error(rustls::Error::DecryptError), Error::Tls);
     }
 
     #[test]
