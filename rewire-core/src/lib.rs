@@ -41,6 +41,7 @@ mod ids;
 mod journal;
 pub mod monitor;
 pub mod platform;
+mod rng;
 pub mod sds;
 pub mod seal;
 pub mod soft;

@@ -48,6 +48,8 @@ pub struct SoftPlatform {
     /// Make the next counter increment fail: the power is cut between the
     /// journal write and the increment (a torn commit).
     pub fail_next_increment: bool,
+    /// A stuck or repeating random source: every request gets these bytes.
+    pub stuck_random: Option<[u8; 32]>,
 }
 
 impl SoftPlatform {
@@ -62,12 +64,19 @@ impl SoftPlatform {
             counter: 0,
             fail_next_write: false,
             fail_next_increment: false,
+            stuck_random: None,
         }
     }
 }
 
 impl Platform for SoftPlatform {
     fn random(&mut self, buf: &mut [u8]) -> Result<()> {
+        if let Some(stuck) = self.stuck_random {
+            for chunk in buf.chunks_mut(32) {
+                chunk.copy_from_slice(&stuck[..chunk.len()]);
+            }
+            return Ok(());
+        }
         for chunk in buf.chunks_mut(32) {
             let mut input = [0u8; 40];
             input[..32].copy_from_slice(&self.rng_state);

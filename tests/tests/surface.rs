@@ -157,3 +157,32 @@ fn framework_evidence_is_capped_exactly() {
         }
     }
 }
+
+/// A stuck or repeating random source (crate::rng's health check): every
+/// use of randomness is refused with `Random`, the monitor is not poisoned,
+/// and the enclave runs on where it was; once the source is fixed the same
+/// order migrates it.
+#[test]
+fn a_stuck_random_source_fails_closed_and_the_enclave_stays() {
+    let (mut w, img) = world(1000);
+    w.mon(0).platform().stuck_random = Some([0; 32]);
+    assert_eq!(w.mon(0).seal_data(&EID, b"data"), Err(Error::Random));
+    // Repeating output: the first draw passes, the same one again does not.
+    let mut repeating = [0u8; 32];
+    repeating[0] = 1;
+    w.mon(0).platform().stuck_random = Some(repeating);
+    assert!(w.mon(0).seal_data(&EID, b"data").is_ok());
+    assert_eq!(w.mon(0).seal_data(&EID, b"data"), Err(Error::Random));
+    // The source cannot journal the freeze: the order is refused.
+    let before = w.mon(0).status(&EID).unwrap();
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let order = w.net.pop_back().unwrap().bytes;
+    assert_eq!(w.mon(0).handle_sds(&order), Err(Error::Random));
+    assert_eq!(w.mon(0).status(&EID), Some(before));
+    w.assert_intact_at(0, &EID, &img);
+    // Not poisoned: with the source fixed the same order goes through.
+    w.mon(0).platform().stuck_random = None;
+    assert_eq!(w.mon(0).handle_sds(&order), Ok(()));
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}

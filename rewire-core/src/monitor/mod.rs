@@ -17,6 +17,7 @@ use crate::crypto::{sha256, Digest, PublicKey, Secret};
 use crate::error::{Error, Result};
 use crate::journal::{RecState, Record, MAX_RECORDS};
 use crate::platform::{EnclaveHost, Platform};
+use crate::rng::Drbg;
 use crate::seal;
 use crate::wire::{verify_as, EnclaveId, EnclavePolicy, HostId, Message, RequestId};
 
@@ -238,6 +239,8 @@ pub struct Monitor<P: Platform, H: EnclaveHost> {
     id: Identity,
     cfg: Config,
     journal_key: Secret,
+    /// Every random byte the monitor uses comes from here (crate::rng).
+    drbg: Drbg,
     records: Vec<Record>,
     /// The records as last committed: what the monitor falls back to when a
     /// commit fails, so that its view never runs ahead of its journal.
@@ -400,7 +403,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     pub fn seal_data(&mut self, eid: &EnclaveId, data: &[u8]) -> Result<Vec<u8>> {
         let key = self.sealing_key(eid)?;
         let mut salt = [0u8; 32];
-        self.platform.random(&mut salt)?;
+        self.drbg.fill(&mut self.platform, &mut salt)?;
         seal::seal(&key, salt, data)
     }
 

@@ -11,6 +11,7 @@ use super::{Config, Dest, Identity, Monitor, StartFailure};
 use crate::error::{Error, Result};
 use crate::journal::{self, RecState};
 use crate::platform::{EnclaveHost, Platform};
+use crate::rng::{Conditioned, Drbg};
 use crate::wire::EnclaveId;
 
 /// Journal space kept free for recovery's own commits.
@@ -35,7 +36,29 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 })
             }
         };
-        let (records, counter) = match journal::recover(&mut platform, &journal_key) {
+        // Random bytes pass through a DRBG seeded from the counter as it
+        // stands now (crate::rng).
+        let mut drbg = match platform
+            .counter_read()
+            .and_then(|c| Drbg::new(&journal_key, c))
+        {
+            Ok(d) => d,
+            Err(error) => {
+                return Err(StartFailure {
+                    error,
+                    platform,
+                    host,
+                })
+            }
+        };
+        let recovered = journal::recover(
+            &mut Conditioned {
+                platform: &mut platform,
+                drbg: &mut drbg,
+            },
+            &journal_key,
+        );
+        let (records, counter) = match recovered {
             Ok(r) => r,
             Err(error) => {
                 return Err(StartFailure {
@@ -51,6 +74,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             id,
             cfg,
             journal_key,
+            drbg,
             durable: records.clone(),
             records,
             counter,
@@ -127,7 +151,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// stops taking input; restarting it recovers from the journal.
     pub(super) fn commit(&mut self) -> Result<()> {
         match journal::commit(
-            &mut self.platform,
+            &mut Conditioned {
+                platform: &mut self.platform,
+                drbg: &mut self.drbg,
+            },
             &self.journal_key,
             self.counter,
             &self.records,
@@ -138,8 +165,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 Ok(())
             }
             Err(e) => {
-                // Capacity is found before anything is written: nothing to recover.
-                self.poisoned = e != Error::Capacity;
+                // Capacity and a refused random source are found before
+                // anything is written: nothing to recover.
+                self.poisoned = !matches!(e, Error::Capacity | Error::Random);
                 self.records.clone_from(&self.durable);
                 Err(e)
             }

@@ -215,7 +215,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 .id
                 .sealing_key(&req.measurement, &req.enclave_id, SEALED_DATA_KEY_ID)?;
             let mut salt = [0u8; 32];
-            self.platform.random(&mut salt)?;
+            self.drbg.fill(&mut self.platform, &mut salt)?;
             Some(Sealer::new(&key, salt, seal::DEFAULT_CHUNK_LOG2)?)
         } else {
             None
