@@ -186,3 +186,166 @@ fn a_stuck_random_source_fails_closed_and_the_enclave_stays() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// Deliver until host 0 has verified the target: both sessions are then
+/// open and streaming. The clock does not move meanwhile.
+fn until_streaming(w: &mut World) {
+    while !w
+        .events
+        .iter()
+        .any(|(h, _, e)| *h == 0 && *e == Event::TargetVerified)
+    {
+        w.collect(1);
+        let p = w.net.pop_front().expect("stalled before streaming");
+        w.deliver(p);
+    }
+}
+
+fn aborted(w: &World, host: usize) -> Vec<Error> {
+    w.events
+        .iter()
+        .filter_map(|(h, _, e)| match e {
+            Event::Aborted(why) if *h == host => Some(*why),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sessions time out after exactly `timeout_ms` without activity, not at
+/// it and not before; an active session never does.
+#[test]
+fn sessions_time_out_after_the_timeout_and_not_at_it() {
+    let (mut w, img) = world(1 << 20);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    until_streaming(&mut w);
+    w.tick_all();
+    assert_eq!((aborted(&w, 0), aborted(&w, 1)), (vec![], vec![]));
+    let t = w.timeout_ms;
+    w.clock.advance(t);
+    w.tick_all();
+    assert_eq!((aborted(&w, 0), aborted(&w, 1)), (vec![], vec![]));
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+    w.clock.advance(1);
+    w.tick_all();
+    assert_eq!(aborted(&w, 0), vec![Error::Timeout]);
+    w.run();
+    w.assert_intact_at(0, &EID, &img);
+}
+
+/// A target whose import stalls tells the source why (REFUSE with
+/// `Timeout`) before it drops the import.
+#[test]
+fn a_stalled_import_is_refused_with_timeout() {
+    let (mut w, img) = world(1 << 20);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    until_streaming(&mut w);
+    w.clock.advance(w.timeout_ms + 1);
+    assert_eq!(w.mon(1).tick(), Ok(()));
+    // Only the target's words reach the source (which has not timed out).
+    w.net.clear();
+    w.collect(64);
+    let to_source: Vec<_> = w.net.drain(..).filter(|p| p.from == Some(1)).collect();
+    assert!(!to_source.is_empty());
+    for p in to_source {
+        w.deliver(p);
+    }
+    assert_eq!(aborted(&w, 0), vec![Error::Timeout]);
+    w.run();
+    w.assert_intact_at(0, &EID, &img);
+}
+
+/// A poisoned monitor (a commit failed) takes no more input of any kind.
+#[test]
+fn a_poisoned_monitor_refuses_all_input() {
+    let (mut w, _) = world(1000);
+    let other = *b"enclave-surface2";
+    w.deploy(0, other, &Image::sample(34, 100), 1);
+    w.order(&other, 2, [2; 16]).unwrap();
+    let order = w.net.pop_back().unwrap().bytes;
+    w.mon(0).platform().fail_next_write = true;
+    assert_eq!(w.mon(0).handle_sds(&order), Err(Error::Storage));
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let order = w.net.pop_back().unwrap().bytes;
+    assert_eq!(w.mon(0).handle_sds(&order), Err(Error::Storage));
+    assert_eq!(w.mon(0).tick(), Err(Error::Storage));
+    let from = w.hosts[1].id;
+    assert_eq!(
+        w.mon(0).handle_peer(from, [3; 16], &[22, 3, 1]),
+        Err(Error::Storage)
+    );
+}
+
+/// READY's report data, as frameworks must compute it:
+/// SHA-256(request id ‖ code digest ‖ state digest ‖ sealed digest).
+#[test]
+fn report_data_is_the_documented_hash() {
+    let rid = [7u8; 16];
+    let digests = [[1u8; 32], [2u8; 32], [3u8; 32]];
+    let mut input = rid.to_vec();
+    for d in &digests {
+        input.extend_from_slice(d);
+    }
+    assert_eq!(
+        rewire_core::monitor::report_data(&rid, &digests),
+        rewire_core::crypto::sha256(&input)
+    );
+}
+
+/// The SDS: registering the same enclave again returns the same policy;
+/// any other registration of it is refused, also after it moved.
+#[test]
+fn sds_registers_an_enclave_again_only_unchanged() {
+    let (mut w, img) = world(1000);
+    let (h0, h1) = (w.hosts[0].id, w.hosts[1].id);
+    let m = img.measurement();
+    let policy = w.sds().enclave(&EID).unwrap().policy.clone();
+    assert_eq!(w.sds().register_enclave(EID, m, 1, h0), Ok(policy));
+    let mut other = m;
+    other[0] ^= 1;
+    assert_eq!(
+        w.sds().register_enclave(EID, other, 1, h0),
+        Err(Error::Busy)
+    );
+    assert_eq!(w.sds().register_enclave(EID, m, 2, h0), Err(Error::Busy));
+    assert_eq!(w.sds().register_enclave(EID, m, 1, h1), Err(Error::Busy));
+    assert_eq!(
+        w.sds().enclaves().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![EID]
+    );
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    // Where it is now, but at epoch 1: not the registration it was.
+    assert_eq!(w.sds().register_enclave(EID, m, 1, h1), Err(Error::Busy));
+    let shown = format!("{:?}", w.sds());
+    assert!(
+        shown.starts_with("Sds {") && shown.contains("hosts: 3"),
+        "{shown}"
+    );
+}
+
+/// An endorsement names at most MAX_SM_MEASUREMENTS SM builds.
+#[test]
+fn sds_endorsement_takes_up_to_the_cap_of_sm_builds() {
+    let (mut w, _) = world(1000);
+    let cert = w.mon(0).identity().certificate().to_vec();
+    let sm = w.mon(0).identity().sm_measurement();
+    let cap = rewire_core::wire::MAX_SM_MEASUREMENTS;
+    let mut builds = vec![sm; cap];
+    for (i, b) in builds.iter_mut().enumerate().skip(1) {
+        b[0] = i as u8;
+    }
+    assert!(w
+        .sds()
+        .endorse_host(&cert, builds.clone(), 2, 0, u64::MAX)
+        .is_ok());
+    builds.push([0xee; 32]);
+    assert_eq!(
+        w.sds().endorse_host(&cert, builds, 2, 0, u64::MAX),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.sds().endorse_host(&cert, vec![], 2, 0, u64::MAX),
+        Err(Error::InvalidArgument)
+    );
+}
