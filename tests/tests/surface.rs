@@ -349,3 +349,39 @@ fn sds_endorsement_takes_up_to_the_cap_of_sm_builds() {
         Err(Error::InvalidArgument)
     );
 }
+
+/// The SDS withdraws an order only while it is unsent and only by its own
+/// request id; after the source committed it is too late.
+#[test]
+fn sds_withdraws_only_an_unsent_order_by_its_own_id() {
+    let (mut w, img) = world(1000);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.net.pop_back().expect("the order, never sent");
+    assert_eq!(w.sds().withdraw(&EID, &[2; 16]), Err(Error::InvalidState));
+    assert_eq!(
+        w.sds().withdraw(&[9; 16], &[1; 16]),
+        Err(Error::UnknownEnclave)
+    );
+    assert!(w.sds().enclave(&EID).unwrap().migration.is_some());
+    assert_eq!(w.sds().withdraw(&EID, &[1; 16]), Ok(()));
+    assert!(w.sds().enclave(&EID).unwrap().migration.is_none());
+    assert_eq!(w.sds().withdraw(&EID, &[1; 16]), Err(Error::InvalidState));
+    // Ordered again; once the SDS holds the source's RELEASE, too late.
+    w.order(&EID, 1, [3; 16]).unwrap();
+    while !matches!(
+        w.sds()
+            .enclave(&EID)
+            .unwrap()
+            .migration
+            .as_ref()
+            .map(|m| &m.phase),
+        Some(rewire_core::sds::MigrationPhase::Released(_))
+    ) {
+        w.collect(1);
+        let p = w.net.pop_front().expect("stalled before RELEASE");
+        w.deliver(p);
+    }
+    assert_eq!(w.sds().withdraw(&EID, &[3; 16]), Err(Error::InvalidState));
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
