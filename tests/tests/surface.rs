@@ -385,3 +385,52 @@ fn sds_withdraws_only_an_unsent_order_by_its_own_id() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// A monitor keeps at most 1024 unpolled events (a caller that never polls
+/// cannot make it grow without bound); the oldest are kept.
+#[test]
+fn unpolled_events_are_capped_at_1024() {
+    let (mut w, img) = world(100);
+    // Each refused migration: Validated, Frozen, then Aborted(Timeout).
+    let mut n = 0u32;
+    while n * 3 < 1024 + 6 {
+        let rid = [
+            (n % 251) as u8,
+            (n / 251) as u8,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+        ];
+        w.order(&EID, 1, rid).unwrap();
+        let order = w.net.pop_back().unwrap().bytes;
+        w.mon(0).handle_sds(&order).unwrap();
+        w.clock.advance(w.timeout_ms + 1);
+        w.mon(0).tick().unwrap();
+        // The ABORT settles the order at the SDS; events stay unpolled.
+        while let Some(o) = w.mon(0).poll_output() {
+            if o.dest == rewire_core::Dest::Sds {
+                w.sds().handle(&o.bytes).unwrap();
+            }
+        }
+        n += 1;
+    }
+    let mut events = Vec::new();
+    while let Some(e) = w.mon(0).poll_event() {
+        events.push(e);
+    }
+    assert_eq!(events.len(), 1024);
+    assert_eq!(events[0].1, Event::Validated);
+    assert_eq!(events[2].1, Event::Aborted(Error::Timeout));
+    w.assert_intact_at(0, &EID, &img);
+}
