@@ -434,3 +434,41 @@ fn unpolled_events_are_capped_at_1024() {
     assert_eq!(events[2].1, Event::Aborted(Error::Timeout));
     w.assert_intact_at(0, &EID, &img);
 }
+
+fn until_released(w: &mut World) -> rewire_core::sds::Migration {
+    loop {
+        if let Some(m) = w.sds().enclave(&EID).unwrap().migration.clone() {
+            if matches!(m.phase, rewire_core::sds::MigrationPhase::Released(_)) {
+                return m;
+            }
+        }
+        w.collect(1);
+        let p = w.net.pop_front().expect("stalled before RELEASE");
+        w.deliver(p);
+    }
+}
+
+/// A released migration keeps the order it released, and no other: a
+/// RELEASE for an order the SDS had replaced keeps none.
+#[test]
+fn sds_keeps_the_order_of_the_released_request_only() {
+    let (mut w, img) = world(1000);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let order = w.net.back().unwrap().bytes.clone();
+    let m = until_released(&mut w);
+    assert_eq!((m.request_id, m.order), ([1; 16], order));
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+
+    let (mut w, img) = world(1000);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.sds().withdraw(&EID, &[1; 16]).unwrap();
+    w.order(&EID, 2, [2; 16]).unwrap();
+    w.net.pop_back().expect("the second order, never sent");
+    // The first order was on its way: the source acts on it.
+    let m = until_released(&mut w);
+    assert_eq!(m.request_id, [1; 16]);
+    assert!(m.order.is_empty(), "not the replaced order's bytes");
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
