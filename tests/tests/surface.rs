@@ -456,7 +456,9 @@ fn sds_keeps_the_order_of_the_released_request_only() {
     w.order(&EID, 1, [1; 16]).unwrap();
     let order = w.net.back().unwrap().bytes.clone();
     let m = until_released(&mut w);
-    assert_eq!((m.request_id, m.order), ([1; 16], order));
+    // The migration from epoch 0 (the RELEASE names epoch 1).
+    assert_eq!((m.request_id, m.order, m.epoch), ([1; 16], order, 0));
+    assert_eq!(w.sds().enclave(&EID).unwrap().epoch, 1);
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 
