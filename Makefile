@@ -73,8 +73,9 @@ fuzz-brief:
 ## ~1100 mutants take hours on 2 cores: SHARD=k/n runs one shard, PART=core or
 ## PART=ffi one crate. `make mutants-diff` tests only the mutants in lines
 ## your uncommitted change touches: run it before submitting.
+MUTANTS_JOBS ?= 2
 mutants:
-	scripts/mutants.sh $(if $(PART),--part $(PART)) $(if $(SHARD),--shard $(SHARD))
+	scripts/mutants.sh -j $(MUTANTS_JOBS) $(if $(PART),--part $(PART)) $(if $(SHARD),--shard $(SHARD))
 
 mutants-diff:
 	@mkdir -p target
