@@ -474,3 +474,95 @@ fn sds_keeps_the_order_of_the_released_request_only() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// Every output of monitor `h` meant for the SDS, handed to the SDS; what
+/// it answered to each.
+fn to_sds(w: &mut World, h: usize) -> Vec<Result<rewire_core::LedgerEvent, Error>> {
+    let mut answers = Vec::new();
+    while let Some(o) = w.mon(h).poll_output() {
+        if o.dest == rewire_core::Dest::Sds {
+            answers.push(w.sds().handle(&o.bytes));
+        }
+    }
+    answers
+}
+
+/// The SDS clears a pending ABORT only on the DROPPED acknowledgement of
+/// that request from that target, once.
+#[test]
+fn sds_clears_exactly_the_acknowledged_cleanup() {
+    let (mut w, _) = world(100);
+    let other = *b"enclave-surface2";
+    w.deploy(0, other, &Image::sample(34, 100), 1);
+    // Two migrations to host 1, both aborted by the source (timeout) once
+    // the target has accepted them.
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.order(&other, 1, [2; 16]).unwrap();
+    while w
+        .events
+        .iter()
+        .filter(|(h, _, e)| *h == 1 && *e == Event::OfferAccepted)
+        .count()
+        < 2
+    {
+        w.collect(1);
+        let p = w.net.pop_front().expect("stalled before the offers");
+        w.deliver(p);
+    }
+    w.net.clear();
+    w.clock.advance(w.timeout_ms + 1);
+    w.mon(0).tick().unwrap();
+    assert_eq!(to_sds(&mut w, 0).len(), 2);
+    assert!(!w.sds().is_settled_all());
+    // The SDS sends each ABORT to the target, which acknowledges it.
+    let aborts = w.sds().resolution();
+    assert_eq!(aborts.len(), 2);
+    let t = w.hosts[1].id;
+    let mut acks = Vec::new();
+    for (host, msg) in aborts {
+        assert_eq!(host, t);
+        let _ = w.mon(1).handle_sds(&msg);
+        while let Some(o) = w.mon(1).poll_output() {
+            if o.dest == rewire_core::Dest::Sds {
+                acks.push(o.bytes);
+            }
+        }
+    }
+    assert_eq!(acks.len(), 2);
+    // The first clears its own request only; again, it is a duplicate.
+    assert!(matches!(
+        w.sds().handle(&acks[0]),
+        Ok(rewire_core::LedgerEvent::Dropped { .. })
+    ));
+    assert_eq!(w.sds().handle(&acks[0]), Err(Error::Duplicate));
+    let left = w.sds().resolution();
+    assert_eq!(left.len(), 1, "the other request's ABORT is still owed");
+    assert!(matches!(
+        w.sds().handle(&acks[1]),
+        Ok(rewire_core::LedgerEvent::Dropped { .. })
+    ));
+    assert!(w.sds().is_settled_all());
+}
+
+/// An ACTIVE the ledger already holds is a duplicate, not a second move.
+#[test]
+fn sds_takes_an_active_acknowledgement_once() {
+    let (mut w, img) = world(1000);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let active = loop {
+        w.collect(1);
+        let p = w.net.pop_front().expect("stalled before ACTIVE");
+        if matches!(p.to, To::Sds) && p.kind() == "active" {
+            break p.bytes.clone();
+        }
+        w.deliver(p);
+    };
+    assert!(matches!(
+        w.sds().handle(&active),
+        Ok(rewire_core::LedgerEvent::Activated { epoch: 1, .. })
+    ));
+    assert_eq!(w.sds().handle(&active), Err(Error::Duplicate));
+    assert!(w.sds().is_settled_all());
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
