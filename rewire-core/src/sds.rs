@@ -432,10 +432,9 @@ impl Sds {
         for e in self.enclaves.values() {
             if let Some(m) = &e.migration {
                 match &m.phase {
-                    MigrationPhase::Ordered if !m.order.is_empty() => {
-                        out.push((m.source, m.order.clone()))
-                    }
-                    MigrationPhase::Ordered => {}
+                    // An ordered migration always holds its order (only a
+                    // released one can lack it, see `on_decision`).
+                    MigrationPhase::Ordered => out.push((m.source, m.order.clone())),
                     MigrationPhase::Released(rel) => out.push((m.target, rel.clone())),
                 }
             }

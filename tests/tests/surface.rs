@@ -566,3 +566,53 @@ fn sds_takes_an_active_acknowledgement_once() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// An ABORT the target never acknowledges is re-sent for eight resolution
+/// rounds, then given up (the target drops a stale import on its own).
+#[test]
+fn sds_resends_an_unacknowledged_abort_for_eight_rounds() {
+    let (mut w, img) = world(100);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    let order = w.net.pop_back().unwrap().bytes;
+    w.mon(0).handle_sds(&order).unwrap();
+    w.clock.advance(w.timeout_ms + 1);
+    w.mon(0).tick().unwrap();
+    assert_eq!(to_sds(&mut w, 0).len(), 1);
+    let t = w.hosts[1].id;
+    for round in 0..8 {
+        let r = w.sds().resolution();
+        assert_eq!(r.len(), 1, "round {round}");
+        assert_eq!(r[0].0, t);
+    }
+    assert!(w.sds().resolution().is_empty());
+    assert!(w.sds().is_settled_all());
+    w.assert_intact_at(0, &EID, &img);
+}
+
+/// Audit asks the enclave's recorded host and the other end of an open
+/// migration, whichever side the ledger has it on.
+#[test]
+fn sds_audit_asks_both_ends_of_an_open_migration() {
+    let (mut w, img) = world(1000);
+    let mut both = vec![w.hosts[0].id, w.hosts[1].id];
+    both.sort();
+    let asked = |w: &mut World| {
+        let mut h: Vec<_> = rewire_core::Sds::audit(w.sds())
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect();
+        h.sort();
+        h
+    };
+    assert_eq!(
+        asked(&mut w),
+        vec![w.hosts[0].id],
+        "nothing open: the host only"
+    );
+    w.order(&EID, 1, [1; 16]).unwrap();
+    assert_eq!(asked(&mut w), both, "ordered: at the source");
+    until_released(&mut w);
+    assert_eq!(asked(&mut w), both, "released: at the target");
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
