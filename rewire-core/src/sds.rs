@@ -620,3 +620,39 @@ impl Sds {
 pub fn verify_endorsement(bytes: &[u8], sds: &PublicKey) -> Result<HostEndorsement> {
     verify_as(bytes, sds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cbor::int;
+    use crate::crypto::Secret;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(Secret::from_bytes([1; 32])).unwrap() // safe: test
+    }
+
+    /// A ledger is read as strictly as any message: a tuple with one item
+    /// more than its kind has is refused, not read past.
+    #[test]
+    fn a_ledger_tuple_with_an_extra_item_is_refused() {
+        let mut sds = Sds::new(key());
+        let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
+        sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .unwrap(); // safe: test
+        let bytes = sds.to_bytes().unwrap(); // safe: test
+        assert!(Sds::from_bytes(key(), &bytes).is_ok());
+        let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+            unreachable!("a ledger is an array")
+        };
+        // [type, version, SDS key, hosts, enclaves, cleanup]
+        let Value::Array(hosts) = &mut top[3] else {
+            unreachable!("hosts")
+        };
+        let Value::Array(host) = &mut hosts[0] else {
+            unreachable!("a host tuple")
+        };
+        host.push(int(0));
+        let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
+        assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
+    }
+}
