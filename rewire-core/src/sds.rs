@@ -655,4 +655,62 @@ mod tests {
         let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
         assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
     }
+
+    fn ledger(order: usize, release: usize, abort: usize) -> Sds {
+        let mut sds = Sds::new(key());
+        let h = PublicKey([5; 32]);
+        sds.enclaves.insert(
+            [6; 16],
+            EnclaveEntry {
+                policy: alloc::vec![1],
+                measurement: [7; 32],
+                min_atl: 1,
+                location: h,
+                epoch: 1,
+                migration: Some(Migration {
+                    request_id: [8; 16],
+                    order: alloc::vec![0; order],
+                    source: h,
+                    target: h,
+                    epoch: 0,
+                    phase: MigrationPhase::Released(alloc::vec![0; release]),
+                }),
+            },
+        );
+        sds.cleanup.push(Cleanup {
+            target: h,
+            request_id: [9; 16],
+            abort: alloc::vec![0; abort],
+            rounds: 3,
+        });
+        sds
+    }
+
+    /// Each byte string a ledger holds is read up to its cap and no further.
+    #[test]
+    fn ledger_caps_are_exact() {
+        let (o, r, a) = (4 * MAX_SIGNED, 2 * MAX_SIGNED, 2 * MAX_SIGNED);
+        let read = |sds: Sds| Sds::from_bytes(key(), &sds.to_bytes().unwrap()).err(); // safe: test
+        assert_eq!(read(ledger(o, r, a)), None);
+        assert_eq!(read(ledger(o + 1, r, a)), Some(Error::TooLarge));
+        assert_eq!(read(ledger(o, r + 1, a)), Some(Error::TooLarge));
+        assert_eq!(read(ledger(o, r, a + 1)), Some(Error::TooLarge));
+        // And the migration tuple takes no extra item either.
+        let bytes = ledger(1, 1, 1).to_bytes().unwrap(); // safe: test
+        let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+            unreachable!("a ledger is an array")
+        };
+        let Value::Array(enclaves) = &mut top[4] else {
+            unreachable!("enclaves")
+        };
+        let Value::Array(entry) = &mut enclaves[0] else {
+            unreachable!("an enclave tuple")
+        };
+        let Value::Array(migration) = &mut entry[6] else {
+            unreachable!("its migration")
+        };
+        migration.push(int(0));
+        let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
+        assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
+    }
 }
