@@ -75,6 +75,7 @@ pub(crate) fn decode(bytes: &[u8], cap: usize) -> Result<Value> {
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH)
         .map_err(|_| Error::Decode)?;
     if !rest.is_empty() {
+        wipe(value);
         return Err(Error::TrailingBytes);
     }
     let mut again = encode(&value)?;
@@ -215,8 +216,14 @@ pub(crate) fn as_u64(v: Value) -> Result<u64> {
 pub(crate) fn as_bytes(v: Value, max: usize) -> Result<Vec<u8>> {
     match v {
         Value::Bytes(b) if b.len() <= max => Ok(b),
-        Value::Bytes(_) => Err(Error::TooLarge),
-        _ => Err(Error::Decode),
+        Value::Bytes(mut b) => {
+            b.zeroize();
+            Err(Error::TooLarge)
+        }
+        v => {
+            wipe(v);
+            Err(Error::Decode)
+        }
     }
 }
 

@@ -156,6 +156,23 @@ pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Result<Secret> {
     Ok(Secret(out))
 }
 
+/// Whether random output is plainly broken: every byte the same (a zeroed
+/// or stuck source). Used on every draw (crate::rng, and on bare metal on
+/// TLS randoms too).
+pub fn random_is_stuck(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| Some(&b) == bytes.first())
+}
+
+/// A salt bound to what it seals: HKDF of the random salt and a digest of
+/// the context (the plaintext, or what identifies it). Two blobs can then
+/// share a key and nonces only if they seal the same thing, whatever the
+/// random source did (a source that repeats after a reset, a start that
+/// failed after drawing).
+pub fn bind_salt(random: &[u8; 32], context: &[u8]) -> Result<[u8; 32]> {
+    let s = hkdf(random, b"rewire/salt/v1", &[&sha256(context)])?;
+    Ok(*s.expose())
+}
+
 /// An Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey(pub [u8; 32]);

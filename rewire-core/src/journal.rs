@@ -256,13 +256,28 @@ pub(crate) fn write<P: Platform>(
     }
     let mut salt = [0u8; 32];
     p.random(&mut salt)?;
+    let salt = crate::crypto::bind_salt(&salt, &plain)?;
     let blob = seal::seal(key, salt, &plain)?;
+    // Random and Capacity mean "nothing written" to the caller (the monitor
+    // is not poisoned): storage must not be able to claim them.
     p.journal_write(&blob)
+        .map_err(|e| after_write(e, Error::Storage))
+}
+
+/// An error from storage or the counter, once a write may have happened:
+/// never one that says nothing was written.
+fn after_write(e: Error, instead: Error) -> Error {
+    match e {
+        Error::Random | Error::Capacity => instead,
+        e => e,
+    }
 }
 
 /// Increment the counter and check it reached `v`.
 pub(crate) fn count_to<P: Platform>(p: &mut P, v: u64) -> Result<()> {
-    let c = p.counter_increment()?;
+    let c = p
+        .counter_increment()
+        .map_err(|e| after_write(e, Error::Counter))?;
     if c != v {
         return Err(Error::Counter);
     }
@@ -429,6 +444,60 @@ mod tests {
             Err(Error::Capacity)
         );
         assert_eq!(p.blobs.len(), 1, "nothing written");
+    }
+
+    /// Storage or a counter that answers "Random" or "Capacity" (which tell
+    /// the monitor nothing was written) gets Storage / Counter instead.
+    #[test]
+    fn storage_cannot_claim_that_nothing_was_written() {
+        struct Lying(Adversarial, Error);
+        impl Platform for Lying {
+            fn random(&mut self, buf: &mut [u8]) -> Result<()> {
+                self.0.random(buf)
+            }
+            fn monotonic_ms(&mut self) -> u64 {
+                0
+            }
+            fn wall_time(&mut self) -> Option<u64> {
+                None
+            }
+            fn journal_read(&mut self) -> Result<Option<Vec<u8>>> {
+                self.0.journal_read()
+            }
+            fn journal_write(&mut self, _: &[u8]) -> Result<()> {
+                Err(self.1)
+            }
+            fn counter_read(&mut self) -> Result<u64> {
+                self.0.counter_read()
+            }
+            fn counter_increment(&mut self) -> Result<u64> {
+                Err(self.1)
+            }
+        }
+        let key = Secret::from_bytes([9; 32]);
+        for lie in [Error::Random, Error::Capacity] {
+            let adv = Adversarial {
+                counter: 0,
+                blobs: Vec::new(),
+                present: None,
+                budget: None,
+                salt: 0,
+            };
+            let mut p = Lying(adv, lie);
+            assert_eq!(write(&mut p, &key, 1, false, &[]), Err(Error::Storage));
+            assert_eq!(count_to(&mut p, 1), Err(Error::Counter));
+        }
+        // Other errors pass as they are.
+        let adv = Adversarial {
+            counter: 0,
+            blobs: Vec::new(),
+            present: None,
+            budget: None,
+            salt: 0,
+        };
+        let mut p = Lying(adv, Error::Host);
+        assert_eq!(write(&mut p, &key, 1, false, &[]), Err(Error::Host));
+        assert_eq!(count_to(&mut p, 1), Err(Error::Host));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::crypto::{hkdf, sha256, Digest, Secret};
+use crate::crypto::{hkdf, random_is_stuck, sha256, Digest, Secret};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 
@@ -51,7 +51,7 @@ impl Drbg {
     pub fn fill<P: Platform>(&mut self, platform: &mut P, out: &mut [u8]) -> Result<()> {
         let mut raw = Zeroizing::new([0u8; 32]);
         platform.random(&mut raw[..])?;
-        if raw.iter().all(|&b| b == raw[0]) {
+        if random_is_stuck(&raw[..]) {
             return Err(Error::Random);
         }
         let d = sha256(&raw[..]);
@@ -114,6 +114,10 @@ mod tests {
         next: usize,
         counter: u64,
         blobs: Vec<Vec<u8>>,
+        /// The blob storage presents (default: the last written).
+        present: Option<Vec<u8>>,
+        /// Power is cut at the next increment.
+        cut_increment: bool,
     }
 
     impl Scripted {
@@ -123,6 +127,8 @@ mod tests {
                 next: 0,
                 counter,
                 blobs: Vec::new(),
+                present: None,
+                cut_increment: false,
             }
         }
     }
@@ -141,7 +147,7 @@ mod tests {
             Some(6)
         }
         fn journal_read(&mut self) -> Result<Option<Vec<u8>>> {
-            Ok(self.blobs.last().cloned())
+            Ok(self.present.clone().or_else(|| self.blobs.last().cloned()))
         }
         fn journal_write(&mut self, blob: &[u8]) -> Result<()> {
             self.blobs.push(blob.to_vec());
@@ -151,6 +157,9 @@ mod tests {
             Ok(self.counter)
         }
         fn counter_increment(&mut self) -> Result<u64> {
+            if self.cut_increment {
+                return Err(Error::Counter);
+            }
             self.counter += 1;
             Ok(self.counter)
         }
@@ -248,6 +257,55 @@ mod tests {
             }
         }
         assert_eq!(salts.len(), 6);
+    }
+
+    /// Two starts seeded from the same counter (the first failed before it
+    /// moved the counter) with a source that repeats: storage presents each
+    /// a different blob, so their fences seal different records. Their salts
+    /// must differ (salts are bound to what they seal).
+    #[test]
+    fn a_failed_start_and_the_next_never_share_a_salt_for_different_records() {
+        let key = Secret::from_bytes(KEY);
+        let c = 4;
+        let rec = |policy: u8| crate::journal::Record {
+            id: [1; 16],
+            measurement: [2; 32],
+            policy: alloc::vec![policy],
+            epoch: 0,
+            state: crate::journal::RecState::Running,
+            last: None,
+        };
+        // A settled blob at c and a torn commit at c + 1.
+        let mut p = Scripted::new(alloc::vec![draw(9), draw(8)], c);
+        crate::journal::write(&mut p, &key, c, false, &[rec(1)]).unwrap();
+        crate::journal::write(&mut p, &key, c + 1, false, &[rec(2)]).unwrap();
+        let (old, torn) = (p.blobs[0].clone(), p.blobs[1].clone());
+        let mut start = |p: &mut Scripted, shown: &[u8], cut: bool| {
+            p.draws = alloc::vec![draw(1), draw(2), draw(3)];
+            p.next = 0;
+            p.present = Some(shown.to_vec());
+            p.cut_increment = cut;
+            let mut g = Drbg::new(&key, p.counter).unwrap();
+            let mut c = Conditioned {
+                platform: &mut *p,
+                drbg: &mut g,
+            };
+            let r = crate::journal::recover(&mut c, &key);
+            (r, p.blobs.last().unwrap().clone())
+        };
+        // Start A adopts the settled blob; its fence is written, then the
+        // power is cut before the counter moves.
+        let (r, fence_a) = start(&mut p, &old, true);
+        assert_eq!(r.err(), Some(Error::Counter));
+        assert_eq!(p.counter, c);
+        // Start B, seeded from the same counter, adopts the torn commit.
+        let (r, fence_b) = start(&mut p, &torn, false);
+        assert!(r.is_ok());
+        assert_ne!(
+            fence_a[..40],
+            fence_b[..40],
+            "a salt repeated for other records"
+        );
     }
 
     #[test]

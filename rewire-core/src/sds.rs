@@ -576,16 +576,24 @@ impl Sds {
                 Value::Array(a) if a.len() == 6 => {
                     let mut it = a.into_iter();
                     let mut n = || it.next().ok_or(Error::Decode);
+                    let request_id = as_array(n()?)?;
+                    let order = as_bytes(n()?, 4 * MAX_SIGNED)?;
+                    let source = PublicKey(as_array(n()?)?);
+                    let target = PublicKey(as_array(n()?)?);
+                    let epoch = as_u64(n()?)?;
+                    let phase = match n()? {
+                        // An ordered migration holds its order.
+                        Value::Null if order.is_empty() => return Err(Error::Decode),
+                        Value::Null => MigrationPhase::Ordered,
+                        v => MigrationPhase::Released(as_bytes(v, 2 * MAX_SIGNED)?),
+                    };
                     Some(Migration {
-                        request_id: as_array(n()?)?,
-                        order: as_bytes(n()?, 4 * MAX_SIGNED)?,
-                        source: PublicKey(as_array(n()?)?),
-                        target: PublicKey(as_array(n()?)?),
-                        epoch: as_u64(n()?)?,
-                        phase: match n()? {
-                            Value::Null => MigrationPhase::Ordered,
-                            v => MigrationPhase::Released(as_bytes(v, 2 * MAX_SIGNED)?),
-                        },
+                        request_id,
+                        order,
+                        source,
+                        target,
+                        epoch,
+                        phase,
                     })
                 }
                 _ => return Err(Error::Decode),
@@ -712,5 +720,15 @@ mod tests {
         migration.push(int(0));
         let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
         assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
+        // An ordered migration without its order is not a ledger the SDS
+        // writes: refused (resolution would send the source nothing).
+        let mut sds = ledger(0, 1, 1);
+        for e in sds.enclaves.values_mut() {
+            if let Some(m) = e.migration.as_mut() {
+                m.phase = MigrationPhase::Ordered;
+            }
+        }
+        let bytes = sds.to_bytes().unwrap(); // safe: test
+        assert_eq!(Sds::from_bytes(key(), &bytes).err(), Some(Error::Decode));
     }
 }

@@ -4,7 +4,7 @@
 //! Call `rewire_init` once, before any other function.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -77,9 +77,29 @@ fn platform_getrandom(buf: &mut [u8]) -> Result<(), getrandom::Error> {
             buf.len(),
         )
     } {
-        0 => Ok(()),
+        0 => healthy(buf),
         _ => Err(getrandom::Error::UNSUPPORTED),
     }
+}
+
+/// TLS randoms and X25519 keys reach ring through getrandom, not through
+/// the monitor's DRBG: refuse a stuck request (all bytes equal) or one that
+/// starts like the previous one, as rewire-core's rng does for its draws.
+fn healthy(buf: &[u8]) -> Result<(), getrandom::Error> {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    if buf.len() < 16 {
+        return Ok(());
+    }
+    if rewire_core::crypto::random_is_stuck(buf) {
+        return Err(getrandom::Error::UNSUPPORTED);
+    }
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&buf[..8]);
+    let head = u64::from_le_bytes(head);
+    if LAST.swap(head, Ordering::SeqCst) == head {
+        return Err(getrandom::Error::UNSUPPORTED);
+    }
+    Ok(())
 }
 
 getrandom::register_custom_getrandom!(platform_getrandom);

@@ -239,7 +239,8 @@ pub struct Monitor<P: Platform, H: EnclaveHost> {
     id: Identity,
     cfg: Config,
     journal_key: Secret,
-    /// Every random byte the monitor uses comes from here (crate::rng).
+    /// Every salt the monitor draws comes from here (crate::rng); TLS
+    /// randoms come from ring (on bare metal: rewire_init's callback).
     drbg: Drbg,
     records: Vec<Record>,
     /// The records as last committed: what the monitor falls back to when a
@@ -404,6 +405,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let key = self.sealing_key(eid)?;
         let mut salt = [0u8; 32];
         self.drbg.fill(&mut self.platform, &mut salt)?;
+        let salt = crate::crypto::bind_salt(&salt, data)?;
         seal::seal(&key, salt, data)
     }
 

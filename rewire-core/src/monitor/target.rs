@@ -216,6 +216,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 .sealing_key(&req.measurement, &req.enclave_id, SEALED_DATA_KEY_ID)?;
             let mut salt = [0u8; 32];
             self.drbg.fill(&mut self.platform, &mut salt)?;
+            // The data is not here yet: bind what identifies this import.
+            let mut context = [0u8; 32];
+            context[..16].copy_from_slice(&req.request_id);
+            context[16..].copy_from_slice(&req.enclave_id);
+            let salt = crate::crypto::bind_salt(&salt, &context)?;
             Some(Sealer::new(&key, salt, seal::DEFAULT_CHUNK_LOG2)?)
         } else {
             None
