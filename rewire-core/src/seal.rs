@@ -303,4 +303,103 @@ mod tests {
             assert_ne!(a.expose(), k.expose());
         }
     }
+
+    fn sealer() -> (Secret, Sealer) {
+        let key = Secret::from_bytes([3; 32]);
+        let s = Sealer::new(&key, [4; 32], MIN_CHUNK_LOG2).unwrap();
+        (key, s)
+    }
+
+    /// A chunk sealed with the blob's key at any counter, as only the key's
+    /// holder could (to show the unsealer's own checks refuse it).
+    fn forged(
+        key: &Secret,
+        header: &[u8; HEADER_LEN],
+        counter: u64,
+        last: bool,
+        plain: &[u8],
+    ) -> Vec<u8> {
+        let aead = blob_aead(key, &header[8..]).unwrap();
+        let mut buf = plain.to_vec();
+        aead.seal(nonce(counter, last), header, &mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn sealer_refuses_misshapen_chunks_and_anything_after_the_last() {
+        let (_, mut s) = sealer();
+        let chunk = s.chunk_size();
+        assert_eq!(
+            s.seal_chunk(&alloc::vec![1; chunk + 1], true),
+            Err(Error::InvalidState)
+        );
+        assert_eq!(
+            s.seal_chunk(&alloc::vec![1; chunk - 1], false),
+            Err(Error::InvalidState)
+        );
+        assert!(s.seal_chunk(&alloc::vec![1; chunk], false).is_ok());
+        assert!(s.seal_chunk(&[1], true).is_ok());
+        assert_eq!(
+            s.seal_chunk(&alloc::vec![1; chunk], false),
+            Err(Error::InvalidState)
+        );
+        let shown = alloc::format!("{s:?}");
+        assert!(
+            shown.starts_with("Sealer {") && shown.contains("chunk: 1024"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unsealer_refuses_oversize_chunks_and_anything_after_the_last() {
+        let (key, s) = sealer();
+        let header = *s.header();
+        let chunk = s.chunk_size();
+        let mut u = Unsealer::new(&key, &header).unwrap();
+        let shown = alloc::format!("{u:?}");
+        assert!(
+            shown.starts_with("Unsealer {") && shown.contains("chunk: 1024"),
+            "{shown}"
+        );
+        // Authentic, but one byte longer than a chunk.
+        let mut big = forged(&key, &header, 0, true, &alloc::vec![5; chunk + 1]);
+        assert_eq!(u.open_chunk(&mut big, true), Err(Error::Unseal));
+        // Shorter than a tag.
+        assert_eq!(
+            u.open_chunk(&mut alloc::vec![0; TAG_LEN - 1], true),
+            Err(Error::Unseal)
+        );
+        let mut last = forged(&key, &header, 0, true, b"end");
+        assert_eq!(u.open_chunk(&mut last, true), Ok(()));
+        assert_eq!(last, b"end");
+        // Authentic at the next counter, but the blob has ended.
+        let mut after = forged(&key, &header, 1, true, b"more");
+        assert_eq!(u.open_chunk(&mut after, true), Err(Error::Unseal));
+    }
+
+    #[test]
+    fn headers_and_layouts_are_checked_field_by_field() {
+        let (_, s) = sealer();
+        let h = *s.header();
+        assert_eq!(parse_header(&h), Ok(1024));
+        assert_eq!(parse_header(&h[..HEADER_LEN - 1]), Err(Error::Unseal));
+        assert_eq!(parse_header(&h[..3]), Err(Error::Unseal));
+        for (at, err) in [
+            (0, Error::Unseal),
+            (4, Error::UnsupportedVersion),
+            (6, Error::UnsupportedVersion),
+            (7, Error::UnsupportedVersion),
+        ] {
+            let mut bad = h;
+            bad[at] ^= 1;
+            assert_eq!(parse_header(&bad), Err(err), "byte {at}");
+        }
+        // A blob is at least one (possibly empty) chunk.
+        assert_eq!(chunk_layout(&h, HEADER_LEN as u64), Err(Error::Unseal));
+        assert_eq!(chunk_layout(&h, (HEADER_LEN + TAG_LEN) as u64), Ok((0, 1)));
+        assert_eq!(
+            chunk_layout(&h, (HEADER_LEN + 1024 + TAG_LEN) as u64),
+            Ok((1024, 1))
+        );
+    }
 }
