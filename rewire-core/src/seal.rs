@@ -397,6 +397,16 @@ mod tests {
         // A blob is at least one (possibly empty) chunk.
         assert_eq!(chunk_layout(&h, HEADER_LEN as u64), Err(Error::Unseal));
         assert_eq!(chunk_layout(&h, (HEADER_LEN + TAG_LEN) as u64), Ok((0, 1)));
+        // A last chunk shorter than its tag is no chunk.
+        let full = 1024 + TAG_LEN;
+        assert_eq!(
+            chunk_layout(&h, (HEADER_LEN + full + TAG_LEN - 1) as u64),
+            Err(Error::Unseal)
+        );
+        assert_eq!(
+            chunk_layout(&h, (HEADER_LEN + full + TAG_LEN) as u64),
+            Ok((1024, 2))
+        );
         assert_eq!(
             chunk_layout(&h, (HEADER_LEN + 1024 + TAG_LEN) as u64),
             Ok((1024, 1))
