@@ -90,3 +90,73 @@ fn messages_round_trip() {
         assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
     }
 }
+
+/// A COSE_Sign1 built by hand: librewire's protected header and a
+/// signature by `k`, with the given changes.
+fn cose(
+    k: &SigningKey,
+    payload: Option<Vec<u8>>,
+    unprotected: coset::Header,
+    sig_len: usize,
+) -> Vec<u8> {
+    let mut b = CoseSign1Builder::new()
+        .protected(protected_header(&k.public()))
+        .unprotected(unprotected);
+    if let Some(p) = payload {
+        b = b.payload(p);
+    }
+    let mut s = b.create_signature(b"", |tbs| k.sign(tbs)).build();
+    s.signature.resize(sig_len, 0);
+    s.to_vec().unwrap()
+}
+
+#[test]
+fn signed_envelopes_are_checked_field_by_field() {
+    let k = key(1);
+    let none = coset::Header::default();
+    assert!(Signed::parse(&cose(&k, Some(alloc::vec![1]), none.clone(), 64)).is_ok());
+    let unprotected = HeaderBuilder::new().key_id(alloc::vec![1]).build();
+    for (what, bytes) in [
+        (
+            "unprotected header",
+            cose(&k, Some(alloc::vec![1]), unprotected, 64),
+        ),
+        ("detached payload", cose(&k, None, none.clone(), 64)),
+        (
+            "short signature",
+            cose(&k, Some(alloc::vec![1]), none.clone(), 63),
+        ),
+        (
+            "long signature",
+            cose(&k, Some(alloc::vec![1]), none.clone(), 65),
+        ),
+    ] {
+        assert_eq!(Signed::parse(&bytes).err(), Some(Error::Decode), "{what}");
+    }
+}
+
+#[test]
+fn signed_objects_are_capped_exactly() {
+    let k = key(1);
+    // The envelope's overhead is the same for every payload of this size.
+    let probe = 1000;
+    let overhead = sign(&k, alloc::vec![0; probe]).unwrap().len() - probe;
+    let at = sign(&k, alloc::vec![0; MAX_SIGNED - overhead]).unwrap();
+    assert_eq!(at.len(), MAX_SIGNED);
+    assert!(Signed::parse(&at).is_ok());
+    let over = sign(&k, alloc::vec![0; MAX_SIGNED - overhead + 1]).unwrap();
+    assert_eq!(Signed::parse(&over).err(), Some(Error::TooLarge));
+}
+
+#[test]
+fn chunks_carry_up_to_16_kib() {
+    let chunk = |n: usize| Message::Chunk {
+        section: Section::State,
+        offset: 0,
+        data: alloc::vec![1; n].into(),
+    };
+    let at = chunk(16 * 1024).encode().unwrap();
+    assert_eq!(Message::decode(&at), Ok(chunk(16 * 1024)));
+    let over = chunk(16 * 1024 + 1).encode().unwrap();
+    assert_eq!(Message::decode(&over), Err(Error::TooLarge));
+}
