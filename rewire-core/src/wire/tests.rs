@@ -160,3 +160,29 @@ fn chunks_carry_up_to_16_kib() {
     let over = chunk(16 * 1024 + 1).encode().unwrap();
     assert_eq!(Message::decode(&over), Err(Error::TooLarge));
 }
+
+#[test]
+fn endorsements_are_valid_from_not_before_to_not_after_inclusive() {
+    let e = HostEndorsement {
+        host: key(1).public(),
+        sm_measurements: alloc::vec![[1; 32]],
+        atl: 1,
+        not_before: 100,
+        not_after: 200,
+    };
+    assert_eq!(e.check_valid(None), Err(Error::NoTrustedTime));
+    for (now, ok) in [
+        (98, false),
+        (99, false),
+        (100, true),
+        (200, true),
+        (201, false),
+    ] {
+        let want = if ok {
+            Ok(())
+        } else {
+            Err(Error::EndorsementExpired)
+        };
+        assert_eq!(e.check_valid(Some(now)), want, "at {now}");
+    }
+}
