@@ -186,3 +186,28 @@ fn endorsements_are_valid_from_not_before_to_not_after_inclusive() {
         assert_eq!(e.check_valid(Some(now)), want, "at {now}");
     }
 }
+
+#[test]
+fn offered_sections_are_capped_at_1_tib_each() {
+    let offer = |lengths: [u64; 3]| {
+        Message::Offer(Offer {
+            order: Order {
+                request: alloc::vec![1],
+                source_endorsement: alloc::vec![2],
+                target_endorsement: alloc::vec![3],
+            },
+            policy: alloc::vec![4],
+            source_certificate: alloc::vec![5],
+            lengths,
+        })
+    };
+    let max = MAX_SECTION_LEN;
+    let at = offer([max, max, max]);
+    assert_eq!(Message::decode(&at.encode().unwrap()), Ok(at));
+    for i in 0..3 {
+        let mut l = [1, 1, 1];
+        l[i] = max + 1;
+        let over = offer(l).encode().unwrap();
+        assert_eq!(Message::decode(&over), Err(Error::TooLarge), "section {i}");
+    }
+}
