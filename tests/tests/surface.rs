@@ -98,6 +98,18 @@ fn debug_shows_the_host_and_no_secret() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert!(!s.contains(&hex), "{s}");
+    // The identity shows its host and SM key, and no secret either.
+    let id = m.identity();
+    let s = format!("{id:?}");
+    assert_eq!(
+        s,
+        format!(
+            "Identity {{ host: {:?}, sm_key: {:?}, .. }}",
+            id.host_id(),
+            id.sm_public()
+        )
+    );
+    assert_eq!(id.sm_measurement(), SM_MEASUREMENT);
 }
 
 #[test]

@@ -184,3 +184,42 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{PublicKey, Secret};
+    use crate::journal::Record;
+    use crate::monitor::{Config, Identity};
+    use crate::soft::{Clock, SoftHost, SoftPlatform};
+
+    fn record(policy: usize) -> Record {
+        Record {
+            id: [1; 16],
+            measurement: [2; 32],
+            policy: alloc::vec![0; policy],
+            epoch: 0,
+            state: RecState::Running,
+            last: None,
+        }
+    }
+
+    /// New records are refused while the journal could not also take 64 KiB
+    /// of recovery's own commits.
+    #[test]
+    fn journal_headroom_is_64_kib_exactly() {
+        let id = Identity::derive(Secret::from_bytes([1; 32]), [2; 32]).unwrap(); // safe: test
+        let p = SoftPlatform::new(1, Clock::default(), Some(1_800_000_000));
+        let mut m =
+            Monitor::start(p, SoftHost::default(), id, Config::new(PublicKey([3; 32]))).unwrap(); // safe: test
+                                                                                                  // The encoding's overhead is the same for every policy of this size.
+        let probe = 200_000;
+        m.records = alloc::vec![record(probe)];
+        let overhead = journal::encode(m.counter, false, &m.records).unwrap().len() - probe; // safe: test
+        let fits = journal::MAX_JOURNAL - JOURNAL_HEADROOM - overhead;
+        m.records = alloc::vec![record(fits)];
+        assert_eq!(m.check_journal_room(), Ok(()));
+        m.records = alloc::vec![record(fits + 1)];
+        assert_eq!(m.check_journal_room(), Err(Error::Capacity));
+    }
+}
