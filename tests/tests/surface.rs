@@ -628,3 +628,29 @@ fn sds_audit_asks_both_ends_of_an_open_migration() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
 }
+
+/// Late bytes on a channel that finished are dropped quietly, also once
+/// later channels have finished (the monitor remembers the last 64).
+#[test]
+fn late_bytes_on_finished_channels_are_dropped_quietly() {
+    let (mut w, img) = world(1000);
+    let other = *b"enclave-surface2";
+    let img2 = Image::sample(34, 100);
+    w.deploy(0, other, &img2, 1);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.run();
+    w.order(&other, 1, [2; 16]).unwrap();
+    w.run();
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    assert_eq!(w.assert_exactly_one(&other, &img2), 1);
+    w.tick_all(); // reaps finished sessions
+    let from = w.hosts[0].id;
+    let late = [23, 3, 3, 0, 1, 0];
+    assert_eq!(w.mon(1).handle_peer(from, [1; 16], &late), Ok(()));
+    assert_eq!(w.mon(1).handle_peer(from, [2; 16], &late), Ok(()));
+    let shown = format!("{:?}", w.mon_ref(1));
+    assert!(
+        shown.contains("incoming: 0"),
+        "no session opened for them: {shown}"
+    );
+}
