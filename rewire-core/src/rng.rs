@@ -280,7 +280,7 @@ mod tests {
         crate::journal::write(&mut p, &key, c, false, &[rec(1)]).unwrap();
         crate::journal::write(&mut p, &key, c + 1, false, &[rec(2)]).unwrap();
         let (old, torn) = (p.blobs[0].clone(), p.blobs[1].clone());
-        let mut start = |p: &mut Scripted, shown: &[u8], cut: bool| {
+        let start = |p: &mut Scripted, shown: &[u8], cut: bool| {
             p.draws = alloc::vec![draw(1), draw(2), draw(3)];
             p.next = 0;
             p.present = Some(shown.to_vec());
