@@ -23,7 +23,7 @@ fn pump(ch: &mut Channel, incoming: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     if let Err(e) = r {
         typed(e);
     }
-    (out, msgs)
+    (out, msgs.into_iter().map(|m| m.to_vec()).collect())
 }
 
 /// Handshake two in-process channels (client first).
