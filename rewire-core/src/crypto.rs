@@ -84,16 +84,16 @@ impl<T: Blank> Drop for Wiped<T> {
 
 impl Blank for Ed25519KeyPair {
     fn blank() -> Self {
-        // safe: ring refuses a seed only if it is not 32 bytes long.
-        Ed25519KeyPair::from_seed_unchecked(&[0; 32]).expect("a 32-byte seed")
+        // ring refuses a seed only if it is not 32 bytes long.
+        Ed25519KeyPair::from_seed_unchecked(&[0; 32]).expect("a 32-byte seed") // safe: see above
     }
 }
 
 impl Blank for ring::aead::LessSafeKey {
     fn blank() -> Self {
-        // safe: ring refuses a key only if its length is not the algorithm's.
+        // ring refuses a key only if its length is not the algorithm's.
         let k = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[0; 32])
-            .expect("a 32-byte key");
+            .expect("a 32-byte key"); // safe: see above
         ring::aead::LessSafeKey::new(k)
     }
 }
@@ -313,7 +313,7 @@ mod tests {
         assert!(PublicKey::from_spki(&spki[1..]).is_err());
         // Ring's own key pair from the same seed is the same key (the
         // wrapper changes nothing but the drop).
-        let p = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+        let p = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap(); // safe: test
         assert_eq!(p.public_key().as_ref(), &k.public().0);
         assert_eq!(k.sign(b"m"), p.sign(b"m").as_ref());
     }
@@ -323,7 +323,7 @@ mod tests {
         let s = Secret::from_bytes([0xab; 32]);
         let text = alloc::format!("{s:?}");
         assert_eq!(text, "Secret([redacted])");
-        let k = SigningKey::from_seed(Secret::from_bytes([0xab; 32])).unwrap();
+        let k = SigningKey::from_seed(Secret::from_bytes([0xab; 32])).unwrap(); // safe: test
         let p = k.public();
         let text = alloc::format!("{k:?}");
         assert_eq!(text, alloc::format!("SigningKey({p:?})"));
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn secret_from_slice_takes_exactly_32_bytes() {
-        assert_eq!(Secret::from_slice(&[5; 32]).unwrap().expose(), &[5; 32]);
+        assert_eq!(Secret::from_slice(&[5; 32]).unwrap().expose(), &[5; 32]); // safe: test
         assert!(Secret::from_slice(&[5; 31]).is_none());
         assert!(Secret::from_slice(&[5; 33]).is_none());
     }
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn spki_must_be_exactly_an_ed25519_key() {
         let spki = SigningKey::from_seed(Secret::from_bytes([7; 32]))
-            .unwrap()
+            .unwrap() // safe: test
             .public()
             .to_spki();
         // Right length, wrong prefix (an X25519 key's OID).

@@ -397,7 +397,7 @@ mod tests {
         // `last` is either empty or [request id, message]: one item is not.
         let mut v = at.to_value();
         if let Value::Array(items) = &mut v {
-            *items.last_mut().unwrap() =
+            *items.last_mut().unwrap() = // safe: test
                 Value::Array(alloc::vec![Value::Bytes(alloc::vec![3; 16])]); // safe: test
         }
         assert_eq!(Record::from_value(v), Err(Error::Decode));

@@ -650,14 +650,16 @@ mod tests {
         let bytes = sds.to_bytes().unwrap(); // safe: test
         assert!(Sds::from_bytes(key(), &bytes).is_ok());
         let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
-            unreachable!("a ledger is an array")
+            // safe: test
+            // safe: test
+            unreachable!("a ledger is an array") // safe: test
         };
         // [type, version, SDS key, hosts, enclaves, cleanup]
         let Value::Array(hosts) = &mut top[3] else {
-            unreachable!("hosts")
+            unreachable!("hosts") // safe: test
         };
         let Value::Array(host) = &mut hosts[0] else {
-            unreachable!("a host tuple")
+            unreachable!("a host tuple") // safe: test
         };
         host.push(int(0));
         let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
@@ -706,16 +708,18 @@ mod tests {
         // And the migration tuple takes no extra item either.
         let bytes = ledger(1, 1, 1).to_bytes().unwrap(); // safe: test
         let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
-            unreachable!("a ledger is an array")
+            // safe: test
+            // safe: test
+            unreachable!("a ledger is an array") // safe: test
         };
         let Value::Array(enclaves) = &mut top[4] else {
-            unreachable!("enclaves")
+            unreachable!("enclaves") // safe: test
         };
         let Value::Array(entry) = &mut enclaves[0] else {
-            unreachable!("an enclave tuple")
+            unreachable!("an enclave tuple") // safe: test
         };
         let Value::Array(migration) = &mut entry[6] else {
-            unreachable!("its migration")
+            unreachable!("its migration") // safe: test
         };
         migration.push(int(0));
         let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
