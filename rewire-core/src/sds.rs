@@ -649,8 +649,8 @@ mod tests {
             .unwrap(); // safe: test
         let bytes = sds.to_bytes().unwrap(); // safe: test
         assert!(Sds::from_bytes(key(), &bytes).is_ok());
-        let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
-            // safe: test
+        let decoded = cbor::decode(&bytes, 1 << 20).unwrap(); // safe: test
+        let Value::Array(mut top) = decoded else {
             // safe: test
             unreachable!("a ledger is an array") // safe: test
         };
@@ -707,8 +707,8 @@ mod tests {
         assert_eq!(read(ledger(o, r, a + 1)), Some(Error::TooLarge));
         // And the migration tuple takes no extra item either.
         let bytes = ledger(1, 1, 1).to_bytes().unwrap(); // safe: test
-        let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
-            // safe: test
+        let decoded = cbor::decode(&bytes, 1 << 20).unwrap(); // safe: test
+        let Value::Array(mut top) = decoded else {
             // safe: test
             unreachable!("a ledger is an array") // safe: test
         };
