@@ -407,13 +407,7 @@ mod tests {
 
     #[test]
     fn a_journal_over_its_cap_is_not_written() {
-        let mut p = Adversarial {
-            counter: 0,
-            blobs: Vec::new(),
-            present: None,
-            budget: None,
-            salt: 0,
-        };
+        let mut p = storage(0);
         let key = Secret::from_bytes([9; 32]);
         // The encoding's overhead is the same for every policy of this size.
         let probe = 200_000;
@@ -476,25 +470,13 @@ mod tests {
         }
         let key = Secret::from_bytes([9; 32]);
         for lie in [Error::Random, Error::Capacity] {
-            let adv = Adversarial {
-                counter: 0,
-                blobs: Vec::new(),
-                present: None,
-                budget: None,
-                salt: 0,
-            };
+            let adv = storage(0);
             let mut p = Lying(adv, lie);
             assert_eq!(write(&mut p, &key, 1, false, &[]), Err(Error::Storage));
             assert_eq!(count_to(&mut p, 1), Err(Error::Counter));
         }
         // Other errors pass as they are.
-        let adv = Adversarial {
-            counter: 0,
-            blobs: Vec::new(),
-            present: None,
-            budget: None,
-            salt: 0,
-        };
+        let adv = storage(0);
         let mut p = Lying(adv, Error::Host);
         assert_eq!(write(&mut p, &key, 1, false, &[]), Err(Error::Host));
         assert_eq!(count_to(&mut p, 1), Err(Error::Host));
@@ -518,13 +500,7 @@ mod tests {
             );
         }
         // A fresh monitor (counter 0, no journal) starts empty.
-        let mut p = Adversarial {
-            counter: 0,
-            blobs: Vec::new(),
-            present: None,
-            budget: None,
-            salt: 0,
-        };
+        let mut p = storage(0);
         let (records, c) = recover(&mut p, &key).unwrap(); // safe: test
         assert!(records.is_empty());
         assert_eq!(c, 2, "fenced from 0");
@@ -583,6 +559,17 @@ mod tests {
             self.spend()?;
             self.counter += 1;
             Ok(self.counter)
+        }
+    }
+
+    /// Honest storage at `counter`, nothing written yet.
+    fn storage(counter: u64) -> Adversarial {
+        Adversarial {
+            counter,
+            blobs: Vec::new(),
+            present: None,
+            budget: None,
+            salt: 0,
         }
     }
 

@@ -65,15 +65,7 @@ fn a_poisoned_monitor_produces_no_more_chunks() {
     let img2 = Image::sample(34, 100);
     w.deploy(0, other, &img2, 1);
     w.order(&EID, 1, [1; 16]).unwrap();
-    while !w
-        .events
-        .iter()
-        .any(|(h, _, e)| *h == 0 && *e == Event::TargetVerified)
-    {
-        w.collect(1);
-        let p = w.net.pop_front().expect("stalled before streaming");
-        w.deliver(p);
-    }
+    until_streaming(&mut w);
     w.order(&other, 2, [2; 16]).unwrap();
     let order = w.net.pop_back().unwrap().bytes;
     w.mon(0).platform().fail_next_write = true;
