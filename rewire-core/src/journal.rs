@@ -310,8 +310,9 @@ fn fence<P: Platform>(p: &mut P, key: &Secret, x: u64, records: &[Record]) -> Re
 pub(crate) fn recover<P: Platform>(p: &mut P, key: &Secret) -> Result<(Vec<Record>, u64)> {
     let c = p.counter_read()?;
     let (v, is_fence, records) = match p.journal_read()? {
-        None if c == 0 => (0, false, Vec::new()),
-        None => return Err(Error::Rollback),
+        // No journal reads as the empty one at 0: the counter check below
+        // refuses it (Rollback) unless the counter is at 0 too.
+        None => (0, false, Vec::new()),
         Some(blob) => {
             let plain = seal::unseal(key, &blob).map_err(|_| Error::Rollback)?;
             decode(&plain)?

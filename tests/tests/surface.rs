@@ -4,7 +4,7 @@
 
 use rewire_core::channel::Channel;
 use rewire_core::crypto::Secret;
-use rewire_core::{Error, Event, SigningKey};
+use rewire_core::{EnclaveState, Error, Event, SigningKey};
 use rewire_tests::*;
 
 const EID: [u8; 16] = *b"enclave-surface1";
@@ -224,14 +224,25 @@ fn sessions_time_out_after_the_timeout_and_not_at_it() {
     until_streaming(&mut w);
     w.tick_all();
     assert_eq!((aborted(&w, 0), aborted(&w, 1)), (vec![], vec![]));
+    let importing = w.mon(1).status(&EID);
+    assert!(importing.is_some());
+    // What the target has said so far is lost (the source is left unpolled:
+    // polling it streams more, which is activity).
+    while w.mon(1).poll_output().is_some() {}
     let t = w.timeout_ms;
     w.clock.advance(t);
     w.tick_all();
     assert_eq!((aborted(&w, 0), aborted(&w, 1)), (vec![], vec![]));
     assert!(w.errors.is_empty(), "{:?}", w.errors);
+    // Neither side has given up: the target still holds its import and
+    // has nothing to say.
+    assert_eq!(w.mon(1).status(&EID), importing);
+    assert_eq!(w.mon(1).poll_output(), None, "the target gave up");
     w.clock.advance(1);
     w.tick_all();
     assert_eq!(aborted(&w, 0), vec![Error::Timeout]);
+    // The target dropped its half-received import.
+    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Gone); // safe: test
     w.run();
     w.assert_intact_at(0, &EID, &img);
 }
