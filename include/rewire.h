@@ -79,6 +79,8 @@
 #define REWIRE_ERR_TIMEOUT 408
 // The source has committed (MIGRATED): the enclave will never run here again.
 #define REWIRE_ERR_MIGRATED 409
+// A checkpoint that is not the enclave's latest committed one here (an older one, one never committed, one from an earlier epoch).
+#define REWIRE_ERR_STALE_CHECKPOINT 410
 // The enclave framework (EnclaveHost) reported a failure.
 #define REWIRE_ERR_HOST 500
 // Journal storage failed.
@@ -386,6 +388,40 @@ rewire_result rewire_monitor_unseal(const rewire_monitor *m,
                                     uint8_t *buf,
                                     size_t cap,
                                     size_t *out_len);
+
+// Seal a checkpoint of an enclave held here (running, frozen or pending):
+// `image` is whatever the framework needs to resume it. Nothing changes
+// until rewire_monitor_checkpoint_commit: store the blob durably first,
+// keeping the previous checkpoint until the commit returns.
+rewire_result rewire_monitor_checkpoint_seal(rewire_monitor *m,
+                                             const uint8_t *enclave_id,
+                                             const uint8_t *image,
+                                             size_t len,
+                                             uint8_t *buf,
+                                             size_t cap,
+                                             size_t *out_len);
+
+// Make a stored checkpoint the only one rewire_monitor_checkpoint_open
+// accepts from now on (one journal commit). Refused with nothing changed:
+// another enclave's or a tampered blob (REWIRE_ERR_UNSEAL), one from
+// another epoch or not newer than the committed one
+// (REWIRE_ERR_STALE_CHECKPOINT).
+rewire_result rewire_monitor_checkpoint_commit(rewire_monitor *m,
+                                               const uint8_t *enclave_id,
+                                               const uint8_t *blob,
+                                               size_t len);
+
+// Open an enclave's checkpoint after a restart: only the one committed
+// last, and only while the enclave is held here. Another enclave's or a
+// tampered blob is REWIRE_ERR_UNSEAL, any other checkpoint of this enclave
+// REWIRE_ERR_STALE_CHECKPOINT, a migrated enclave REWIRE_ERR_MIGRATED.
+rewire_result rewire_monitor_checkpoint_open(const rewire_monitor *m,
+                                             const uint8_t *enclave_id,
+                                             const uint8_t *blob,
+                                             size_t len,
+                                             uint8_t *buf,
+                                             size_t cap,
+                                             size_t *out_len);
 
 // A new, empty SDS with the Ed25519 signing key of the 32-byte `seed`.
 rewire_result rewire_sds_new(const uint8_t *seed,

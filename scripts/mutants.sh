@@ -75,7 +75,7 @@ c = tomllib.load(open(".cargo/mutants.toml", "rb"))
 args = []
 for p in c["test_package"]:
     args += ["-p", p]
-print(" ".join(args + c["additional_cargo_test_args"]))
+print(" ".join(args + c["additional_cargo_args"]))
 PY
 )
     # cargo-mutants 27.1 runs its baseline with the mutated package's tests

@@ -242,6 +242,36 @@ pub(crate) fn int(x: u64) -> Value {
 mod tests {
     use super::*;
 
+    /// `encode` sizes its buffer with `bound` so that it never grows (a
+    /// grown Vec frees the old copy unwiped): the bound is exact arithmetic
+    /// over every kind of value, and the buffer keeps the capacity asked for.
+    #[test]
+    fn the_encoding_bound_covers_every_kind_and_the_buffer_never_grows() {
+        let b = |n: usize| Value::Bytes(alloc::vec![7; n]);
+        let t = |s: &str| Value::Text(s.into());
+        let cases = [
+            (b(3), 9 + 3),
+            (t("hello"), 9 + 5),
+            (Value::Integer(70000.into()), 9),
+            (Value::Array(alloc::vec![b(3), t("ab")]), 9 + 12 + 11),
+            (
+                Value::Map(alloc::vec![(t("k"), b(40)), (b(1), b(2))]),
+                9 + (10 + 49) + (10 + 11),
+            ),
+            (Value::Tag(24, alloc::boxed::Box::new(b(300))), 9 + 309),
+            (
+                Value::Array(alloc::vec![Value::Array(alloc::vec![b(1000)])]),
+                9 + 9 + 1009,
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(bound(&v), want, "{v:?}");
+            let out = encode(&v).unwrap(); // safe: test
+            assert!(out.len() <= want);
+            assert_eq!(out.capacity(), want, "grown: {v:?}");
+        }
+    }
+
     #[test]
     fn round_trip_and_strictness() {
         let bytes = Builder::new(MsgType::Query)

@@ -90,6 +90,9 @@ pub enum Error {
     Timeout = 408,
     /// The source has committed (MIGRATED): the enclave will never run here again.
     Migrated = 409,
+    /// A checkpoint that is not the enclave's latest committed one here (an
+    /// older one, one never committed, one from an earlier epoch).
+    StaleCheckpoint = 410,
 
     // 5xx: platform and enclave framework.
     /// The enclave framework (EnclaveHost) reported a failure.
@@ -163,6 +166,7 @@ impl Error {
         Error::Busy,
         Error::Timeout,
         Error::Migrated,
+        Error::StaleCheckpoint,
         Error::Host,
         Error::Storage,
         Error::Counter,
@@ -237,6 +241,7 @@ impl Error {
             Error::Busy => c"enclave already migrating",
             Error::Timeout => c"migration timed out and was aborted",
             Error::Migrated => c"enclave migrated away; it never runs here again",
+            Error::StaleCheckpoint => c"not the enclave's latest committed checkpoint",
             Error::Host => c"enclave framework failure",
             Error::Storage => c"journal storage failure",
             Error::Counter => c"monotonic counter failure",

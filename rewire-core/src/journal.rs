@@ -36,6 +36,7 @@ use alloc::vec::Vec;
 use ciborium::value::Value;
 
 use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgType};
+use crate::crypto::Digest;
 use crate::crypto::{hkdf, PublicKey, Secret};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -84,6 +85,14 @@ pub(crate) struct Settled {
     pub message: Vec<u8>,
 }
 
+/// The one checkpoint of an enclave that may be restored here: the
+/// sequence number sealed into it and the SHA-256 of the whole blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub seq: u64,
+    pub digest: Digest,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     pub id: EnclaveId,
@@ -92,6 +101,9 @@ pub(crate) struct Record {
     pub epoch: u64,
     pub state: RecState,
     pub last: Option<Settled>,
+    /// The latest committed checkpoint (monitor/checkpoint.rs); a new
+    /// record (install, import) has none.
+    pub checkpoint: Option<Anchor>,
 }
 
 const S_RUNNING: u64 = 0;
@@ -140,6 +152,10 @@ impl Record {
                 Value::Bytes(s.message.clone()),
             ]),
         };
+        let checkpoint = match &self.checkpoint {
+            None => Value::Array(alloc::vec![]),
+            Some(a) => Value::Array(alloc::vec![int(a.seq), Value::Bytes(a.digest.to_vec())]),
+        };
         Value::Array(alloc::vec![
             Value::Bytes(self.id.to_vec()),
             Value::Bytes(self.measurement.to_vec()),
@@ -147,6 +163,7 @@ impl Record {
             int(self.epoch),
             state,
             last,
+            checkpoint,
         ])
     }
 
@@ -154,7 +171,7 @@ impl Record {
         let Value::Array(items) = v else {
             return Err(Error::Decode);
         };
-        let [id, m, policy, epoch, state, last]: [Value; 6] =
+        let [id, m, policy, epoch, state, last, checkpoint]: [Value; 7] =
             items.try_into().map_err(|_| Error::Decode)?;
         let Value::Array(state) = state else {
             return Err(Error::Decode);
@@ -196,6 +213,17 @@ impl Record {
             Err(v) if v.is_empty() => None,
             Err(_) => return Err(Error::Decode),
         };
+        let Value::Array(checkpoint) = checkpoint else {
+            return Err(Error::Decode);
+        };
+        let checkpoint = match <[Value; 2]>::try_from(checkpoint) {
+            Ok([seq, digest]) => Some(Anchor {
+                seq: as_u64(seq)?,
+                digest: as_array(digest)?,
+            }),
+            Err(v) if v.is_empty() => None,
+            Err(_) => return Err(Error::Decode),
+        };
         Ok(Record {
             id: as_array(id)?,
             measurement: as_array(m)?,
@@ -203,6 +231,7 @@ impl Record {
             epoch: as_u64(epoch)?,
             state,
             last,
+            checkpoint,
         })
     }
 }
@@ -352,6 +381,10 @@ mod tests {
                     request_id: [8; 16],
                     message: alloc::vec![9],
                 }),
+                checkpoint: Some(Anchor {
+                    seq: 11,
+                    digest: [12; 32],
+                }),
             },
             Record {
                 id: [2; 16],
@@ -363,6 +396,7 @@ mod tests {
                     target: PublicKey([3; 32]),
                 },
                 last: None,
+                checkpoint: None,
             },
         ];
         let bytes = encode(42, true, &recs).unwrap(); // safe: test code
@@ -377,6 +411,7 @@ mod tests {
             epoch: 0,
             state: RecState::Running,
             last,
+            checkpoint: None,
         }
     }
 
@@ -395,13 +430,15 @@ mod tests {
         let mut over = at.clone();
         over.last.as_mut().unwrap().message.push(4); // safe: test
         assert_eq!(Record::from_value(over.to_value()), Err(Error::TooLarge));
-        // `last` is either empty or [request id, message]: one item is not.
-        let mut v = at.to_value();
-        if let Value::Array(items) = &mut v {
-            *items.last_mut().unwrap() = // safe: test
-                Value::Array(alloc::vec![Value::Bytes(alloc::vec![3; 16])]); // safe: test
+        // `last` is either empty or [request id, message], and the
+        // checkpoint either empty or [seq, digest]: one item is neither.
+        for field in [5, 6] {
+            let mut v = at.to_value();
+            if let Value::Array(items) = &mut v {
+                items[field] = Value::Array(alloc::vec![Value::Bytes(alloc::vec![3; 16])]);
+            }
+            assert_eq!(Record::from_value(v), Err(Error::Decode), "field {field}");
         }
-        assert_eq!(Record::from_value(v), Err(Error::Decode));
         let none = running(alloc::vec![], None);
         assert_eq!(Record::from_value(none.to_value()), Ok(none));
     }
@@ -583,6 +620,7 @@ mod tests {
             epoch: 0,
             state: RecState::Running,
             last: None,
+            checkpoint: None,
         }]
     }
 

@@ -274,6 +274,7 @@ mod tests {
             epoch: 0,
             state: crate::journal::RecState::Running,
             last: None,
+            checkpoint: None,
         };
         // A settled blob at c and a torn commit at c + 1.
         let mut p = Scripted::new(alloc::vec![draw(9), draw(8)], c);

@@ -402,3 +402,63 @@ pub unsafe extern "C" fn rewire_monitor_unseal(
         output(&plain, buf, cap, out_len)
     })
 }
+
+/// Seal a checkpoint of an enclave held here (running, frozen or pending):
+/// `image` is whatever the framework needs to resume it. Nothing changes
+/// until rewire_monitor_checkpoint_commit: store the blob durably first,
+/// keeping the previous checkpoint until the commit returns.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_monitor_checkpoint_seal(
+    m: *mut rewire_monitor,
+    enclave_id: *const u8,
+    image: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> rewire_result {
+    guard(|| unsafe {
+        let id = array::<16>(enclave_id)?;
+        let blob = monitor_mut(m)?.seal_checkpoint(&id, input(image, len)?)?;
+        output(&blob, buf, cap, out_len)
+    })
+}
+
+/// Make a stored checkpoint the only one rewire_monitor_checkpoint_open
+/// accepts from now on (one journal commit). Refused with nothing changed:
+/// another enclave's or a tampered blob (REWIRE_ERR_UNSEAL), one from
+/// another epoch or not newer than the committed one
+/// (REWIRE_ERR_STALE_CHECKPOINT).
+#[no_mangle]
+pub unsafe extern "C" fn rewire_monitor_checkpoint_commit(
+    m: *mut rewire_monitor,
+    enclave_id: *const u8,
+    blob: *const u8,
+    len: usize,
+) -> rewire_result {
+    guard(|| unsafe {
+        let id = array::<16>(enclave_id)?;
+        monitor_mut(m)?.commit_checkpoint(&id, input(blob, len)?)
+    })
+}
+
+/// Open an enclave's checkpoint after a restart: only the one committed
+/// last, and only while the enclave is held here. Another enclave's or a
+/// tampered blob is REWIRE_ERR_UNSEAL, any other checkpoint of this enclave
+/// REWIRE_ERR_STALE_CHECKPOINT, a migrated enclave REWIRE_ERR_MIGRATED.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_monitor_checkpoint_open(
+    m: *const rewire_monitor,
+    enclave_id: *const u8,
+    blob: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> rewire_result {
+    guard(|| unsafe {
+        let id = array::<16>(enclave_id)?;
+        let image = monitor_mut(m)?.restore_checkpoint(&id, input(blob, len)?)?;
+        output(&image, buf, cap, out_len)
+    })
+}

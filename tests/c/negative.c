@@ -119,6 +119,30 @@ int main(void) {
     EXPECT(rewire_monitor_install(ma, policy, policy_len - 3), REWIRE_ERR_DECODE);
     CHECK(rewire_monitor_install(ma, policy, policy_len));
     intact(&a, ma);
+
+    /* Checkpoints: only the one committed last opens; an older one, one
+     * never committed, a tampered one and one of an unknown enclave are
+     * refused with their own codes, and the enclave stays as it was. */
+    uint8_t ck1[256], ck2[256], img[16];
+    size_t ck1_len = 0, ck2_len = 0, img_len = 0;
+    CHECK(rewire_monitor_checkpoint_seal(ma, EID, (const uint8_t *)"first", 5, ck1, sizeof ck1, &ck1_len));
+    EXPECT(rewire_monitor_checkpoint_open(ma, EID, ck1, ck1_len, img, sizeof img, &img_len), REWIRE_ERR_STALE_CHECKPOINT);
+    CHECK(rewire_monitor_checkpoint_commit(ma, EID, ck1, ck1_len));
+    CHECK(rewire_monitor_checkpoint_seal(ma, EID, (const uint8_t *)"second", 6, ck2, sizeof ck2, &ck2_len));
+    CHECK(rewire_monitor_checkpoint_commit(ma, EID, ck2, ck2_len));
+    EXPECT(rewire_monitor_checkpoint_open(ma, EID, ck2, ck2_len, img, 2, &img_len), REWIRE_ERR_BUFFER_TOO_SMALL);
+    TRUE(img_len == 6);
+    CHECK(rewire_monitor_checkpoint_open(ma, EID, ck2, ck2_len, img, sizeof img, &img_len));
+    TRUE(img_len == 6 && memcmp(img, "second", 6) == 0);
+    EXPECT(rewire_monitor_checkpoint_open(ma, EID, ck1, ck1_len, img, sizeof img, &img_len), REWIRE_ERR_STALE_CHECKPOINT);
+    EXPECT(rewire_monitor_checkpoint_commit(ma, EID, ck1, ck1_len), REWIRE_ERR_STALE_CHECKPOINT);
+    ck2[ck2_len - 1] ^= 1;
+    EXPECT(rewire_monitor_checkpoint_open(ma, EID, ck2, ck2_len, img, sizeof img, &img_len), REWIRE_ERR_UNSEAL);
+    ck2[ck2_len - 1] ^= 1;
+    EXPECT(rewire_monitor_checkpoint_open(ma, (const uint8_t *)"no-such-enclave!", ck2, ck2_len, img, sizeof img, &img_len),
+           REWIRE_ERR_UNKNOWN_ENCLAVE);
+    EXPECT(rewire_monitor_checkpoint_commit(ma, EID, NULL, 4), REWIRE_ERR_NULL_POINTER);
+    intact(&a, ma);
     uint8_t *journal_after_install = malloc(a.journal_len);
     size_t journal_after_install_len = a.journal_len;
     memcpy(journal_after_install, a.journal, a.journal_len);

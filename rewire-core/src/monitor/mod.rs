@@ -33,12 +33,14 @@ macro_rules! fault {
     }};
 }
 
+mod checkpoint;
 mod identity;
 mod recovery;
 mod session;
 mod source;
 mod target;
 
+pub use checkpoint::CHECKPOINT_KEY_ID;
 pub use identity::Identity;
 use session::{InPhase, InSession, OutPhase, OutSession};
 
@@ -381,6 +383,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             epoch: 0,
             state: RecState::Running,
             last: None,
+            checkpoint: None,
         });
         self.commit()?;
         self.apply(&pol.enclave_id);

@@ -201,6 +201,7 @@ mod tests {
             epoch: 0,
             state: RecState::Running,
             last: None,
+            checkpoint: None,
         }
     }
 

@@ -198,6 +198,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 source_sm: cert.sm_key,
             },
             last: idx.and_then(|i| self.records[i].last.clone()),
+            checkpoint: None,
         };
         match idx {
             Some(i) => self.records[i] = rec,
