@@ -403,18 +403,18 @@ rewire_result rewire_monitor_checkpoint_seal(rewire_monitor *m,
 
 // Make a stored checkpoint the only one rewire_monitor_checkpoint_open
 // accepts from now on (one journal commit). Refused with nothing changed:
-// another enclave's or a tampered blob (REWIRE_ERR_UNSEAL), one from
-// another epoch or not newer than the committed one
-// (REWIRE_ERR_STALE_CHECKPOINT).
+// a blob this monitor did not seal for this enclave since its last commit,
+// or sealed before a restart or at another epoch
+// (REWIRE_ERR_STALE_CHECKPOINT); not a sealed blob (REWIRE_ERR_UNSEAL).
 rewire_result rewire_monitor_checkpoint_commit(rewire_monitor *m,
                                                const uint8_t *enclave_id,
                                                const uint8_t *blob,
                                                size_t len);
 
 // Open an enclave's checkpoint after a restart: only the one committed
-// last, and only while the enclave is held here. Another enclave's or a
-// tampered blob is REWIRE_ERR_UNSEAL, any other checkpoint of this enclave
-// REWIRE_ERR_STALE_CHECKPOINT, a migrated enclave REWIRE_ERR_MIGRATED.
+// last, and only while the enclave is held here. Any other blob is
+// REWIRE_ERR_STALE_CHECKPOINT, the committed one tampered with
+// REWIRE_ERR_UNSEAL, a migrated enclave REWIRE_ERR_MIGRATED.
 rewire_result rewire_monitor_checkpoint_open(const rewire_monitor *m,
                                              const uint8_t *enclave_id,
                                              const uint8_t *blob,

@@ -36,7 +36,6 @@ use alloc::vec::Vec;
 use ciborium::value::Value;
 
 use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgType};
-use crate::crypto::Digest;
 use crate::crypto::{hkdf, PublicKey, Secret};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -85,14 +84,6 @@ pub(crate) struct Settled {
     pub message: Vec<u8>,
 }
 
-/// The one checkpoint of an enclave that may be restored here: the
-/// sequence number sealed into it and the SHA-256 of the whole blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Anchor {
-    pub seq: u64,
-    pub digest: Digest,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     pub id: EnclaveId,
@@ -101,9 +92,10 @@ pub(crate) struct Record {
     pub epoch: u64,
     pub state: RecState,
     pub last: Option<Settled>,
-    /// The latest committed checkpoint (monitor/checkpoint.rs); a new
-    /// record (install, import) has none.
-    pub checkpoint: Option<Anchor>,
+    /// The salt of the latest committed checkpoint's blob, which names
+    /// that blob (monitor/checkpoint.rs); a new record (install, import)
+    /// has none.
+    pub checkpoint: Option<[u8; 32]>,
 }
 
 const S_RUNNING: u64 = 0;
@@ -154,7 +146,7 @@ impl Record {
         };
         let checkpoint = match &self.checkpoint {
             None => Value::Array(alloc::vec![]),
-            Some(a) => Value::Array(alloc::vec![int(a.seq), Value::Bytes(a.digest.to_vec())]),
+            Some(salt) => Value::Array(alloc::vec![Value::Bytes(salt.to_vec())]),
         };
         Value::Array(alloc::vec![
             Value::Bytes(self.id.to_vec()),
@@ -216,11 +208,8 @@ impl Record {
         let Value::Array(checkpoint) = checkpoint else {
             return Err(Error::Decode);
         };
-        let checkpoint = match <[Value; 2]>::try_from(checkpoint) {
-            Ok([seq, digest]) => Some(Anchor {
-                seq: as_u64(seq)?,
-                digest: as_array(digest)?,
-            }),
+        let checkpoint = match <[Value; 1]>::try_from(checkpoint) {
+            Ok([salt]) => Some(as_array(salt)?),
             Err(v) if v.is_empty() => None,
             Err(_) => return Err(Error::Decode),
         };
@@ -381,10 +370,7 @@ mod tests {
                     request_id: [8; 16],
                     message: alloc::vec![9],
                 }),
-                checkpoint: Some(Anchor {
-                    seq: 11,
-                    digest: [12; 32],
-                }),
+                checkpoint: Some([12; 32]),
             },
             Record {
                 id: [2; 16],
@@ -431,11 +417,16 @@ mod tests {
         over.last.as_mut().unwrap().message.push(4); // safe: test
         assert_eq!(Record::from_value(over.to_value()), Err(Error::TooLarge));
         // `last` is either empty or [request id, message], and the
-        // checkpoint either empty or [seq, digest]: one item is neither.
-        for field in [5, 6] {
+        // checkpoint either empty or [salt of 32 bytes].
+        let item = |n: usize| Value::Bytes(alloc::vec![3; n]);
+        for (field, items) in [
+            (5, alloc::vec![item(16)]),
+            (6, alloc::vec![item(32), item(32)]),
+            (6, alloc::vec![item(16)]),
+        ] {
             let mut v = at.to_value();
-            if let Value::Array(items) = &mut v {
-                items[field] = Value::Array(alloc::vec![Value::Bytes(alloc::vec![3; 16])]);
+            if let Value::Array(fields) = &mut v {
+                fields[field] = Value::Array(items);
             }
             assert_eq!(Record::from_value(v), Err(Error::Decode), "field {field}");
         }

@@ -181,6 +181,15 @@ impl Unsealer {
     }
 }
 
+/// The salt in a blob's header: it names the blob (every seal draws its
+/// own), so a journal can pin one blob by it without hashing the blob.
+pub fn salt_of(blob: &[u8]) -> Result<[u8; 32]> {
+    parse_header(blob)?;
+    let mut salt = [0u8; 32];
+    salt.copy_from_slice(&blob[8..HEADER_LEN]);
+    Ok(salt)
+}
+
 /// Check a header and return the plaintext chunk size.
 fn parse_header(header: &[u8]) -> Result<usize> {
     if header.len() < HEADER_LEN || &header[..4] != MAGIC {

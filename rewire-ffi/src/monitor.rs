@@ -426,9 +426,9 @@ pub unsafe extern "C" fn rewire_monitor_checkpoint_seal(
 
 /// Make a stored checkpoint the only one rewire_monitor_checkpoint_open
 /// accepts from now on (one journal commit). Refused with nothing changed:
-/// another enclave's or a tampered blob (REWIRE_ERR_UNSEAL), one from
-/// another epoch or not newer than the committed one
-/// (REWIRE_ERR_STALE_CHECKPOINT).
+/// a blob this monitor did not seal for this enclave since its last commit,
+/// or sealed before a restart or at another epoch
+/// (REWIRE_ERR_STALE_CHECKPOINT); not a sealed blob (REWIRE_ERR_UNSEAL).
 #[no_mangle]
 pub unsafe extern "C" fn rewire_monitor_checkpoint_commit(
     m: *mut rewire_monitor,
@@ -443,9 +443,9 @@ pub unsafe extern "C" fn rewire_monitor_checkpoint_commit(
 }
 
 /// Open an enclave's checkpoint after a restart: only the one committed
-/// last, and only while the enclave is held here. Another enclave's or a
-/// tampered blob is REWIRE_ERR_UNSEAL, any other checkpoint of this enclave
-/// REWIRE_ERR_STALE_CHECKPOINT, a migrated enclave REWIRE_ERR_MIGRATED.
+/// last, and only while the enclave is held here. Any other blob is
+/// REWIRE_ERR_STALE_CHECKPOINT, the committed one tampered with
+/// REWIRE_ERR_UNSEAL, a migrated enclave REWIRE_ERR_MIGRATED.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_monitor_checkpoint_open(
     m: *const rewire_monitor,

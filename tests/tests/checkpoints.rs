@@ -4,6 +4,7 @@
 //! enclave left and returned. Each attack asserts the exact error and that
 //! the enclave and its committed checkpoint are intact.
 
+use rewire_core::monitor::{CHECKPOINT_KEY_ID, MAX_SEALED_CHECKPOINTS};
 use rewire_core::{EnclaveState, Error};
 use rewire_tests::*;
 
@@ -70,7 +71,8 @@ fn a_checkpoint_never_committed_does_not_open_and_commits_once() {
     // Two blobs sealed from the same anchor, neither committed.
     let swapped = w.mon(0).seal_checkpoint(&X, b"swapped").unwrap(); // safe: test
     let twin = w.mon(0).seal_checkpoint(&X, b"twin").unwrap(); // safe: test
-                                                               // A swap: same enclave, same epoch, but not the one committed.
+
+    // A swap: same enclave, same epoch, but not the one committed.
     assert_eq!(
         restore(&mut w, 0, &X, &swapped),
         Err(Error::StaleCheckpoint)
@@ -111,12 +113,34 @@ fn another_enclaves_checkpoint_does_not_open_even_with_the_same_code() {
     let x = checkpoint(&mut w, 0, &X, b"x state");
     let y = checkpoint(&mut w, 0, &Y, b"y state");
     // X's checkpoint relabelled as Y's (and the reverse): refused.
-    assert_eq!(restore(&mut w, 0, &Y, &x), Err(Error::Unseal));
-    assert_eq!(restore(&mut w, 0, &X, &y), Err(Error::Unseal));
-    assert_eq!(w.mon(0).commit_checkpoint(&Y, &x), Err(Error::Unseal));
+    assert_eq!(restore(&mut w, 0, &Y, &x), Err(Error::StaleCheckpoint));
+    assert_eq!(restore(&mut w, 0, &X, &y), Err(Error::StaleCheckpoint));
+    // Sealed for X, not committed, presented as Y's: refused too.
+    let x2 = w.mon(0).seal_checkpoint(&X, b"x next").unwrap(); // safe: test
+    assert_eq!(
+        w.mon(0).commit_checkpoint(&Y, &x2),
+        Err(Error::StaleCheckpoint)
+    );
+    // Committing one enclave's checkpoint leaves the other's sealed one
+    // committable.
+    let y2 = w.mon(0).seal_checkpoint(&Y, b"y next").unwrap(); // safe: test
+    assert_eq!(w.mon(0).commit_checkpoint(&X, &x2), Ok(()));
+    assert_eq!(w.mon(0).commit_checkpoint(&Y, &y2), Ok(()));
+    let (x, y) = (x2, y2);
     // Each still opens as its own.
-    assert_eq!(restore(&mut w, 0, &Y, &y), Ok(b"y state".to_vec()));
-    assert_eq!(restore(&mut w, 0, &X, &x), Ok(b"x state".to_vec()));
+    assert_eq!(restore(&mut w, 0, &Y, &y), Ok(b"y next".to_vec()));
+    assert_eq!(restore(&mut w, 0, &X, &x), Ok(b"x next".to_vec()));
+    // Behind the anchor, the key binds the enclave id: X's blob does not
+    // open with Y's key.
+    let y_key = w
+        .mon(0)
+        .identity()
+        .sealing_key(&img.measurement(), &Y, CHECKPOINT_KEY_ID)
+        .unwrap(); // safe: test
+    assert_eq!(
+        rewire_core::seal::unseal(&y_key, &x).map(|_| ()),
+        Err(Error::Unseal)
+    );
     w.assert_intact_at(0, &X, &img);
     w.assert_intact_at(0, &Y, &img);
 }
@@ -125,14 +149,25 @@ fn another_enclaves_checkpoint_does_not_open_even_with_the_same_code() {
 fn sealed_data_and_tampered_blobs_are_not_checkpoints() {
     let (mut w, img) = world();
     let good = checkpoint(&mut w, 0, &X, b"state");
-    // The enclave's own sealed data: another key id, does not open.
+    // The enclave's own sealed data is not a checkpoint.
     let data = w.mon(0).seal_data(&X, b"state").unwrap(); // safe: test
-    assert_eq!(restore(&mut w, 0, &X, &data), Err(Error::Unseal));
-    assert_eq!(w.mon(0).commit_checkpoint(&X, &data), Err(Error::Unseal));
+    assert_eq!(restore(&mut w, 0, &X, &data), Err(Error::StaleCheckpoint));
+    assert_eq!(
+        w.mon(0).commit_checkpoint(&X, &data),
+        Err(Error::StaleCheckpoint)
+    );
+    // The committed blob with its body changed: does not open.
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(restore(&mut w, 0, &X, &bad), Err(Error::Unseal));
+    // With its salt changed: not the committed blob.
+    let mut bad = good.clone();
+    bad[20] ^= 1;
+    assert_eq!(restore(&mut w, 0, &X, &bad), Err(Error::StaleCheckpoint));
+    // Not a blob at all.
+    assert_eq!(restore(&mut w, 0, &X, b"RWSL"), Err(Error::Unseal));
+    assert_eq!(w.mon(0).commit_checkpoint(&X, b"RW"), Err(Error::Unseal));
     assert_eq!(restore(&mut w, 0, &X, &good), Ok(b"state".to_vec()));
     // An empty image is an image.
     let empty = checkpoint(&mut w, 0, &X, b"");
@@ -153,6 +188,7 @@ fn sealed_data_and_tampered_blobs_are_not_checkpoints() {
 fn after_leaving_and_coming_back_no_checkpoint_from_before_opens() {
     let (mut w, img) = world();
     let before = checkpoint(&mut w, 0, &X, b"epoch 0");
+    let unused = w.mon(0).seal_checkpoint(&X, b"epoch 0, later").unwrap(); // safe: test
     w.order(&X, 1, [1; 16]).unwrap(); // safe: test
     w.run();
     assert_eq!(w.mon(0).status(&X).unwrap().state, EnclaveState::Migrated); // safe: test
@@ -165,17 +201,18 @@ fn after_leaving_and_coming_back_no_checkpoint_from_before_opens() {
         w.mon(0).commit_checkpoint(&X, &before),
         Err(Error::Migrated)
     );
-    // B: another device.
-    assert_eq!(restore(&mut w, 1, &X, &before), Err(Error::Unseal));
+    // B: another device, another anchor.
+    assert_eq!(restore(&mut w, 1, &X, &before), Err(Error::StaleCheckpoint));
     let at_b = checkpoint(&mut w, 1, &X, b"epoch 1");
     w.order(&X, 0, [2; 16]).unwrap(); // safe: test
     w.run();
     assert_eq!(w.mon(0).status(&X).unwrap().state, EnclaveState::Running); // safe: test
-                                                                           // Back at A (epoch 2): the old checkpoint opens with A's key, but is
-                                                                           // not anchored, and cannot be committed (sealed at epoch 0).
+
+    // Back at A (epoch 2): the old checkpoint is not anchored; one A
+    // sealed at epoch 0 and never committed cannot be committed now.
     assert_eq!(restore(&mut w, 0, &X, &before), Err(Error::StaleCheckpoint));
     assert_eq!(
-        w.mon(0).commit_checkpoint(&X, &before),
+        w.mon(0).commit_checkpoint(&X, &unused),
         Err(Error::StaleCheckpoint)
     );
     assert_eq!(restore(&mut w, 1, &X, &at_b), Err(Error::Migrated));
@@ -253,4 +290,29 @@ fn a_failed_commit_changes_no_anchor() {
     w.restart(0).unwrap(); // safe: test
     assert_eq!(restore(&mut w, 0, &X, &good), Ok(b"good".to_vec()));
     assert_eq!(restore(&mut w, 0, &X, &next), Err(Error::StaleCheckpoint));
+}
+
+/// Sealed checkpoints live in memory until committed: a restart forgets
+/// them, and only the last MAX_SEALED_CHECKPOINTS are remembered.
+#[test]
+fn a_sealed_checkpoint_is_forgotten_on_restart_and_beyond_the_cap() {
+    let (mut w, img) = world();
+    let sealed = w.mon(0).seal_checkpoint(&X, b"before the crash").unwrap(); // safe: test
+    w.crash(0);
+    w.restart(0).unwrap(); // safe: test
+    assert_eq!(
+        w.mon(0).commit_checkpoint(&X, &sealed),
+        Err(Error::StaleCheckpoint)
+    );
+    let blobs: Vec<Vec<u8>> = (0..=MAX_SEALED_CHECKPOINTS)
+        .map(|i| w.mon(0).seal_checkpoint(&X, &[i as u8]).unwrap()) // safe: test
+        .collect();
+    assert_eq!(
+        w.mon(0).commit_checkpoint(&X, &blobs[0]),
+        Err(Error::StaleCheckpoint),
+        "the oldest is forgotten"
+    );
+    assert_eq!(w.mon(0).commit_checkpoint(&X, &blobs[1]), Ok(()));
+    assert_eq!(restore(&mut w, 0, &X, &blobs[1]), Ok(vec![1]));
+    w.assert_intact_at(0, &X, &img);
 }

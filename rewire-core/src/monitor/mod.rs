@@ -40,7 +40,7 @@ mod session;
 mod source;
 mod target;
 
-pub use checkpoint::CHECKPOINT_KEY_ID;
+pub use checkpoint::{CHECKPOINT_KEY_ID, MAX_SEALED_CHECKPOINTS};
 pub use identity::Identity;
 use session::{InPhase, InSession, OutPhase, OutSession};
 
@@ -259,6 +259,8 @@ pub struct Monitor<P: Platform, H: EnclaveHost> {
     /// Enclaves whose framework side effect (pause, resume, destroy) failed
     /// after its journal commit; `tick` retries them.
     owed: Vec<EnclaveId>,
+    /// Checkpoints sealed in this run and not committed yet (checkpoint.rs).
+    sealed_checkpoints: VecDeque<checkpoint::Sealed>,
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
 }

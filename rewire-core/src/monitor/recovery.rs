@@ -85,6 +85,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             events: VecDeque::new(),
             finished: VecDeque::new(),
             owed: Vec::new(),
+            sealed_checkpoints: VecDeque::new(),
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         };
@@ -213,7 +214,8 @@ mod tests {
         let p = SoftPlatform::new(1, Clock::default(), Some(1_800_000_000));
         let mut m =
             Monitor::start(p, SoftHost::default(), id, Config::new(PublicKey([3; 32]))).unwrap(); // safe: test
-                                                                                                  // The encoding's overhead is the same for every policy of this size.
+
+        // The encoding's overhead is the same for every policy of this size.
         let probe = 200_000;
         m.records = alloc::vec![record(probe)];
         let overhead = journal::encode(m.counter, false, &m.records).unwrap().len() - probe; // safe: test
