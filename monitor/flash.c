@@ -114,6 +114,18 @@ int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32
     return program(base, SLOT_MAGIC); /* the copy exists only once this word is written */
 }
 
+long flash_slot_read(uintptr_t off, const uint8_t **out, uint32_t *seq) {
+    uintptr_t b = FLASH_HOST + off;
+    size_t size = off < CKPT_SLOT0 ? JOURNAL_SLOT_SIZE : CKPT_SLOT_SIZE;
+    if (array_mode() != 0) return FLASH_ERR;
+    if (*word(b) != SLOT_MAGIC) return -1;
+    uint32_t n = *word(b + 8);
+    if ((size_t)n + 16 > size) return -1;
+    *out = (const uint8_t *)(b + 16);
+    if (seq) *seq = *word(b + 4);
+    return (long)n;
+}
+
 long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t *seq, uint32_t *tag) {
     long best = -1;
     uint32_t best_seq = 0;

@@ -240,9 +240,18 @@ static uint32_t fw_attest(void *u, const uint8_t *id, const uint8_t *rd, uint8_t
 /* ------------------------------------------------------------- checkpoints
  * The framework keeps a durable copy of the enclave wherever librewire may
  * later resume it after a crash (docs/porting.md): at launch, when it is
- * frozen for a migration, and when an import becomes PENDING. The copy is
- * sealed by librewire under this device's key for the enclave and lives on
- * untrusted flash; the enclave id stays in clear in front of it.
+ * frozen for a migration, and when an import becomes PENDING. librewire's
+ * state-continuity calls decide which copy may be resumed (protocol.md
+ * §8.5): the image is sealed (rewire_monitor_checkpoint_seal), written to
+ * the older of two slots on untrusted flash, and only then committed
+ * (rewire_monitor_checkpoint_commit), which anchors that exact blob in the
+ * counter-protected journal. On restart only the committed blob opens
+ * (rewire_monitor_checkpoint_open): an older copy, another enclave's, one
+ * sealed but never committed, or one from before the enclave left and came
+ * back is refused. A crash between the write and the commit leaves the
+ * other slot's blob the committed one, so restore tries the newer slot,
+ * then the other. The enclave id stays in clear in front of the blob (to
+ * ask librewire about it); librewire, not the id, decides.
  */
 static rewire_monitor *mon;
 #define CKPT_MAX (ENC_CODE_MAX + ENC_STATE_MAX + SEALED_MAX + 32)
@@ -264,7 +273,7 @@ static int checkpoint(int at_launch) {
     memcpy(p + n, fw.sealed, fw.sealed_len); n += fw.sealed_len;
     size_t blen = 0;
     memcpy(ckpt_blob, fw.id, 16);
-    uint32_t r = rewire_monitor_seal(mon, fw.id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
+    uint32_t r = rewire_monitor_checkpoint_seal(mon, fw.id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
     memset(ckpt_plain, 0, n);
     if (r != REWIRE_OK) return -(int)r;
     const uint8_t *cur;
@@ -278,7 +287,32 @@ static int checkpoint(int at_launch) {
 #else
     (void)at_launch;
 #endif
-    return flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0);
+    if (flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0) != 0) return -1;
+    r = rewire_monitor_checkpoint_commit(mon, fw.id, ckpt_blob + 16, blen);
+    return r == REWIRE_OK ? 0 : -(int)r;
+}
+
+/* Open the blob of one checkpoint slot into ckpt_plain: its length, or 0. */
+static size_t open_slot(uintptr_t off, uint32_t *state) {
+    const uint8_t *p;
+    long n = flash_slot_read(off, &p, NULL);
+    if (n < 16 || (size_t)n > sizeof ckpt_blob) return 0;
+    memcpy(ckpt_blob, p, (size_t)n); /* the slot is on flash the host can write: librewire reads a copy */
+    uint64_t epoch;
+    if (rewire_monitor_status(mon, ckpt_blob, state, &epoch) != REWIRE_OK ||
+        !(*state == REWIRE_STATE_RUNNING || *state == REWIRE_STATE_FROZEN || *state == REWIRE_STATE_PENDING))
+        return 0;
+    size_t len = 0;
+    uint32_t r = rewire_monitor_checkpoint_open(mon, ckpt_blob, ckpt_blob + 16, (size_t)n - 16, ckpt_plain,
+                                                sizeof ckpt_plain, &len);
+    if (r != REWIRE_OK || len < 32 || get32(ckpt_plain) != 0x4b435752) {
+        say("checkpoint slot refused: ");
+        con_puts(rewire_result_text(r));
+        con_puts("\n");
+        memset(ckpt_plain, 0, len);
+        return 0;
+    }
+    return len;
 }
 
 static void restore(void) {
@@ -286,31 +320,23 @@ static void restore(void) {
     long n = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &p, &ckpt_seq, NULL);
     if (n == FLASH_ERR) say("checkpoint slots unreadable\n");
     if (n < 16) return;
-    if ((size_t)n > sizeof ckpt_blob) { say("checkpoint too large: ignored\n"); return; }
-    memcpy(ckpt_blob, p, (size_t)n); /* the slot is on flash the host can write: librewire reads a copy */
-    p = ckpt_blob;
-    uint32_t state;
-    uint64_t epoch;
-    if (rewire_monitor_status(mon, p, &state, &epoch) != REWIRE_OK ||
-        !(state == REWIRE_STATE_RUNNING || state == REWIRE_STATE_FROZEN || state == REWIRE_STATE_PENDING)) {
-        say("stale checkpoint erased\n");
-        flash_slots_erase(CKPT_SLOT0, CKPT_SLOT1);
-        return;
-    }
-    size_t len = 0;
-    uint32_t r = rewire_monitor_unseal(mon, p, p + 16, (size_t)n - 16, ckpt_plain, sizeof ckpt_plain, &len);
-    if (r != REWIRE_OK || len < 32 || get32(ckpt_plain) != 0x4b435752) {
-        say("checkpoint does not open: ");
-        con_puts(rewire_result_text(r));
-        con_puts("\n");
+    /* The newer slot first; the other holds the committed blob when a crash
+     * came between a slot write and its commit. */
+    uintptr_t newer = p == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16) ? CKPT_SLOT0 : CKPT_SLOT1;
+    uintptr_t older = newer == CKPT_SLOT0 ? CKPT_SLOT1 : CKPT_SLOT0;
+    uint32_t state = 0;
+    size_t len = open_slot(newer, &state);
+    if (len == 0) len = open_slot(older, &state);
+    if (len == 0) {
+        say("no checkpoint to restore\n");
         return;
     }
     uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
     if (cl > ENC_CODE_MAX || sl > ENC_STATE_MAX || zl > SEALED_MAX || 32 + cl + sl + zl != len) return;
     fw_wipe();
     fw.present = 1;
-    memcpy(fw.id, p, 16);
-    remember(p);
+    memcpy(fw.id, ckpt_blob, 16);
+    remember(ckpt_blob);
     memcpy((void *)ENC_BASE, ckpt_plain + 32, cl);
     memcpy((void *)ENC_STATE, ckpt_plain + 32 + cl, sl);
     memcpy(fw.sealed, ckpt_plain + 32 + cl + sl, zl);

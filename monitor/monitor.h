@@ -23,6 +23,8 @@ int flash_slot_write(uintptr_t slot_off, const uint8_t *data, size_t len, uint32
  * the flash cannot be read), *out = pointer to its data. */
 #define FLASH_ERR (-2L)
 long flash_slots_read(uintptr_t s0, uintptr_t s1, const uint8_t **out, uint32_t *seq, uint32_t *tag);
+/* One slot: its length (-1 when empty or invalid, FLASH_ERR), *out, *seq. */
+long flash_slot_read(uintptr_t off, const uint8_t **out, uint32_t *seq);
 int flash_slots_erase(uintptr_t s0, uintptr_t s1);
 int flash_counter_read(uint64_t *out);
 int flash_counter_increment(void);

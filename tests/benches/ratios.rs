@@ -6,6 +6,7 @@
 //! P3 memory     peak heap of the SMS and the SMT (tagged allocator) for 1, 64, 256 MiB
 //! P4 sealing    librewire seal / unseal bytes/s ÷ ring AEAD seal bytes/s, same chunk size
 //! P5 size       linked text of a bare-metal monitor using librewire (measured by `make bench`, passed in)
+//! checkpoint    seal_checkpoint + commit_checkpoint (journal write, counter step) ÷ seal_data of the same bytes
 //!
 //! Timing uses medians of repeated runs; nothing here asserts a time.
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{fleet, handshake_1k, migrate};
+use common::{fleet, handshake_1k, migrate, EID};
 use rewire_core::crypto::Secret;
 use rewire_core::seal::{Sealer, Unsealer};
 
@@ -174,6 +175,33 @@ fn seal_rates(chunk_log2: u8, total: usize) -> (f64, f64) {
     (seal, total as f64 / t.elapsed().as_secs_f64())
 }
 
+/// State continuity's cost: a checkpoint (seal + journal commit with its
+/// counter step; in-memory storage, so only librewire's own work) ÷ sealing
+/// the same bytes as sealed data, on one monitor; median of interleaved
+/// rounds, each blob dropped before the next is timed, the order alternating
+/// (a fresh 1 MiB allocation costs page faults that must hit both alike).
+fn checkpoint_ratio(len: usize, rounds: usize) -> (f64, f64) {
+    let mut f = fleet(0);
+    let image = vec![7u8; len];
+    let (mut ck, mut plain) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        for first in [r % 2 == 0, r % 2 == 1] {
+            let t = Instant::now();
+            if first {
+                let blob = f.mons[0].seal_checkpoint(&EID, &image).unwrap();
+                f.mons[0].commit_checkpoint(&EID, &blob).unwrap();
+                ck.push(t.elapsed().as_secs_f64());
+                drop(std::hint::black_box(blob));
+            } else {
+                let blob = f.mons[0].seal_data(&EID, &image).unwrap();
+                plain.push(t.elapsed().as_secs_f64());
+                drop(std::hint::black_box(blob));
+            }
+        }
+    }
+    (median(ck), median(plain))
+}
+
 fn main() {
     if let Ok(n) = std::env::var("REWIRE_BENCH_PROFILE_1K") {
         // Many 1 KiB migrations (set-up outside the profiled loop is still in the process).
@@ -321,6 +349,15 @@ fn main() {
         "≥ 0.95",
         unseal_r / ring_open_p4 >= 0.95,
     );
+    for (len, name) in [(1usize << 10, "1 KiB"), (1 << 20, "1 MiB")] {
+        let (ck, plain) = checkpoint_ratio(len, if quick { 21 } else { 101 });
+        println!(
+            "| checkpoint: seal + commit ÷ seal, {name} | {:.0} µs | {:.0} µs | {:.2} | (no goal) | — |",
+            ck * 1e6,
+            plain * 1e6,
+            ck / plain
+        );
+    }
     match p5 {
         Some(t) => row(
             "P5 size: linked text, riscv64 bare-metal monitor",

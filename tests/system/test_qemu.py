@@ -217,6 +217,39 @@ def test_rolled_back_journal_is_refused(world):
     assert settle(w, eid) == "host-B"
 
 
+CKPT_SLOT0, CKPT_SLOT1, CKPT_SLOT_SIZE = 0x400000, 0xA00000, 0x600000  # monitor/abi.h
+
+
+def test_checkpoint_from_before_a_round_trip_is_refused(world):
+    """State continuity (protocol.md §8.5): A -> B -> A, then the host puts A's launch checkpoint,
+    from before the enclave left, into both checkpoint slots and reboots A. librewire opens only
+    the checkpoint A committed last, so the enclave's old state never runs again (with a checkpoint
+    sealed by the enclave's key alone, A would resume it from before the round trip)."""
+    w = world
+    A, B = w.hosts["host-A"], w.hosts["host-B"]
+    eid = demo.launch(w, A, 1024)
+    counts_on(w, A, 2)
+    launch_ckpt = A.flash.read_bytes()[CKPT_SLOT0:CKPT_SLOT0 + CKPT_SLOT_SIZE]
+    migrate_and_check_it_goes_on(w, eid, A, B)
+    w.run(A, 100)
+    demo.migrate(w, eid, B, A)
+    w.wait(lambda: demo.at(w, eid) == "host-A", "ledger back at A", 60)
+    last = B.counters()[-1]
+    counts_on(w, A, 2, after=last)
+    A.kill()
+    with open(A.flash, "r+b") as f:
+        for off in (CKPT_SLOT0, CKPT_SLOT1):
+            f.seek(off)
+            f.write(launch_ckpt)
+    w.boot(A)
+    w.wait(lambda: "[monitor] no checkpoint to restore" in A.console(), "A refusing both slots", 30)
+    refused = [l for l in A.console() if "checkpoint slot refused" in l]
+    assert len(refused) == 2 and all("latest committed checkpoint" in l for l in refused), refused
+    assert not any("enclave restored from its checkpoint" in l for l in A.console())
+    st = w.status(A, eid)
+    assert st["state"] == "running" and st["epoch"] == 2 and st["present"] is False, st
+
+
 def test_host_flash_command_never_runs_the_host_in_m_mode(request):
     """Issue 13: the untrusted host writes the CFI read-status command (0x00700070) to its own
     half of pflash before every ecall (monitor-hostile.elf). QEMU's pflash1 has one command state
