@@ -719,6 +719,24 @@ mod tests {
         }
     }
 
+    /// extend_wiped grows a buffer itself (wiping the old one) exactly when
+    /// the data does not fit, to max(needed, twice the capacity): never a
+    /// growth the Vec would do on its own, unwiped.
+    #[test]
+    fn extend_wiped_grows_only_when_needed_and_by_its_own_rule() {
+        let mut v = Vec::with_capacity(8);
+        extend_wiped(&mut v, &[1; 8]);
+        assert_eq!((v.len(), v.capacity()), (8, 8), "it fitted: no growth");
+        extend_wiped(&mut v, &[2; 3]);
+        assert_eq!((v.len(), v.capacity()), (11, 16), "twice the capacity");
+        extend_wiped(&mut v, &[3; 40]);
+        assert_eq!((v.len(), v.capacity()), (51, 51), "what is needed");
+        let mut empty = Vec::new();
+        extend_wiped(&mut empty, &[4; 3]);
+        assert_eq!(empty.capacity(), 3, "not the Vec's own minimum of 8");
+        assert_eq!(&v[..12], &[1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3]);
+    }
+
     #[test]
     fn client_hello_random_is_fresh() {
         let hello = || Channel::client(&key(1), T).unwrap().exchange(&[]).0; // safe: test
