@@ -166,11 +166,13 @@ static void fw_wipe(void) {
 }
 static uint32_t fw_pause(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 0; return 0; }
 static uint32_t fw_resume(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 1; return 0; }
+static uintptr_t ckpt_committed; /* the checkpoint slot holding the committed blob; 0: none known */
 static uint32_t fw_destroy(void *u, const uint8_t *id) {
     (void)u;
     if (fw_is(id)) {
         fw_wipe();
         flash_slots_erase(CKPT_SLOT0, CKPT_SLOT1);
+        ckpt_committed = 0;
     }
     return 0;
 }
@@ -243,24 +245,38 @@ static uint32_t fw_attest(void *u, const uint8_t *id, const uint8_t *rd, uint8_t
  * frozen for a migration, and when an import becomes PENDING. librewire's
  * state-continuity calls decide which copy may be resumed (protocol.md
  * §8.5): the image is sealed (rewire_monitor_checkpoint_seal), written to
- * the older of two slots on untrusted flash, and only then committed
+ * one of two slots on untrusted flash, and only then committed
  * (rewire_monitor_checkpoint_commit), which anchors that exact blob in the
  * counter-protected journal. On restart only the committed blob opens
  * (rewire_monitor_checkpoint_open): an older copy, another enclave's, one
  * sealed but never committed, or one from before the enclave left and came
- * back is refused. A crash between the write and the commit leaves the
- * other slot's blob the committed one, so restore tries the newer slot,
- * then the other. The enclave id stays in clear in front of the blob (to
- * ask librewire about it); librewire, not the id, decides.
+ * back is refused. The monitor remembers which slot holds the committed
+ * blob and always writes the *other*: a crash or a failed commit between a
+ * write and its commit leaves the committed blob untouched, and restore,
+ * which tries the slot with the higher sequence number first, falls back to
+ * it. The enclave id stays in clear in front of the blob (to ask librewire
+ * about it); librewire, not the id, decides.
+ *
+ * What this reference monitor does not do: checkpoint the enclave's own
+ * progress between migrations. After a power cut it resumes the enclave
+ * from its last checkpoint (launch, freeze, import), so counter values it
+ * printed after that are printed again. A framework whose enclaves release
+ * output must checkpoint (and commit) before releasing it.
  */
 static rewire_monitor *mon;
 #define CKPT_MAX (ENC_CODE_MAX + ENC_STATE_MAX + SEALED_MAX + 32)
 static uint8_t ckpt_plain[CKPT_MAX];
 static uint8_t ckpt_blob[CKPT_MAX + 65536];
-static uint32_t ckpt_seq;
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* A slot's sequence number, 0 when it holds nothing. */
+static uint32_t slot_seq(uintptr_t off) {
+    const uint8_t *p;
+    uint32_t seq = 0;
+    return flash_slot_read(off, &p, &seq) >= 0 ? seq : 0;
+}
 
 static int checkpoint(int at_launch) {
     if (!fw.present) return -1;
@@ -276,23 +292,22 @@ static int checkpoint(int at_launch) {
     uint32_t r = rewire_monitor_checkpoint_seal(mon, fw.id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
     memset(ckpt_plain, 0, n);
     if (r != REWIRE_OK) return -(int)r;
-    const uint8_t *cur;
-    uint32_t seq;
-    long have = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &cur, &seq, NULL);
-    if (have == FLASH_ERR) return -1;
-    uintptr_t slot = (have >= 0 && cur == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16)) ? CKPT_SLOT1 : CKPT_SLOT0;
-    ckpt_seq = have >= 0 ? seq + 1 : 1;
+    uintptr_t slot = ckpt_committed == CKPT_SLOT0 ? CKPT_SLOT1 : CKPT_SLOT0;
+    uint32_t s0 = slot_seq(CKPT_SLOT0), s1 = slot_seq(CKPT_SLOT1);
+    uint32_t seq = ((int32_t)(s0 - s1) > 0 ? s0 : s1) + 1; /* the newest on flash: restore tries it first */
 #ifdef FAULT_CHECKPOINT /* tests only (monitor-faulty.elf): every checkpoint after the launch's fails to reach flash */
     if (!at_launch) return -1;
 #else
     (void)at_launch;
 #endif
-    if (flash_slot_write(slot, ckpt_blob, blen + 16, ckpt_seq, 0) != 0) return -1;
+    if (flash_slot_write(slot, ckpt_blob, blen + 16, seq, 0) != 0) return -1;
     r = rewire_monitor_checkpoint_commit(mon, fw.id, ckpt_blob + 16, blen);
-    return r == REWIRE_OK ? 0 : -(int)r;
+    if (r != REWIRE_OK) return -(int)r;
+    ckpt_committed = slot;
+    return 0;
 }
 
-/* Open the blob of one checkpoint slot into ckpt_plain: its length, or 0. */
+/* Open one checkpoint slot's blob into ckpt_plain: its length, or 0. */
 static size_t open_slot(uintptr_t off, uint32_t *state) {
     const uint8_t *p;
     long n = flash_slot_read(off, &p, NULL);
@@ -305,34 +320,44 @@ static size_t open_slot(uintptr_t off, uint32_t *state) {
     size_t len = 0;
     uint32_t r = rewire_monitor_checkpoint_open(mon, ckpt_blob, ckpt_blob + 16, (size_t)n - 16, ckpt_plain,
                                                 sizeof ckpt_plain, &len);
-    if (r != REWIRE_OK || len < 32 || get32(ckpt_plain) != 0x4b435752) {
+    if (r != REWIRE_OK) {
         say("checkpoint slot refused: ");
         con_puts(rewire_result_text(r));
         con_puts("\n");
-        memset(ckpt_plain, 0, len);
+        memset(ckpt_plain, 0, sizeof ckpt_plain);
+        return 0;
+    }
+    uint64_t cl = len < 32 ? 0 : get32(ckpt_plain + 4), sl = len < 32 ? 0 : get32(ckpt_plain + 8),
+             zl = len < 32 ? 0 : get32(ckpt_plain + 12);
+    if (len < 32 || get32(ckpt_plain) != 0x4b435752 || cl > ENC_CODE_MAX || sl > ENC_STATE_MAX || zl > SEALED_MAX ||
+        32 + cl + sl + zl != len) {
+        say("checkpoint slot refused: not an image of this monitor\n");
+        memset(ckpt_plain, 0, sizeof ckpt_plain);
         return 0;
     }
     return len;
 }
 
 static void restore(void) {
-    const uint8_t *p;
-    long n = flash_slots_read(CKPT_SLOT0, CKPT_SLOT1, &p, &ckpt_seq, NULL);
-    if (n == FLASH_ERR) say("checkpoint slots unreadable\n");
-    if (n < 16) return;
+    uint32_t s0 = slot_seq(CKPT_SLOT0), s1 = slot_seq(CKPT_SLOT1);
+    if (s0 == 0 && s1 == 0) return;
     /* The newer slot first; the other holds the committed blob when a crash
      * came between a slot write and its commit. */
-    uintptr_t newer = p == (const uint8_t *)(FLASH_HOST + CKPT_SLOT0 + 16) ? CKPT_SLOT0 : CKPT_SLOT1;
+    uintptr_t newer = (int32_t)(s0 - s1) >= 0 ? CKPT_SLOT0 : CKPT_SLOT1;
     uintptr_t older = newer == CKPT_SLOT0 ? CKPT_SLOT1 : CKPT_SLOT0;
     uint32_t state = 0;
+    uintptr_t from = newer;
     size_t len = open_slot(newer, &state);
-    if (len == 0) len = open_slot(older, &state);
+    if (len == 0) {
+        from = older;
+        len = open_slot(older, &state);
+    }
     if (len == 0) {
         say("no checkpoint to restore\n");
         return;
     }
+    ckpt_committed = from;
     uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
-    if (cl > ENC_CODE_MAX || sl > ENC_STATE_MAX || zl > SEALED_MAX || 32 + cl + sl + zl != len) return;
     fw_wipe();
     fw.present = 1;
     memcpy(fw.id, ckpt_blob, 16);

@@ -241,7 +241,7 @@ impl Error {
             Error::Busy => c"enclave already migrating",
             Error::Timeout => c"migration timed out and was aborted",
             Error::Migrated => c"enclave migrated away; it never runs here again",
-            Error::StaleCheckpoint => c"not the enclave's latest committed checkpoint",
+            Error::StaleCheckpoint => c"stale checkpoint: not the one committed or sealed last",
             Error::Host => c"enclave framework failure",
             Error::Storage => c"journal storage failure",
             Error::Counter => c"monotonic counter failure",

@@ -224,8 +224,10 @@ pub fn chunk_layout(header: &[u8], sealed_len: u64) -> Result<(u64, u64)> {
 /// Seal a whole buffer (for small objects such as the journal).
 pub fn seal(key: &Secret, salt: [u8; 32], data: &[u8]) -> Result<Vec<u8>> {
     let mut s = Sealer::new(key, salt, DEFAULT_CHUNK_LOG2)?;
-    let mut out =
-        Vec::with_capacity(HEADER_LEN + data.len() + TAG_LEN * (data.len() / s.chunk + 1));
+    // A bare-metal heap may not have room: that is `Capacity`, not an abort.
+    let mut out = Vec::new();
+    out.try_reserve_exact(HEADER_LEN + data.len() + TAG_LEN * (data.len() / s.chunk + 1))
+        .map_err(|_| Error::Capacity)?;
     out.extend_from_slice(s.header());
     let mut chunks = data.chunks(s.chunk).peekable();
     if chunks.peek().is_none() {
@@ -242,7 +244,9 @@ pub fn seal(key: &Secret, salt: [u8; 32], data: &[u8]) -> Result<Vec<u8>> {
 pub fn unseal(key: &Secret, blob: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let (plain_len, n) = chunk_layout(blob, blob.len() as u64)?;
     let mut u = Unsealer::new(key, blob)?;
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(plain_len as usize));
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    out.try_reserve_exact(usize::try_from(plain_len).map_err(|_| Error::Capacity)?)
+        .map_err(|_| Error::Capacity)?;
     let mut rest = &blob[HEADER_LEN..];
     for i in 0..n {
         let take = rest.len().min(u.sealed_chunk_len());

@@ -244,7 +244,7 @@ def test_checkpoint_from_before_a_round_trip_is_refused(world):
     w.boot(A)
     w.wait(lambda: "[monitor] no checkpoint to restore" in A.console(), "A refusing both slots", 30)
     refused = [l for l in A.console() if "checkpoint slot refused" in l]
-    assert len(refused) == 2 and all("latest committed checkpoint" in l for l in refused), refused
+    assert len(refused) == 2 and all("stale checkpoint" in l for l in refused), refused
     assert not any("enclave restored from its checkpoint" in l for l in A.console())
     st = w.status(A, eid)
     assert st["state"] == "running" and st["epoch"] == 2 and st["present"] is False, st

@@ -68,40 +68,35 @@ fn a_checkpoint_never_committed_does_not_open_and_commits_once() {
     let sealed = w.mon(0).seal_checkpoint(&X, b"state").unwrap(); // safe: test
     assert_eq!(restore(&mut w, 0, &X, &sealed), Err(Error::StaleCheckpoint));
     let committed = checkpoint(&mut w, 0, &X, b"committed");
-    // Two blobs sealed from the same anchor, neither committed.
-    let swapped = w.mon(0).seal_checkpoint(&X, b"swapped").unwrap(); // safe: test
-    let twin = w.mon(0).seal_checkpoint(&X, b"twin").unwrap(); // safe: test
+    // Two blobs sealed after it, neither committed.
+    let older = w.mon(0).seal_checkpoint(&X, b"older").unwrap(); // safe: test
+    let newer = w.mon(0).seal_checkpoint(&X, b"newer").unwrap(); // safe: test
 
     // A swap: same enclave, same epoch, but not the one committed.
-    assert_eq!(
-        restore(&mut w, 0, &X, &swapped),
-        Err(Error::StaleCheckpoint)
-    );
+    assert_eq!(restore(&mut w, 0, &X, &older), Err(Error::StaleCheckpoint));
     assert_eq!(
         restore(&mut w, 0, &X, &committed),
         Ok(b"committed".to_vec())
     );
-    // The committed blob cannot be committed again (not newer than itself).
-    assert_eq!(
-        w.mon(0).commit_checkpoint(&X, &committed),
-        Err(Error::StaleCheckpoint)
-    );
-    // Whichever of the two is committed first wins; then the other, and
-    // the older one, are refused, and nothing changes.
-    assert_eq!(w.mon(0).commit_checkpoint(&X, &swapped), Ok(()));
+    // The committed blob cannot be committed again, nor the older seal
+    // handed back in place of the newer one: nothing changes.
     let (status, counter) = (w.mon(0).status(&X), w.mon(0).platform().counter);
-    assert_eq!(
-        w.mon(0).commit_checkpoint(&X, &twin),
-        Err(Error::StaleCheckpoint)
-    );
-    assert_eq!(
-        w.mon(0).commit_checkpoint(&X, &committed),
-        Err(Error::StaleCheckpoint)
-    );
+    for blob in [&committed, &older] {
+        assert_eq!(
+            w.mon(0).commit_checkpoint(&X, blob),
+            Err(Error::StaleCheckpoint)
+        );
+    }
     assert_eq!(w.mon(0).status(&X), status);
     assert_eq!(w.mon(0).platform().counter, counter, "nothing committed");
-    assert_eq!(restore(&mut w, 0, &X, &swapped), Ok(b"swapped".to_vec()));
-    assert_eq!(restore(&mut w, 0, &X, &twin), Err(Error::StaleCheckpoint));
+    assert_eq!(w.mon(0).commit_checkpoint(&X, &newer), Ok(()));
+    // Once committed, it is not committed twice.
+    assert_eq!(
+        w.mon(0).commit_checkpoint(&X, &newer),
+        Err(Error::StaleCheckpoint)
+    );
+    assert_eq!(restore(&mut w, 0, &X, &newer), Ok(b"newer".to_vec()));
+    assert_eq!(restore(&mut w, 0, &X, &older), Err(Error::StaleCheckpoint));
     w.assert_intact_at(0, &X, &img);
 }
 
@@ -293,7 +288,8 @@ fn a_failed_commit_changes_no_anchor() {
 }
 
 /// Sealed checkpoints live in memory until committed: a restart forgets
-/// them, and only the last MAX_SEALED_CHECKPOINTS are remembered.
+/// them, and a monitor remembers one for at most MAX_SEALED_CHECKPOINTS
+/// enclaves (the one sealed longest ago is forgotten first).
 #[test]
 fn a_sealed_checkpoint_is_forgotten_on_restart_and_beyond_the_cap() {
     let (mut w, img) = world();
@@ -304,15 +300,47 @@ fn a_sealed_checkpoint_is_forgotten_on_restart_and_beyond_the_cap() {
         w.mon(0).commit_checkpoint(&X, &sealed),
         Err(Error::StaleCheckpoint)
     );
-    let blobs: Vec<Vec<u8>> = (0..=MAX_SEALED_CHECKPOINTS)
-        .map(|i| w.mon(0).seal_checkpoint(&X, &[i as u8]).unwrap()) // safe: test
+    let x = w.mon(0).seal_checkpoint(&X, b"x").unwrap(); // safe: test
+    let others: Vec<[u8; 16]> = (0..MAX_SEALED_CHECKPOINTS as u8)
+        .map(|i| {
+            let mut eid = *b"enclave-ckpt-o00";
+            eid[15] = b'a' + i;
+            w.deploy(0, eid, &Image::sample(41 + i, 100), 1);
+            eid
+        })
+        .collect();
+    let blobs: Vec<Vec<u8>> = others
+        .iter()
+        .map(|e| w.mon(0).seal_checkpoint(e, b"o").unwrap()) // safe: test
         .collect();
     assert_eq!(
-        w.mon(0).commit_checkpoint(&X, &blobs[0]),
+        w.mon(0).commit_checkpoint(&X, &x),
         Err(Error::StaleCheckpoint),
-        "the oldest is forgotten"
+        "X's is forgotten"
     );
-    assert_eq!(w.mon(0).commit_checkpoint(&X, &blobs[1]), Ok(()));
-    assert_eq!(restore(&mut w, 0, &X, &blobs[1]), Ok(vec![1]));
+    for (e, b) in others.iter().zip(&blobs) {
+        assert_eq!(w.mon(0).commit_checkpoint(e, b), Ok(()));
+    }
+    w.assert_intact_at(0, &X, &img);
+}
+
+/// A commit that fails before anything is written (the random source
+/// refuses the journal's salt) changes no anchor and does not poison: the
+/// same blob commits once the source is fixed.
+#[test]
+fn a_commit_refused_before_writing_changes_nothing() {
+    let (mut w, img) = world();
+    let good = checkpoint(&mut w, 0, &X, b"good");
+    let next = w.mon(0).seal_checkpoint(&X, b"next").unwrap(); // safe: test
+    let counter = w.mon(0).platform().counter;
+    // The next draw repeats the one before: refused (crate::rng).
+    w.mon(0).platform().stuck_random = Some([5; 32]);
+    let _ = w.mon(0).seal_data(&X, b"one draw of the stuck value");
+    assert_eq!(w.mon(0).commit_checkpoint(&X, &next), Err(Error::Random));
+    assert_eq!(w.mon(0).platform().counter, counter);
+    assert_eq!(restore(&mut w, 0, &X, &good), Ok(b"good".to_vec()));
+    w.mon(0).platform().stuck_random = None;
+    assert_eq!(w.mon(0).commit_checkpoint(&X, &next), Ok(()));
+    assert_eq!(restore(&mut w, 0, &X, &next), Ok(b"next".to_vec()));
     w.assert_intact_at(0, &X, &img);
 }

@@ -43,8 +43,9 @@ use crate::wire::EnclaveId;
 /// Key id of checkpoints (sealed data has its own, `SEALED_DATA_KEY_ID`).
 pub const CHECKPOINT_KEY_ID: &[u8] = b"rewire/checkpoint";
 
-/// How many sealed, uncommitted checkpoints a monitor remembers (the
-/// oldest is forgotten first).
+/// For how many enclaves at once a monitor remembers a sealed, uncommitted
+/// checkpoint (one each, the newest; the enclave sealed longest ago is
+/// forgotten first).
 pub const MAX_SEALED_CHECKPOINTS: usize = 16;
 
 /// A checkpoint sealed in this run, not committed yet: its enclave, the
@@ -90,6 +91,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         self.drbg.fill(&mut self.platform, &mut salt)?;
         let salt = bind_salt(&salt, image)?;
         let blob = seal::seal(&key, salt, image)?;
+        // Only the newest seal of an enclave may be committed: an older one
+        // the host hands back in its place is refused.
+        self.sealed_checkpoints.retain(|o| o.eid != *eid);
         if self.sealed_checkpoints.len() >= MAX_SEALED_CHECKPOINTS {
             self.sealed_checkpoints.pop_front();
         }
@@ -102,10 +106,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     /// Make a stored checkpoint the only one [`Monitor::restore_checkpoint`]
-    /// opens from now on (one journal commit; no pass over the data).
-    /// Refused with `StaleCheckpoint`, nothing changed: a blob this run did
-    /// not seal for this enclave since its last commit (or has forgotten),
-    /// or one sealed at another epoch.
+    /// opens from now on (one journal commit; no pass over the data). Give
+    /// it the blob as sealed (the framework's own copy), not one read back
+    /// from storage. Refused with `StaleCheckpoint`, nothing changed: any
+    /// blob but the newest this run sealed for the enclave (an older one,
+    /// another enclave's, one sealed before a restart or forgotten), or one
+    /// sealed at another epoch; `Capacity` when the journal is nearly full.
     pub fn commit_checkpoint(&mut self, eid: &EnclaveId, blob: &[u8]) -> Result<()> {
         self.check_alive()?;
         let i = self.checkpointable(eid)?;
@@ -118,10 +124,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if s.epoch != self.records[i].epoch {
             return Err(Error::StaleCheckpoint);
         }
+        self.check_journal_room()?;
         self.records[i].checkpoint = Some(salt);
         self.commit()?;
-        // The others sealed for it are older than this one: none may be
-        // committed now.
         self.sealed_checkpoints.retain(|o| o.eid != *eid);
         Ok(())
     }
@@ -143,5 +148,45 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::StaleCheckpoint);
         }
         seal::unseal(&self.checkpoint_key(i)?, blob)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::recovery::JOURNAL_HEADROOM;
+    use super::*;
+    use crate::crypto::{PublicKey, Secret};
+    use crate::journal::{self, Record};
+    use crate::monitor::{Config, Identity};
+    use crate::soft::{Clock, SoftHost, SoftPlatform};
+
+    /// A commit that would eat into the journal's recovery headroom is
+    /// refused with `Capacity` before anything is written.
+    #[test]
+    fn a_commit_into_the_journal_headroom_is_refused() {
+        let id = Identity::derive(Secret::from_bytes([1; 32]), [2; 32]).unwrap(); // safe: test
+        let p = SoftPlatform::new(1, Clock::default(), Some(1_800_000_000));
+        let mut m =
+            Monitor::start(p, SoftHost::default(), id, Config::new(PublicKey([3; 32]))).unwrap(); // safe: test
+        let record = |policy: usize| Record {
+            id: [1; 16],
+            measurement: [2; 32],
+            policy: alloc::vec![0; policy],
+            epoch: 0,
+            state: RecState::Running,
+            last: None,
+            checkpoint: None,
+        };
+        let probe = 200_000;
+        m.records = alloc::vec![record(probe)];
+        let overhead = journal::encode(m.counter, false, &m.records).unwrap().len() - probe; // safe: test
+        m.records = alloc::vec![record(
+            journal::MAX_JOURNAL - JOURNAL_HEADROOM - overhead + 1
+        )];
+        m.durable.clone_from(&m.records);
+        let blob = m.seal_checkpoint(&[1; 16], b"image").unwrap(); // safe: test
+        assert_eq!(m.commit_checkpoint(&[1; 16], &blob), Err(Error::Capacity));
+        assert_eq!(m.records[0].checkpoint, None);
+        assert!(!m.poisoned);
     }
 }

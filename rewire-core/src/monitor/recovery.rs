@@ -15,7 +15,7 @@ use crate::rng::{Conditioned, Drbg};
 use crate::wire::EnclaveId;
 
 /// Journal space kept free for recovery's own commits.
-const JOURNAL_HEADROOM: usize = 64 * 1024;
+pub(super) const JOURNAL_HEADROOM: usize = 64 * 1024;
 
 impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// [`Monitor::start`], but a failure hands the platform and framework
