@@ -666,6 +666,47 @@ mod tests {
         assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
     }
 
+    /// An ACTIVE completes a migration only when it is for the request the
+    /// ledger released: one from the source's own SM for its open, unreleased
+    /// request (a compromised source ending the migration in the ledger
+    /// without an ABORT) is a duplicate and changes nothing.
+    #[test]
+    fn an_active_for_an_unreleased_request_changes_nothing() {
+        let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
+        let mut sds = Sds::new(key());
+        sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, u64::MAX)
+            .unwrap(); // safe: test
+        let h = id.host_id();
+        let entry = EnclaveEntry {
+            policy: alloc::vec![1],
+            measurement: [7; 32],
+            min_atl: 1,
+            location: h,
+            epoch: 1,
+            migration: Some(Migration {
+                request_id: [8; 16],
+                order: alloc::vec![1],
+                source: h,
+                target: PublicKey([5; 32]),
+                epoch: 1,
+                phase: MigrationPhase::Ordered,
+            }),
+        };
+        sds.enclaves.insert([6; 16], entry.clone());
+        let ack = TargetAck {
+            kind: AckKind::Active,
+            request_id: [8; 16],
+            enclave_id: [6; 16],
+            epoch: 1,
+            host: h,
+        }
+        .sign(id.sm_signing_key())
+        .unwrap(); // safe: test
+        let msg = Message::Active(ack).encode().unwrap(); // safe: test
+        assert_eq!(sds.handle(&msg), Err(Error::Duplicate));
+        assert_eq!(sds.enclaves.get(&[6; 16]), Some(&entry));
+    }
+
     fn ledger(order: usize, release: usize, abort: usize) -> Sds {
         let mut sds = Sds::new(key());
         let h = PublicKey([5; 32]);

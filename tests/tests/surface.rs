@@ -532,6 +532,7 @@ fn sds_clears_exactly_the_acknowledged_cleanup() {
     // The SDS sends each ABORT to the target, which acknowledges it.
     let aborts = w.sds().resolution();
     assert_eq!(aborts.len(), 2);
+    let owed: Vec<Vec<u8>> = aborts.iter().map(|(_, m)| m.clone()).collect();
     let t = w.hosts[1].id;
     let mut acks = Vec::new();
     for (host, msg) in aborts {
@@ -552,6 +553,7 @@ fn sds_clears_exactly_the_acknowledged_cleanup() {
     assert_eq!(w.sds().handle(&acks[0]), Err(Error::Duplicate));
     let left = w.sds().resolution();
     assert_eq!(left.len(), 1, "the other request's ABORT is still owed");
+    assert_eq!(left[0].1, owed[1], "the other request's, not this one's");
     assert!(matches!(
         w.sds().handle(&acks[1]),
         Ok(rewire_core::LedgerEvent::Dropped { .. })

@@ -66,6 +66,11 @@ impl Identity {
     pub fn certificate(&self) -> &[u8] {
         &self.certificate
     }
+    /// The SM's signing key, for crate tests that play a compromised SM.
+    #[cfg(test)]
+    pub(crate) fn sm_signing_key(&self) -> &SigningKey {
+        &self.sm_key
+    }
     /// An enclave's sealing key on this device (see [`crate::seal`]).
     pub fn sealing_key(
         &self,
