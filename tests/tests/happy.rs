@@ -171,6 +171,11 @@ fn migrate_empty_and_whole_chunk_sealed_data() {
             assert!(e.state == img.state && e.sealed.is_empty());
         } else {
             assert_eq!(w.assert_exactly_one(&EID, &img), 1, "{n}");
+            // The re-sealed blob has `seal`'s layout: whole chunks, the last
+            // one final, no empty chunk after them.
+            let e = w.mon_ref(1).enclave_host_ref().get(&EID).unwrap();
+            let layout = rewire_core::seal::chunk_layout(&e.sealed, e.sealed.len() as u64);
+            assert_eq!(layout, Ok((n as u64, (n / 16_384) as u64)), "{n}");
         }
     }
 }

@@ -34,6 +34,8 @@ macro_rules! fault {
 }
 
 mod checkpoint;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod identity;
 mod recovery;
 mod session;
@@ -41,6 +43,8 @@ mod source;
 mod target;
 
 pub use checkpoint::{CHECKPOINT_KEY_ID, MAX_SEALED_CHECKPOINTS};
+#[cfg(feature = "fault-injection")]
+pub use faults::{ChunkTamper, DecisionTamper, Faults, ReadyTamper};
 pub use identity::Identity;
 use session::{InPhase, InSession, OutPhase, OutSession};
 
@@ -130,88 +134,6 @@ pub enum Event {
     Aborted(Error),
     /// SMT: the incoming copy was dropped (ABORT, failure or timeout).
     Dropped,
-}
-
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// SMS: flip a byte of this chunk (by index) after digesting it.
-    pub tamper_chunk: Option<usize>,
-    /// SMS: send END after this many chunks.
-    pub truncate_after: Option<usize>,
-    /// SMS: send this code instead of the enclave's (the measurement won't match).
-    pub replace_code: Option<Vec<u8>>,
-    /// SMT: accept offers that name another target (a rogue but endorsed host).
-    pub accept_any_target: bool,
-    /// SMT: sign READY for another request id.
-    pub ready_wrong_request: bool,
-    /// SMS (deliberately broken): after journaling MIGRATED and sending
-    /// RELEASE, keep the copy and resume it instead of destroying it (a fork).
-    pub resume_after_release: bool,
-    /// SMT (deliberately broken): time out a PENDING import like a stalled
-    /// one and drop it, breaking §7.2 rule 3 (loses a released enclave).
-    pub drop_pending_on_timeout: bool,
-    /// SMT (deliberately broken): run the imported copy as soon as it is
-    /// PENDING, without waiting for RELEASE.
-    pub activate_without_release: bool,
-
-    // A compromised counterpart: each lets a test exercise one party's
-    // checks alone, against a peer that would never refuse on its own.
-    /// SMT (compromised): accept any decodable OFFER, skipping every check
-    /// of the request, the source and the policy (the source's checks are
-    /// then the only ones between the enclave and this host).
-    pub accept_any_offer: bool,
-    /// SMT (compromised): present this SM certificate in ACCEPT instead of
-    /// its own (another host's genuine certificate over this host's TLS key).
-    pub accept_certificate: Option<Vec<u8>>,
-    /// SMT (compromised): sign READY with a field changed.
-    pub ready_tamper: Option<ReadyTamper>,
-    /// SMS (compromised): forward any SDS-signed order for an enclave it
-    /// holds, skipping every check of the request but its signature (the
-    /// target's checks are then the only ones left).
-    pub skip_order_checks: bool,
-    /// SMS (compromised): misplace or reshape image chunks (digested as sent).
-    pub chunk_tamper: Option<ChunkTamper>,
-    /// SMS (compromised): sign RELEASE with a field changed.
-    pub release_tamper: Option<DecisionTamper>,
-}
-
-/// Which field of READY a compromised target changes.
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone)]
-pub enum ReadyTamper {
-    /// Signed by this key instead of the target's SM key.
-    Signer([u8; 32]),
-    Epoch,
-    /// Names the source as target.
-    Target,
-    Measurement,
-    ReportData,
-}
-
-/// How a compromised source misplaces or reshapes image chunks.
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkTamper {
-    /// The last state chunk carries one byte more than the section's length.
-    Oversize,
-    /// The first state chunk names the next offset.
-    WrongOffset,
-    /// The first state chunk names the sealed section.
-    WrongSection,
-    /// One more state chunk after the whole image, just before END.
-    AfterEnd,
-    /// Sealed data in pieces of this many bytes (legal: any size up to a chunk).
-    SealedPieces(usize),
-}
-
-/// Which field of a decision a compromised source changes.
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecisionTamper {
-    Epoch,
-    /// Names the source as target.
-    Target,
 }
 
 impl<P: Platform, H: EnclaveHost> core::fmt::Debug for Monitor<P, H> {

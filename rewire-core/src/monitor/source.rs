@@ -336,7 +336,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let eid = s.req.enclave_id;
         let st = s.stream.as_mut().ok_or(Error::InvalidState)?;
         #[cfg(feature = "fault-injection")]
-        let truncate = faults.truncate_after.is_some_and(|n| st.chunks_sent >= n);
+        let truncate = faults.truncate(st.chunks_sent);
         #[cfg(not(feature = "fault-injection"))]
         let truncate = false;
         while st.section < 3 && st.offset >= st.lengths[st.section] {
@@ -375,10 +375,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             let offset = st.offset;
             let mut data = if section == Section::Sealed {
                 #[cfg(feature = "fault-injection")]
-                let piece = match faults.chunk_tamper {
-                    Some(super::ChunkTamper::SealedPieces(n)) => n.clamp(1, CHUNK_DATA),
-                    _ => CHUNK_DATA,
-                };
+                let piece = faults.sealed_piece(CHUNK_DATA);
                 #[cfg(not(feature = "fault-injection"))]
                 let piece = CHUNK_DATA;
                 // Full pieces, across the blob's own chunk boundaries (a blob
@@ -424,29 +421,16 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 return Err(Error::Unseal);
             }
             #[cfg(feature = "fault-injection")]
-            if faults.chunk_tamper == Some(super::ChunkTamper::Oversize)
-                && section == Section::State
-                && st.offset + data.len() as u64 == st.lengths[st.section]
-            {
-                data.push(0x5a);
-            }
+            faults.oversize(section, st.offset, st.lengths[st.section], &mut data);
             st.hashers[st.section].update(&data);
             st.offset += data.len() as u64;
             #[cfg(feature = "fault-injection")]
-            if faults.tamper_chunk == Some(st.chunks_sent) {
-                data[0] ^= 0x80;
-            }
+            faults.flip(st.chunks_sent, &mut data);
             st.chunks_sent += 1;
             #[allow(unused_mut)]
             let (mut section, mut offset) = (section, offset);
             #[cfg(feature = "fault-injection")]
-            if section == Section::State && offset == 0 {
-                match faults.chunk_tamper {
-                    Some(super::ChunkTamper::WrongOffset) => offset += 1,
-                    Some(super::ChunkTamper::WrongSection) => section = Section::Sealed,
-                    _ => {}
-                }
-            }
+            faults.misplace(&mut section, &mut offset);
             Message::Chunk {
                 section,
                 offset,
@@ -497,11 +481,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         #[allow(unused_mut)]
         let (mut named, mut named_epoch) = (req.clone(), next);
         #[cfg(feature = "fault-injection")]
-        match self.faults.release_tamper {
-            Some(super::DecisionTamper::Epoch) => named_epoch += 1,
-            Some(super::DecisionTamper::Target) => named.target = req.source,
-            None => {}
-        }
+        self.faults.release_names(&mut named, &mut named_epoch);
         let release = self.sign_decision(DecisionKind::Release, &named, named_epoch)?;
         let message = Message::Release(release).encode()?;
         self.records[i].state = RecState::Migrated;

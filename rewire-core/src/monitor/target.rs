@@ -74,9 +74,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             self.push(Dest::Peer { host, conn }, bytes);
         }
         #[cfg(feature = "fault-injection")]
-        if self.faults.drop_pending_on_timeout
-            && why == Error::Timeout
-            && matches!(phase, InPhase::AwaitDecision)
+        if self
+            .faults
+            .drops_pending(why, matches!(phase, InPhase::AwaitDecision))
         {
             let pending = self.records.iter().position(
                 |r| matches!(r.state, RecState::Pending { request_id, .. } if request_id == conn),
@@ -364,24 +364,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         };
         // A compromised target (tests only) changes a field or the signer;
         // one signing path for every build.
-        #[allow(unused_mut)]
-        let mut signer = None;
         #[cfg(feature = "fault-injection")]
-        {
-            use super::ReadyTamper as T;
-            match &self.faults.ready_tamper {
-                Some(T::Signer(seed)) => {
-                    signer = Some(crate::crypto::SigningKey::from_seed(
-                        crate::crypto::Secret::from_bytes(*seed),
-                    )?)
-                }
-                Some(T::Epoch) => ready.epoch += 1,
-                Some(T::Target) => ready.target = req.source,
-                Some(T::Measurement) => ready.measurement[0] ^= 1,
-                Some(T::ReportData) => ready.report_data[0] ^= 1,
-                None => {}
-            }
-        }
+        let signer = self.faults.tamper_ready(&mut ready, req.source)?;
+        #[cfg(not(feature = "fault-injection"))]
+        let signer: Option<crate::crypto::SigningKey> = None;
         let ready = ready.sign(signer.as_ref().unwrap_or(&self.id.sm_key))?;
         let i = self.find(&eid).ok_or(Error::UnknownEnclave)?;
         self.records[i].state = RecState::Pending {
