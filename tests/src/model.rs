@@ -41,6 +41,13 @@
 //! * G5: every older journal blob the monitor ever wrote, presented at a
 //!   restart, is refused with `Error::Rollback` (a blob adopted instead must
 //!   hold exactly the current state: the twin a re-run recovery fence writes).
+//! * State continuity (protocol.md §8.5), at every new journal state of
+//!   each monitor, on a restarted copy: the checkpoint committed at
+//!   deployment opens byte-exact only at the source while it holds the
+//!   enclave; every checkpoint an earlier probe sealed and committed (at
+//!   the other monitor, at older states) is refused; a seal never committed
+//!   is refused, an older seal cannot be committed after a newer one, and
+//!   after a commit only the newest opens; none of it moves the enclave.
 //! * G3: from the state, the faults stop (poisoned monitors restarted,
 //!   power cuts disarmed), and the world is driven to quiescence: every
 //!   message delivered, SDS resolution and audit, time jumps past the
@@ -74,6 +81,9 @@ const TARGET: usize = 1;
 const SDS: u8 = 2;
 /// The one request the SDS issues: no epoch may go beyond it.
 const MAX_EPOCH: u64 = 1;
+/// Checkpoints kept to present at later states (the first ones probes
+/// commit: at the source before and after the freeze, at the target).
+const MAX_CHECKPOINT_POOL: usize = 48;
 
 /// The enclave: small, so that the stream is three chunks and END.
 pub fn image() -> Image {
@@ -271,6 +281,10 @@ pub struct Report {
     pub steps: u64,
     pub g3_runs: u64,
     pub g5_probes: u64,
+    /// Monitor states given checkpoints to open ([`Sim::check_checkpoints`]).
+    pub checkpoint_probes: u64,
+    /// Distinct checkpoints kept and presented at later states.
+    pub checkpoints: usize,
     pub max_depth: usize,
     pub truncated: bool,
     pub seconds: f64,
@@ -287,12 +301,15 @@ impl fmt::Display for Report {
         write!(
             f,
             "{} distinct states, {} transitions ({} steps executed with replays), \
-             {} G3 completions, {} G5 rollback probes, depth {}{}, {:.1} s",
+             {} G3 completions, {} G5 rollback probes, {} checkpoint probes \
+             ({} checkpoints presented), depth {}{}, {:.1} s",
             self.states,
             self.transitions,
             self.steps,
             self.g3_runs,
             self.g5_probes,
+            self.checkpoint_probes,
+            self.checkpoints,
             self.max_depth,
             if self.truncated {
                 " (state cap hit)"
@@ -436,6 +453,10 @@ struct Seed {
     /// crashed after signing the order, before persisting it).
     ledgers: [Vec<u8>; 2],
     order: Vec<u8>,
+    /// The checkpoint the source's framework committed at deployment (of
+    /// the enclave's state): the only one the source may open, and only
+    /// while it holds the enclave.
+    checkpoint: Vec<u8>,
 }
 
 static SEED: OnceLock<Result<Seed, String>> = OnceLock::new();
@@ -476,6 +497,11 @@ impl Seed {
             .get_mut(&EID)
             .ok_or("setup: enclave not loaded")?
             .sealed = blob;
+        let checkpoint = m
+            .seal_checkpoint(&EID, &img.state)
+            .map_err(|x| e("seal checkpoint", x))?;
+        m.commit_checkpoint(&EID, &checkpoint)
+            .map_err(|x| e("commit checkpoint", x))?;
         let before_order = sds.to_bytes().map_err(|x| e("ledger", x))?;
         let order = sds
             .order(&EID, target, RID, WALL0 + 3600)
@@ -485,6 +511,7 @@ impl Seed {
             parts: hosts.into_iter().map(Monitor::into_parts).collect(),
             ledgers: [after_order, before_order],
             order,
+            checkpoint,
         })
     }
 }
@@ -1140,6 +1167,174 @@ impl Sim {
         Ok(())
     }
 
+    /// State continuity (docs/protocol.md §8.5): at every new journal state
+    /// of each monitor, a copy restarted from it (the real monitor is left
+    /// alone) is handed checkpoints a host could keep and present:
+    /// * the one committed at deployment: it opens, byte-exact, only at the
+    ///   source and only while the source holds the enclave (running or
+    ///   frozen); anywhere else, or once the enclave has migrated, it is
+    ///   refused;
+    /// * every checkpoint earlier probes sealed and committed, at either
+    ///   monitor, at other states and epochs (older and other hosts'
+    ///   ones): always refused, never opened;
+    /// * one it seals and does not commit (a swap): refused; an older seal
+    ///   handed to commit after a newer one: refused; the newer one commits
+    ///   and then only it opens.
+    ///
+    /// Each refusal leaves the enclave's state and epoch as they were.
+    pub fn check_checkpoints(
+        &mut self,
+        memo: &Mutex<HashSet<[u8; 32]>>,
+        pool: &Mutex<Vec<Vec<u8>>>,
+        probes: &AtomicU64,
+    ) -> Result<(), String> {
+        use EnclaveState as S;
+        let seed = SEED.get_or_init(Seed::build).as_ref()?;
+        let refused = |e: &Error| {
+            matches!(
+                e,
+                Error::StaleCheckpoint
+                    | Error::Unseal
+                    | Error::Migrated
+                    | Error::InvalidState
+                    | Error::UnknownEnclave
+            )
+        };
+        for i in 0..self.hosts.len() {
+            let h = &mut self.hosts[i];
+            if h.torn || h.armed {
+                continue; // as for G5: two legitimate journals
+            }
+            let Some(m) = h.mon.as_mut() else { continue };
+            let p = m.platform().clone();
+            let mut key = b"checkpoint".to_vec();
+            key.push(i as u8);
+            key.extend_from_slice(&p.counter.to_le_bytes());
+            key.extend_from_slice(&h32(&p.journal.clone().unwrap_or_default()));
+            let fresh = memo
+                .lock()
+                .map(|mut m| m.insert(h32(&key)))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            probes.fetch_add(1, Ordering::Relaxed);
+            let who = party_name(i as u8);
+            let fw = m.enclave_host_ref().clone();
+            let mut q = Monitor::start(p.clone(), fw, identity(i), config())
+                .map_err(|e| format!("checkpoint probe: {who} does not restart: {e:?}"))?;
+            let before = q.status(&EID);
+            let holds = matches!(before, Some(s) if matches!(s.state, S::Running | S::Frozen));
+
+            // The deployment checkpoint.
+            match q.restore_checkpoint(&EID, &seed.checkpoint) {
+                Ok(plain) if i == SOURCE && holds => {
+                    if plain[..] != self.img.state[..] {
+                        return Err("CHECKPOINT: the committed checkpoint opens to other bytes".into());
+                    }
+                }
+                Ok(_) => {
+                    return Err(format!(
+                        "CHECKPOINT ROLLBACK: {who} opened the source's deployment checkpoint in state {}",
+                        state_name(before)
+                    ))
+                }
+                Err(e) if i == SOURCE && holds => {
+                    return Err(format!(
+                        "CHECKPOINT LOST: the source holds the enclave ({}) and its committed checkpoint fails with {e:?}",
+                        state_name(before)
+                    ))
+                }
+                Err(e) if !refused(&e) => {
+                    return Err(format!("checkpoint: {who} refuses a checkpoint with {e:?}"))
+                }
+                Err(_) => {}
+            }
+
+            // Every checkpoint an earlier probe committed: older, or another host's.
+            let seen: Vec<Vec<u8>> = pool.lock().map(|p| p.clone()).unwrap_or_default();
+            for blob in &seen {
+                match q.restore_checkpoint(&EID, blob) {
+                    Ok(_) => {
+                        return Err(format!(
+                            "CHECKPOINT ROLLBACK: {who} opened a checkpoint it never committed (state {})",
+                            state_name(before)
+                        ))
+                    }
+                    Err(e) if !refused(&e) => {
+                        return Err(format!("checkpoint: {who} refuses a checkpoint with {e:?}"))
+                    }
+                    Err(_) => {}
+                }
+            }
+
+            // A framework's own round: seal a, seal b, commit.
+            let tag = format!("{who} at counter {}", p.counter);
+            let (ia, ib) = (format!("a: {tag}"), format!("b: {tag}"));
+            let a = match q.seal_checkpoint(&EID, ia.as_bytes()) {
+                Ok(a) => a,
+                Err(e)
+                    if refused(&e)
+                        && !matches!(before, Some(s) if matches!(s.state, S::Running | S::Frozen | S::Pending)) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "checkpoint: {who} cannot seal a checkpoint in state {}: {e:?}",
+                        state_name(before)
+                    ))
+                }
+            };
+            if q.restore_checkpoint(&EID, &a) != Err(Error::StaleCheckpoint) {
+                return Err(format!(
+                    "CHECKPOINT SWAP: {who} opens a checkpoint sealed but never committed"
+                ));
+            }
+            let b = q
+                .seal_checkpoint(&EID, ib.as_bytes())
+                .map_err(|e| format!("checkpoint: {who}: second seal: {e:?}"))?;
+            if q.commit_checkpoint(&EID, &a) != Err(Error::StaleCheckpoint) {
+                return Err(format!(
+                    "CHECKPOINT SWAP: {who} commits an older seal after a newer one"
+                ));
+            }
+            q.commit_checkpoint(&EID, &b)
+                .map_err(|e| format!("checkpoint: {who}: commit: {e:?}"))?;
+            match q.restore_checkpoint(&EID, &b) {
+                Ok(plain) if plain[..] == *ib.as_bytes() => {}
+                other => {
+                    return Err(format!(
+                        "checkpoint: {who}: the committed checkpoint does not open: {:?}",
+                        other.map(|_| "other bytes")
+                    ))
+                }
+            }
+            for old in [&a, &seed.checkpoint] {
+                if q.restore_checkpoint(&EID, old) != Err(Error::StaleCheckpoint) {
+                    return Err(format!(
+                        "CHECKPOINT ROLLBACK: {who} opens an older checkpoint after a newer commit"
+                    ));
+                }
+            }
+            if q.status(&EID) != before {
+                return Err(format!(
+                    "checkpoint: {who}: checkpoints moved the enclave from {} to {}",
+                    state_name(before),
+                    state_name(q.status(&EID))
+                ));
+            }
+            if let Ok(mut pl) = pool.lock() {
+                for blob in [a, b] {
+                    if pl.len() < MAX_CHECKPOINT_POOL && !pl.contains(&blob) {
+                        pl.push(blob);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deliver everything in flight, faithfully, until nothing moves.
     fn flush(&mut self, budget: &mut usize) -> Result<(), String> {
         loop {
@@ -1288,6 +1483,7 @@ struct Shared<'a> {
     variant: Variant,
     visited: Mutex<Visited>,
     memo: Mutex<HashSet<[u8; 32]>>,
+    checkpoints: Mutex<Vec<Vec<u8>>>,
     stop: AtomicBool,
     found: Mutex<Option<Found>>,
     states: AtomicUsize,
@@ -1295,6 +1491,7 @@ struct Shared<'a> {
     steps: AtomicU64,
     g3_runs: AtomicU64,
     g5_probes: AtomicU64,
+    checkpoint_probes: AtomicU64,
     max_depth: AtomicUsize,
     truncated: AtomicBool,
     by_kind: [AtomicU64; 11],
@@ -1362,7 +1559,10 @@ impl Shared<'_> {
             let checks = sim
                 .check_g2()
                 .and_then(|()| sim.check_g1())
-                .and_then(|()| sim.check_g5(&self.memo, &self.g5_probes));
+                .and_then(|()| sim.check_g5(&self.memo, &self.g5_probes))
+                .and_then(|()| {
+                    sim.check_checkpoints(&self.memo, &self.checkpoints, &self.checkpoint_probes)
+                });
             if let Err(v) = checks {
                 self.report(n, v, false);
                 return Vec::new();
@@ -1417,6 +1617,7 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         variant,
         visited: Mutex::new(HashMap::new()),
         memo: Mutex::new(HashSet::new()),
+        checkpoints: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
         found: Mutex::new(None),
         states: AtomicUsize::new(0),
@@ -1424,6 +1625,7 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         steps: AtomicU64::new(0),
         g3_runs: AtomicU64::new(0),
         g5_probes: AtomicU64::new(0),
+        checkpoint_probes: AtomicU64::new(0),
         max_depth: AtomicUsize::new(0),
         truncated: AtomicBool::new(false),
         by_kind: Default::default(),
@@ -1479,6 +1681,8 @@ pub fn explore(bounds: &Bounds, variant: Variant) -> Report {
         steps: sh.steps.load(Ordering::SeqCst),
         g3_runs: sh.g3_runs.load(Ordering::SeqCst),
         g5_probes: sh.g5_probes.load(Ordering::SeqCst),
+        checkpoint_probes: sh.checkpoint_probes.load(Ordering::SeqCst),
+        checkpoints: sh.checkpoints.lock().map(|p| p.len()).unwrap_or(0),
         max_depth: sh.max_depth.load(Ordering::SeqCst),
         truncated: sh.truncated.load(Ordering::SeqCst),
         seconds: 0.0,

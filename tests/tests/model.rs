@@ -44,6 +44,10 @@ fn model_check_sds_sms_smt() {
         }
     }
     assert!(rep.g3_runs as usize >= rep.states && rep.g5_probes > 0);
+    assert!(
+        rep.checkpoint_probes > 0 && rep.checkpoints > 0,
+        "checkpoints never presented"
+    );
 }
 
 /// A deliberately broken monitor is caught; returns the report.
