@@ -282,8 +282,33 @@ const char *rewire_result_text(rewire_result result);
 // The library version, e.g. "0.1.0" (equal to `REWIRE_VERSION`).
 const char *rewire_version(void);
 
+// Measure an SM image: SHA-256 of all `len` bytes the boot stage loads and
+// runs (code, read-only data, initialised data), 32 bytes into `out`.
+rewire_result rewire_boot_measure(const uint8_t *image,
+                                  size_t len,
+                                  uint8_t *out);
+
+// The boot stage: from the 32-byte device root and the SM image's
+// measurement, write the SM secret (32 bytes, `sm_secret_out`), the
+// device-signed SM certificate (`cert_buf`, capacity `cert_cap`, length
+// into `*cert_len`; `REWIRE_ERR_BUFFER_TOO_SMALL` sets the length needed
+// and writes nothing else) and the device public key (32 bytes,
+// `device_public_out`). Hand those three to the SM
+// (`rewire_monitor_new_from_handoff`), then wipe the root and the secret
+// from the boot stage's memory before jumping to it.
+rewire_result rewire_boot_handoff(const uint8_t *device_root,
+                                  const uint8_t *sm_measurement,
+                                  uint8_t *sm_secret_out,
+                                  uint8_t *cert_buf,
+                                  size_t cert_cap,
+                                  size_t *cert_len,
+                                  uint8_t *device_public_out);
+
 // Start a monitor: derive its keys from the 32-byte device secret and the
-// SM measurement, recover its journal (refusing a rolled-back copy with
+// SM measurement (both halves of the boot chain in this call: for hosts
+// with no boot stage of their own; a monitor booted by one uses
+// `rewire_monitor_new_from_handoff` and never holds the device secret),
+// recover its journal (refusing a rolled-back copy with
 // `REWIRE_ERR_ROLLBACK`) and settle every in-flight migration. The
 // callback structs are copied; their `userdata` must outlive the handle.
 rewire_result rewire_monitor_new(const uint8_t *device_secret,
@@ -293,6 +318,24 @@ rewire_result rewire_monitor_new(const uint8_t *device_secret,
                                  const rewire_platform_callbacks *platform,
                                  const rewire_enclave_callbacks *enclaves,
                                  rewire_monitor **out);
+
+// Start a monitor from what its boot stage handed it
+// (`rewire_boot_handoff`): the 32-byte SM secret, the device-signed SM
+// certificate (`cert_len` bytes) and the 32-byte device public key the
+// boot stage vouches for. Refused before anything starts: a certificate
+// not signed by that device key (`REWIRE_ERR_UNKNOWN_SIGNER`,
+// `REWIRE_ERR_BAD_SIGNATURE`, decode errors), naming another device
+// (`REWIRE_ERR_PEER_MISMATCH`) or an SM key the secret does not give
+// (`REWIRE_ERR_INVALID_ARGUMENT`). Otherwise as `rewire_monitor_new`.
+rewire_result rewire_monitor_new_from_handoff(const uint8_t *sm_secret,
+                                              const uint8_t *certificate,
+                                              size_t cert_len,
+                                              const uint8_t *device_public_key,
+                                              const uint8_t *sds_public_key,
+                                              uint64_t timeout_ms,
+                                              const rewire_platform_callbacks *platform,
+                                              const rewire_enclave_callbacks *enclaves,
+                                              rewire_monitor **out);
 
 // Release a monitor (NULL is ignored; so is a call from inside one of its own
 // callbacks). Its journal stays where the platform keeps it.

@@ -46,7 +46,7 @@ static void poweroff(uint32_t code) {
 struct frame { uint64_t x[32]; uint64_t pc; }; /* x[0] unused */
 enum { RA = 1, SP = 2, A0 = 10, A1 = 11, A2 = 12, A7 = 17, T6 = 31 };
 extern void enter_user(struct frame *f) __attribute__((noreturn));
-extern char __enc_code_start[], __enc_code_end[], __host_entry[], __mon_text_start[], __mon_text_end[];
+extern char __enc_code_start[], __enc_code_end[], __host_entry[], __mon_text_start[], __mon_image_end[];
 extern char __host_stack_top[];
 
 static struct frame host_ctx; /* the host while the enclave runs */
@@ -55,19 +55,24 @@ static int in_enclave;
 #define PMP_R 1
 #define PMP_W 2
 #define PMP_X 4
+#define PMP_TOR (1 << 3)
 #define PMP_NAPOT (3 << 3)
+#define PMP_L 0x80
 static uint64_t napot(uintptr_t base, size_t size) { return (base + size / 2 - 1) >> 2; }
+/* Entries 0-1 hold the boot stage's lock on the device root (lock_root);
+ * entries 2-4 are the U-mode windows, rewritten at each switch. */
+#define PMP_ROOT_LOCK ((uint64_t)(PMP_TOR | PMP_L) << 8)
 static void pmp_host(void) {
-    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
-    __asm__ volatile("csrw pmpaddr1, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
-    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(FLASH_HOST, FLASH_HOST_SIZE)));
-    uint64_t cfg = (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 8 |
-                   (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 16;
+    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
+    __asm__ volatile("csrw pmpaddr3, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
+    __asm__ volatile("csrw pmpaddr4, %0" ::"r"(napot(FLASH_HOST, FLASH_HOST_SIZE)));
+    uint64_t cfg = PMP_ROOT_LOCK | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 16 |
+                   (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 24 | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 32;
     __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
 }
 static void pmp_enclave(void) {
-    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(napot(ENC_BASE, ENC_SIZE)));
-    uint64_t cfg = (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X);
+    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(ENC_BASE, ENC_SIZE)));
+    uint64_t cfg = PMP_ROOT_LOCK | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 16;
     __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
 }
 
@@ -156,6 +161,7 @@ static struct {
 static uint8_t pristine[ENC_CODE_MAX]; /* the built-in enclave, copied out at boot */
 static uint64_t pristine_len;
 static uint8_t enc_measurement[32];
+static uint8_t sm_measurement[32]; /* the boot stage's, of the whole image (.bss: not part of it) */
 
 static uint8_t last_id[16]; /* the enclave this host held last, to say what became of it */
 static void remember(const uint8_t *id) { memcpy(last_id, id, 16); }
@@ -504,7 +510,7 @@ static int64_t host_call(struct frame *f) {
         size_t clen = 0;
         if (!host_ptr(a0, a1) || a1 < 96) return -MON_ERR_BAD_POINTER;
         rewire_monitor_host_id(mon, xout);
-        sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), xout + 32);
+        memcpy(xout + 32, sm_measurement, 32);
         memcpy(xout + 64, enc_measurement, 32);
         uint32_t r = rewire_monitor_certificate(mon, xout + 96, out_room(a1, 96), &clen);
         if (r != REWIRE_OK) return rc(r);
@@ -735,10 +741,48 @@ static void on_panic(void) {
 }
 extern char __trap_frame[];
 
-void monitor_main(void) {
+/* ------------------------------------------------------------ boot stage
+ * What a boot ROM does before the SM runs (Keystone's bootloader; the boot
+ * chain of docs/porting.md §2.1), here at the top of the same image: measure
+ * the whole SM image as loaded (code, read-only data and initialised data,
+ * __mon_text_start .. __mon_image_end, before anything writes to it), derive
+ * this build's SM secret and device-signed certificate from the device root
+ * (rewire_boot_handoff), then lock the root away: a locked PMP entry denies
+ * every access to it, M-mode's included, until the next reset. The SM part
+ * starts librewire from the handoff alone and wipes its copy of the secret. */
+static struct {
+    uint8_t sm_secret[32], device_public[32], cert[512];
+    size_t cert_len;
+} handoff;
+
+static void lock_root(const struct rot_blob *rot) {
+    uintptr_t lo = (uintptr_t)rot->device_secret, hi = lo + sizeof rot->device_secret;
+    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(lo >> 2));
+    __asm__ volatile("csrw pmpaddr1, %0" ::"r"(hi >> 2));
+    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(PMP_ROOT_LOCK)); /* entry 1: [lo, hi), no access */
+}
+
+static const struct rot_blob *boot_stage(void) {
+    sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_image_end - __mon_text_start), sm_measurement);
     flash_init();
     const struct rot_blob *rot = flash_rot();
     if (!rot) { say("no root of trust provisioned in pflash\n"); poweroff(1); }
+    if (rewire_init(heap, sizeof heap, random_fill, NULL, on_panic) != REWIRE_OK) poweroff(1);
+    uint32_t r = rewire_boot_handoff(rot->device_secret, sm_measurement, handoff.sm_secret, handoff.cert,
+                                     sizeof handoff.cert, &handoff.cert_len, handoff.device_public);
+    lock_root(rot);
+    if (r != REWIRE_OK) { say("boot stage: no handoff\n"); poweroff(1); }
+    return rot;
+}
+
+void monitor_main(void) {
+    const struct rot_blob *rot = boot_stage();
+#ifdef FAULT_PEEK_ROOT
+    /* The test build: the SM reaching for the root after the handoff traps. */
+    say("peeking at the device root\n");
+    con_hex((const uint8_t *)rot->device_secret, 1);
+    say("read the device root after the boot stage\n");
+#endif
     /* Copy the built-in enclave out of its region, then clear the region: it
      * holds an enclave only once one is launched, imported or restored. */
     pristine_len = (uint64_t)(__enc_code_end - __enc_code_start);
@@ -746,9 +790,6 @@ void monitor_main(void) {
     sha256(pristine, pristine_len, enc_measurement);
     memset((void *)ENC_BASE, 0, ENC_SIZE);
 
-    uint8_t sm_measurement[32];
-    sha256((const uint8_t *)__mon_text_start, (size_t)(__mon_text_end - __mon_text_start), sm_measurement);
-    if (rewire_init(heap, sizeof heap, random_fill, NULL, on_panic) != REWIRE_OK) poweroff(1);
     rewire_platform_callbacks p = {NULL, random_fill, monotonic_ms, wall_time, journal_read, journal_write,
                                    counter_read, counter_increment};
     rewire_enclave_callbacks e = {NULL, fw_pause, fw_resume, fw_destroy, fw_export_len, fw_export, fw_import,
@@ -764,7 +805,10 @@ void monitor_main(void) {
     con_puts("..., counter ");
     con_dec(count);
     con_puts("\n");
-    uint32_t r = rewire_monitor_new(rot->device_secret, sm_measurement, rot->sds_public_key, 30000, &p, &e, &mon);
+    uint32_t r = rewire_monitor_new_from_handoff(handoff.sm_secret, handoff.cert, handoff.cert_len,
+                                                 handoff.device_public, rot->sds_public_key, 30000, &p, &e, &mon);
+    memset(handoff.sm_secret, 0, sizeof handoff.sm_secret);
+    __asm__ volatile("" ::: "memory"); /* keep the wipe */
     if (r != REWIRE_OK) {
         say("librewire refused to start: ");
         con_puts(rewire_result_text(r));

@@ -13,7 +13,8 @@
 
 use std::sync::OnceLock;
 
-use rewire_core::crypto::{hkdf, Secret, SigningKey};
+use rewire_core::boot;
+use rewire_core::crypto::{Secret, SigningKey};
 use rewire_core::error::Category;
 use rewire_core::wire::{Message, SignedBody};
 use rewire_core::{EnclaveId, Error, HostId, RequestId};
@@ -38,31 +39,26 @@ pub const ATLS: [u64; 2] = [2, 2];
 // ---------------------------------------------------------------------------
 // Keys (fixed seeds)
 
-/// Host `i`'s device signing key (signs its SM certificate), derived as `Identity::derive` does.
+/// Host `i`'s device signing key (signs its SM certificate; `rewire_core::boot`).
 pub fn device_key(i: usize) -> SigningKey {
-    let seed = hkdf(device_secret(i).expose(), b"rewire/device-key/v1", &[]).expect("hkdf"); // safe: fixed inputs
-    SigningKey::from_seed(seed).expect("seed") // safe: any 32 bytes are a seed
+    boot::device_key(&device_secret(i)).expect("device key") // safe: fixed inputs
+}
+
+/// Host `i`'s SM secret, as its boot stage hands it over.
+fn sm_secret(i: usize) -> Secret {
+    boot::handoff(&device_secret(i), &SM_MEASUREMENT)
+        .expect("handoff") // safe: fixed inputs
+        .sm_secret
 }
 
 /// Host `i`'s SM signing key (TLS key; signs READY, decisions, acks).
 pub fn sm_key(i: usize) -> SigningKey {
-    let seed = hkdf(
-        device_secret(i).expose(),
-        b"rewire/sm-key/v1",
-        &[&SM_MEASUREMENT],
-    )
-    .expect("hkdf"); // safe: fixed inputs
-    SigningKey::from_seed(seed).expect("seed") // safe: any 32 bytes are a seed
+    boot::sm_key(&sm_secret(i)).expect("sm key") // safe: fixed inputs
 }
 
 /// Host `i`'s journal key (docs/protocol.md §1.2).
 pub fn journal_key(i: usize) -> Secret {
-    hkdf(
-        device_secret(i).expose(),
-        b"rewire/journal/v1",
-        &[&SM_MEASUREMENT],
-    )
-    .expect("hkdf") // safe: fixed inputs
+    boot::journal_key(&sm_secret(i)).expect("journal key") // safe: fixed inputs
 }
 
 // ---------------------------------------------------------------------------

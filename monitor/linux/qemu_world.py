@@ -38,6 +38,10 @@ HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
 FAULTY_ELF = ROOT / "target" / "monitor" / "monitor-faulty.elf"
 # The monitor built with -DFAULT_SEED_DEAD: its entropy source reads DEAD once an enclave is launched.
 DEADSEED_ELF = ROOT / "target" / "monitor" / "monitor-deadseed.elf"
+# The monitor built with -DFAULT_PEEK_ROOT: the SM reads the device root after its boot stage locked it.
+PEEKROOT_ELF = ROOT / "target" / "monitor" / "monitor-peekroot.elf"
+# Where the simulated fuses keep the device root (FLASH_MON + ROT_OFF + offsetof(device_secret)).
+ROOT_ADDRESS = 0x23000000 + 0xF00000 + 8
 
 # frames (monitor/abi.h)
 F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1, 2, 3, 4, 5, 6, 7, 8
@@ -55,23 +59,32 @@ SM_ATL = {"host-A": 2, "host-B": 3, "host-C": 3}
 
 
 def sm_measurement_of(elf: Path = ELF) -> bytes:
-    """The SM measurement the SDS expects: SHA-256 of monitor.elf's .text, which is what the
-    monitor hashes at boot (__mon_text_start..__mon_text_end). Taken from the build, not from
-    what a host claims."""
+    """The SM measurement the SDS expects: SHA-256 of the monitor's whole image as loaded
+    (__mon_text_start..__mon_image_end: code, read-only data, initialised data), which is what
+    the monitor's boot stage hashes before anything runs. Taken from the build, not from what a
+    host claims."""
     import hashlib
 
     b = elf.read_bytes()
     shoff, = struct.unpack_from("<Q", b, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", b, 0x3A)
-    def sh(i: int) -> Tuple[int, int, int]:
-        name, _, _, _, off, size = struct.unpack_from("<IIQQQQ", b, shoff + i * shentsize)
-        return name, off, size
-    _, stroff, _ = sh(shstrndx)
-    for i in range(shnum):
-        name, off, size = sh(i)
-        if b[stroff + name:stroff + name + 6] == b".text\0":
-            return hashlib.sha256(b[off:off + size]).digest()
-    raise ValueError("no .text in monitor.elf")
+    sections = [struct.unpack_from("<IIQQQQIIQQ", b, shoff + i * shentsize) for i in range(shnum)]
+    symbols = {}
+    for _, kind, _, _, off, size, link, _, _, entsize in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        stroff = sections[link][4]
+        for k in range(size // entsize):
+            name, _, _, _, value, _ = struct.unpack_from("<IBBHQQ", b, off + k * entsize)
+            end = b.index(b"\0", stroff + name)
+            symbols[b[stroff + name:end]] = value
+    lo, hi = symbols[b"__mon_text_start"], symbols[b"__mon_image_end"]
+    image = bytearray(hi - lo)
+    for _, kind, flags, addr, off, size, _, _, _, _ in sections:
+        if flags & 2 and kind != 8 and addr < hi and addr + size > lo:  # SHF_ALLOC, not NOBITS
+            a, z = max(addr, lo), min(addr + size, hi)
+            image[a - lo:z - lo] = b[off + a - addr:off + z - addr]
+    return hashlib.sha256(bytes(image)).digest()
 
 
 def _die_with_parent() -> None:

@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use ciborium::value::Value;
 
 use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgType};
-use crate::crypto::{hkdf, PublicKey, Secret};
+use crate::crypto::{PublicKey, Secret};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::seal;
@@ -249,15 +249,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, bool, Vec<Record>)> {
         .map(Record::from_value)
         .collect::<Result<Vec<_>>>()?;
     Ok((v, fence, records))
-}
-
-/// The journal key: this device, this SM build.
-pub(crate) fn journal_key(device_secret: &Secret, sm_measurement: &Measurement) -> Result<Secret> {
-    hkdf(
-        device_secret.expose(),
-        b"rewire/journal/v1",
-        &[sm_measurement],
-    )
 }
 
 /// Seal and write the records as value `v`.

@@ -33,6 +33,7 @@ macro_rules! event {
     };
 }
 
+pub mod boot;
 mod cbor;
 pub mod channel;
 pub mod crypto;

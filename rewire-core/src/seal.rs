@@ -1,10 +1,9 @@
 //! Sealing: chunked AEAD so that state of any size seals and unseals in
 //! bounded memory.
 //!
-//! Key: `seal_key = HKDF-SHA256(ikm = device secret (all of it),
-//! salt = "rewire/seal/v1", info = enclave measurement ‖ key id)`, as Keystone
-//! derives its sealing keys, so nothing sealed on one device or for one
-//! enclave opens on another. Each blob draws a fresh 32-byte salt from the
+//! Key: [`sealing_key`] (`crate::boot`: from the SM secret, the enclave's
+//! measurement, its id and a key id), so nothing sealed on one device, by
+//! one SM build or for one enclave opens under another. Each blob draws a fresh 32-byte salt from the
 //! platform and uses `blob_key = HKDF(seal_key, salt, "rewire/seal/blob")`, so
 //! nonces never repeat across blobs.
 //!
@@ -20,9 +19,8 @@
 
 use alloc::vec::Vec;
 
-use crate::crypto::{hkdf, Aead, Digest, Secret, TAG_LEN};
+use crate::crypto::{hkdf, Aead, Secret, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::ids::EnclaveId;
 
 pub const HEADER_LEN: usize = 40;
 const MAGIC: &[u8; 4] = b"RWSL";
@@ -32,21 +30,7 @@ pub const DEFAULT_CHUNK_LOG2: u8 = 14;
 const MIN_CHUNK_LOG2: u8 = 10;
 const MAX_CHUNK_LOG2: u8 = 20;
 
-/// Derive an enclave's sealing key on this device: bound to the enclave's
-/// measurement *and* its id, so that two enclaves running the same code on
-/// one host cannot open each other's sealed data.
-pub fn sealing_key(
-    device_secret: &Secret,
-    measurement: &Digest,
-    enclave_id: &EnclaveId,
-    key_id: &[u8],
-) -> Result<Secret> {
-    hkdf(
-        device_secret.expose(),
-        b"rewire/seal/v2",
-        &[measurement, enclave_id, key_id],
-    )
-}
+pub use crate::boot::sealing_key;
 
 fn nonce(counter: u64, last: bool) -> [u8; 12] {
     let mut n = [0u8; 12];
@@ -302,8 +286,36 @@ mod tests {
         assert_eq!(unseal(&key(1), &s).unwrap_err(), Error::Unseal);
     }
 
+    /// `seal` and `unseal` reserve what they need once, up front (a
+    /// bare-metal heap cannot afford a growth spike of twice the blob).
     #[test]
-    fn keys_depend_on_measurement_enclave_key_id_and_whole_secret() {
+    fn whole_buffer_seal_and_unseal_allocate_once() {
+        let chunk = 1usize << DEFAULT_CHUNK_LOG2;
+        for len in [
+            0,
+            1,
+            1000,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            3 * chunk,
+            3 * chunk + 7,
+        ] {
+            let data = alloc::vec![0x5a; len];
+            let blob = seal(&key(1), [3; 32], &data).unwrap();
+            assert!(
+                blob.capacity() >= blob.len() && blob.capacity() - blob.len() <= TAG_LEN,
+                "{len}: {} bytes reserved for {}",
+                blob.capacity(),
+                blob.len()
+            );
+            let plain = unseal(&key(1), &blob).unwrap();
+            assert_eq!((plain.len(), plain.capacity()), (len, len));
+        }
+    }
+
+    #[test]
+    fn keys_depend_on_measurement_enclave_key_id_and_whole_sm_secret() {
         let ds = Secret::from_bytes([1; 32]);
         let a = sealing_key(&ds, &[1; 32], &[7; 16], b"k").unwrap();
         let b = sealing_key(&ds, &[2; 32], &[7; 16], b"k").unwrap();

@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod boot;
 mod callbacks;
 mod monitor;
 mod sds;
@@ -34,6 +35,7 @@ use core::ffi::c_char;
 
 use rewire_core::Error;
 
+pub use boot::*;
 pub use callbacks::{rewire_enclave_callbacks, rewire_platform_callbacks};
 pub use monitor::*;
 pub use sds::*;

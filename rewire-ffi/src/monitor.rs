@@ -101,7 +101,10 @@ unsafe fn monitor_mut<'a>(m: *const rewire_monitor) -> Result<Entered<'a>, Error
 }
 
 /// Start a monitor: derive its keys from the 32-byte device secret and the
-/// SM measurement, recover its journal (refusing a rolled-back copy with
+/// SM measurement (both halves of the boot chain in this call: for hosts
+/// with no boot stage of their own; a monitor booted by one uses
+/// `rewire_monitor_new_from_handoff` and never holds the device secret),
+/// recover its journal (refusing a rolled-back copy with
 /// `REWIRE_ERR_ROLLBACK`) and settle every in-flight migration. The
 /// callback structs are copied; their `userdata` must outlive the handle.
 #[no_mangle]
@@ -114,39 +117,84 @@ pub unsafe extern "C" fn rewire_monitor_new(
     enclaves: *const rewire_enclave_callbacks,
     out: *mut *mut rewire_monitor,
 ) -> rewire_result {
-    guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer);
-        }
-        // safe: checked or documented pointers (see the functions called).
-        let (platform, enclaves) = unsafe { (platform.as_ref(), enclaves.as_ref()) };
-        let (platform, enclaves) = (
-            *platform.ok_or(Error::NullPointer)?,
-            *enclaves.ok_or(Error::NullPointer)?,
-        );
-        platform.check()?;
-        enclaves.check()?;
-        let secret = unsafe { crate::secret(device_secret)? };
-        let sm = unsafe { array::<32>(sm_measurement)? };
-        let sds = PublicKey(unsafe { array::<32>(sds_public_key)? });
-        let mut cfg = Config::new(sds);
-        if timeout_ms > 0 {
-            cfg.timeout_ms = timeout_ms;
-        }
-        // Bare metal: a small heap; unauthenticated channels can each buffer
-        // about 70 KiB, so allow two by default (rewire_monitor_set_max_sessions).
-        #[cfg(target_os = "none")]
-        {
-            cfg.max_sessions = 2;
-        }
-        let inner = Monitor::start(platform, enclaves, Identity::derive(secret, sm)?, cfg)?;
-        let handle = rewire_monitor {
-            busy: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
-            inner: UnsafeCell::new(inner),
-        };
-        unsafe { new_handle(out, handle) }
+    guard(|| unsafe {
+        start(sds_public_key, timeout_ms, platform, enclaves, out, || {
+            Identity::derive(crate::secret(device_secret)?, array::<32>(sm_measurement)?)
+        })
     })
+}
+
+/// Start a monitor from what its boot stage handed it
+/// (`rewire_boot_handoff`): the 32-byte SM secret, the device-signed SM
+/// certificate (`cert_len` bytes) and the 32-byte device public key the
+/// boot stage vouches for. Refused before anything starts: a certificate
+/// not signed by that device key (`REWIRE_ERR_UNKNOWN_SIGNER`,
+/// `REWIRE_ERR_BAD_SIGNATURE`, decode errors), naming another device
+/// (`REWIRE_ERR_PEER_MISMATCH`) or an SM key the secret does not give
+/// (`REWIRE_ERR_INVALID_ARGUMENT`). Otherwise as `rewire_monitor_new`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the C signature: one argument per input
+pub unsafe extern "C" fn rewire_monitor_new_from_handoff(
+    sm_secret: *const u8,
+    certificate: *const u8,
+    cert_len: usize,
+    device_public_key: *const u8,
+    sds_public_key: *const u8,
+    timeout_ms: u64,
+    platform: *const rewire_platform_callbacks,
+    enclaves: *const rewire_enclave_callbacks,
+    out: *mut *mut rewire_monitor,
+) -> rewire_result {
+    guard(|| unsafe {
+        start(sds_public_key, timeout_ms, platform, enclaves, out, || {
+            Identity::from_handoff(
+                crate::secret(sm_secret)?,
+                input(certificate, cert_len)?,
+                &PublicKey(array::<32>(device_public_key)?),
+            )
+        })
+    })
+}
+
+/// The shared half of the two constructors.
+unsafe fn start(
+    sds_public_key: *const u8,
+    timeout_ms: u64,
+    platform: *const rewire_platform_callbacks,
+    enclaves: *const rewire_enclave_callbacks,
+    out: *mut *mut rewire_monitor,
+    identity: impl FnOnce() -> Result<Identity, Error>,
+) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::NullPointer);
+    }
+    // safe: checked or documented pointers (see the functions called).
+    let (platform, enclaves) = unsafe { (platform.as_ref(), enclaves.as_ref()) };
+    let (platform, enclaves) = (
+        *platform.ok_or(Error::NullPointer)?,
+        *enclaves.ok_or(Error::NullPointer)?,
+    );
+    platform.check()?;
+    enclaves.check()?;
+    let id = identity()?;
+    let sds = PublicKey(unsafe { array::<32>(sds_public_key)? });
+    let mut cfg = Config::new(sds);
+    if timeout_ms > 0 {
+        cfg.timeout_ms = timeout_ms;
+    }
+    // Bare metal: a small heap; unauthenticated channels can each buffer
+    // about 70 KiB, so allow two by default (rewire_monitor_set_max_sessions).
+    #[cfg(target_os = "none")]
+    {
+        cfg.max_sessions = 2;
+    }
+    let inner = Monitor::start(platform, enclaves, id, cfg)?;
+    let handle = rewire_monitor {
+        busy: AtomicBool::new(false),
+        poisoned: AtomicBool::new(false),
+        inner: UnsafeCell::new(inner),
+    };
+    unsafe { new_handle(out, handle) }
 }
 
 /// Release a monitor (NULL is ignored; so is a call from inside one of its own

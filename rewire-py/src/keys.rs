@@ -194,29 +194,39 @@ impl SigningKey {
     }
 }
 
-/// A simulated host's device secret, from which its identity derives as a
-/// boot ROM would (device key, SM key, device-signed SM certificate).
+/// A simulated host's device secret (its device root), and what its boot
+/// stage hands the SM: the SM secret and the device-signed SM certificate
+/// (`rewire_core::boot`). The monitor's identity is built from the handoff
+/// alone, as on a real boot chain; the root is kept only to `save` it.
 #[pyclass(module = "rewire", frozen)]
 pub struct HostIdentity {
     pub secret: Secret,
     pub sm_measurement: [u8; 32],
+    sm_secret: Secret,
     host_id: [u8; 32],
     certificate: Vec<u8>,
 }
 
 impl HostIdentity {
     pub fn from_secret(secret: Secret, sm_measurement: [u8; 32]) -> PyResult<HostIdentity> {
-        let id = Identity::derive(secret.clone(), sm_measurement).py_err()?;
+        let handoff = rewire_core::boot::handoff(&secret, &sm_measurement).py_err()?;
+        let host_id = rewire_core::boot::device_public(&secret).py_err()?.0;
         Ok(HostIdentity {
             secret,
             sm_measurement,
-            host_id: id.host_id().0,
-            certificate: id.certificate().to_vec(),
+            sm_secret: handoff.sm_secret.clone(),
+            host_id,
+            certificate: handoff.certificate.clone(),
         })
     }
 
     pub fn identity(&self) -> PyResult<Identity> {
-        Identity::derive(self.secret.clone(), self.sm_measurement).py_err()
+        Identity::from_handoff(
+            self.sm_secret.clone(),
+            &self.certificate,
+            &rewire_core::PublicKey(self.host_id),
+        )
+        .py_err()
     }
 
     pub fn host_id_bytes(&self) -> [u8; 32] {

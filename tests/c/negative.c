@@ -221,12 +221,61 @@ int main(void) {
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa2, &fa2, &none), REWIRE_ERR_ROLLBACK);
     TRUE(none == NULL);
 
+    /* The boot chain: a monitor started from its boot stage's handoff is the
+       one rewire_monitor_new derives (same host id, same certificate); a
+       handoff whose secret and certificate come from different builds, a
+       certificate checked against another device key, a short buffer: refused. */
+    soft_host b3 = {.rng_state = 55};
+    {
+        uint8_t sm_secret[32], dev[32], hcert[512], other_secret[32], other_dev[32], ocert[512];
+        uint8_t build2[32] = {8, 8, 8}, image[100] = {1}, measured[32], mbcert[512], id3[32], cert3[512];
+        size_t hlen = 0, olen = 0, mblen = 0, len3 = 0;
+        CHECK(rewire_boot_measure(image, sizeof image, measured));
+        EXPECT(rewire_boot_measure(NULL, 4, measured), REWIRE_ERR_NULL_POINTER);
+        /* A NULL output writes nothing at all (not even the certificate). */
+        EXPECT(rewire_boot_handoff(secret_b, SM, NULL, hcert, sizeof hcert, &hlen, dev), REWIRE_ERR_NULL_POINTER);
+        TRUE(hlen == 0);
+        EXPECT(rewire_boot_handoff(secret_b, SM, sm_secret, hcert, sizeof hcert, &hlen, NULL), REWIRE_ERR_NULL_POINTER);
+        TRUE(hlen == 0);
+        EXPECT(rewire_boot_handoff(NULL, SM, sm_secret, hcert, sizeof hcert, &hlen, dev), REWIRE_ERR_NULL_POINTER);
+        memset(sm_secret, 0xee, sizeof sm_secret);
+        EXPECT(rewire_boot_handoff(secret_b, SM, sm_secret, hcert, 8, &hlen, dev), REWIRE_ERR_BUFFER_TOO_SMALL);
+        TRUE(hlen > 8);
+        for (size_t i = 0; i < sizeof sm_secret; i++) TRUE(sm_secret[i] == 0xee); /* the secret is not written */
+        CHECK(rewire_boot_handoff(secret_b, SM, sm_secret, hcert, sizeof hcert, &hlen, dev));
+        TRUE(memcmp(dev, idb, 32) == 0);
+        CHECK(rewire_monitor_certificate(mb, mbcert, sizeof mbcert, &mblen));
+        TRUE(mblen == hlen && memcmp(mbcert, hcert, hlen) == 0);
+        CHECK(rewire_boot_handoff(secret_b, build2, other_secret, ocert, sizeof ocert, &olen, other_dev));
+        TRUE(memcmp(other_dev, dev, 32) == 0 && memcmp(other_secret, sm_secret, 32) != 0);
+        rewire_platform_callbacks pb3 = soft_platform(&b3);
+        rewire_enclave_callbacks fb3 = soft_framework(&b3);
+        EXPECT(rewire_monitor_new_from_handoff(other_secret, hcert, hlen, dev, sds_key, 0, &pb3, &fb3, &none),
+               REWIRE_ERR_INVALID_ARGUMENT);
+        TRUE(none == NULL);
+        EXPECT(rewire_monitor_new_from_handoff(sm_secret, hcert, hlen, ida, sds_key, 0, &pb3, &fb3, &none),
+               REWIRE_ERR_UNKNOWN_SIGNER);
+        TRUE(none == NULL);
+        hcert[hlen / 2] ^= 1;
+        EXPECT(rewire_monitor_new_from_handoff(sm_secret, hcert, hlen, dev, sds_key, 0, &pb3, &fb3, &none),
+               REWIRE_ERR_BAD_SIGNATURE);
+        TRUE(none == NULL);
+        hcert[hlen / 2] ^= 1;
+        CHECK(rewire_monitor_new_from_handoff(sm_secret, hcert, hlen, dev, sds_key, 0, &pb3, &fb3, &none));
+        CHECK(rewire_monitor_host_id(none, id3));
+        CHECK(rewire_monitor_certificate(none, cert3, sizeof cert3, &len3));
+        TRUE(memcmp(id3, idb, 32) == 0 && len3 == hlen && memcmp(cert3, hcert, hlen) == 0);
+        rewire_monitor_free(none);
+        none = NULL;
+    }
+
     rewire_monitor_free(ma);
     rewire_monitor_free(mb);
     rewire_sds_free(sds);
     soft_free(&a);
     soft_free(&b);
     soft_free(&a2);
+    soft_free(&b3);
     if (failures) {
         fprintf(stderr, "%d failed checks\n", failures);
         return 1;

@@ -379,3 +379,32 @@ def test_dead_entropy_source_fails_closed(request):
         assert st["state"] == "running" and st["runnable"] and st["epoch"] == 0
         assert w.status(B, eid)["present"] is False
         assert demo.at(w, eid) == "host-A"
+
+
+def test_the_sm_cannot_read_the_device_root_after_its_boot_stage(request):
+    """Issue 12, item 1: the boot stage measures the whole SM image, hands the SM {SM secret,
+    certificate, device public key} (rewire_boot_handoff) and locks the device root behind a
+    locked PMP entry, which binds M-mode too. monitor-peekroot.elf is the SM reaching for the
+    root after the handoff: the load traps in M-mode at the root's address and the host halts
+    before librewire starts or the host program runs; no byte of the root is printed. (Every
+    other test boots through the same boot stage: their migrations show the handoff works and
+    the SDS endorses the whole-image measurement the boot stage takes.)"""
+    workdir = ROOT / "target" / "qemu-tests" / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    w = q.World(workdir)
+    try:
+        A = w.add_host("host-A", elf=q.PEEKROOT_ELF)
+        A.start()
+        w.wait(lambda: any("trap in M-mode" in l for l in A.console()), "the M-mode trap", 60)
+        w.wait(lambda: not A.alive(), "the host halting", 30)
+        con = A.console()
+        assert any("peeking at the device root" in l for l in con), con
+        trap = [l for l in con if "trap in M-mode" in l]
+        assert "(cause 5," in trap[0] and f"mtval 0x{q.ROOT_ADDRESS:016x}" in trap[0].lower(), trap
+        assert not any("read the device root after the boot stage" in l for l in con), con
+        assert not any("running the host program" in l for l in con), con
+        assert not A.hello.is_set()
+    finally:
+        w.shutdown()
+    if not request.session.testsfailed:
+        shutil.rmtree(workdir, ignore_errors=True)

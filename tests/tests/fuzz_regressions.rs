@@ -11,16 +11,19 @@ use rewire_tests::*;
 const EID: [u8; 16] = *b"enclave-fuzzed-1";
 const RID: [u8; 16] = [3; 16];
 
-/// Host `i`'s SM signing key, derived as `Identity::derive` does from the
-/// world's device secrets (docs/protocol.md §1.2).
+/// Host `i`'s SM signing key, as the world's boot stage hands it over
+/// (docs/protocol.md §1.2).
 fn sm_key(i: usize) -> rewire_core::SigningKey {
     let mut ds = [0u8; 32];
     ds[0] = 0xde;
     ds[1] = i as u8;
     ds[31] = 0x77;
-    let seed =
-        rewire_core::crypto::hkdf(&ds, b"rewire/sm-key/v1", &[&SM_MEASUREMENT]).expect("hkdf");
-    let key = rewire_core::SigningKey::from_seed(seed).expect("seed");
+    let h = rewire_core::boot::handoff(
+        &rewire_core::crypto::Secret::from_bytes(ds),
+        &SM_MEASUREMENT,
+    )
+    .expect("handoff");
+    let key = rewire_core::boot::sm_key(&h.sm_secret).expect("sm key");
     assert_eq!(key.public(), identity(i).sm_public());
     key
 }

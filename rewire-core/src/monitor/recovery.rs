@@ -26,7 +26,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         id: Identity,
         cfg: Config,
     ) -> core::result::Result<Self, StartFailure<P, H>> {
-        let journal_key = match journal::journal_key(&id.device_secret, &id.sm_measurement) {
+        let journal_key = match crate::boot::journal_key(&id.sm_secret) {
             Ok(k) => k,
             Err(error) => {
                 return Err(StartFailure {
