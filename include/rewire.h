@@ -51,6 +51,8 @@
 #define REWIRE_ERR_NO_TRUSTED_TIME 211
 // A host endorsement is not the one the request was signed with.
 #define REWIRE_ERR_ENDORSEMENT_MISMATCH 212
+// The SDS has no provenance for this device key: no registered manufacturer or operator root certified it, and no operator pinned it.
+#define REWIRE_ERR_DEVICE_NOT_CERTIFIED 213
 // A digest or size in the stream does not match the manifest.
 #define REWIRE_ERR_INTEGRITY 300
 // END arrived before the announced lengths were streamed. (A channel that closes mid-stream is `ChannelClosed` or `Tls`.)
@@ -491,7 +493,9 @@ rewire_result rewire_sds_public_key(const rewire_sds *s,
 
 // Endorse a host from its SM certificate: `count` accepted SM measurements
 // (32 bytes each, back to back), its ATL and validity window (Unix
-// seconds). Writes the signed endorsement.
+// seconds). Writes the signed endorsement. The certificate's device key
+// must have provenance first (`rewire_sds_certify_device`, or
+// `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
 rewire_result rewire_sds_endorse_host(rewire_sds *s,
                                       const uint8_t *certificate,
                                       size_t certificate_len,
@@ -503,6 +507,26 @@ rewire_result rewire_sds_endorse_host(rewire_sds *s,
                                       uint8_t *buf,
                                       size_t cap,
                                       size_t *out_len);
+
+// Trust a device-key provenance root (32-byte public key of a manufacturer
+// or the operator's CA) to certify device keys.
+rewire_result rewire_sds_add_device_root(rewire_sds *s,
+                                         const uint8_t *root);
+
+// Record a device key's provenance from its device certificate (signed by
+// a registered root, obtained out of band, never from the host). Writes
+// the device key (the host id, 32 bytes) to `out_host`. Errors:
+// `DEVICE_NOT_CERTIFIED` (no registered root signed it), `BAD_SIGNATURE`,
+// decode errors.
+rewire_result rewire_sds_certify_device(rewire_sds *s,
+                                        const uint8_t *certificate,
+                                        size_t certificate_len,
+                                        uint8_t *out_host);
+
+// The operator vouches for a device key (32 bytes) by hand, without a
+// root's certificate: the explicit exception, kept in the ledger.
+rewire_result rewire_sds_pin_device(rewire_sds *s,
+                                    const uint8_t *host);
 
 // Register an enclave (16-byte id, 32-byte measurement) placed on `host` at
 // epoch 0 with a minimum ATL. Writes its signed policy (for `rewire_monitor_install`).

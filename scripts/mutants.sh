@@ -68,7 +68,9 @@ unset CARGO_TARGET_DIR
 summary() {
     local out=$1
     for f in caught missed timeout unviable; do
-        printf 'mutants: %-9s %s\n' "$f" "$(wc -l <"$out/$f.txt" 2>/dev/null || echo 0)"
+        local n=0
+        [ -f "$out/$f.txt" ] && n=$(wc -l <"$out/$f.txt")
+        printf 'mutants: %-9s %s\n' "$f" "$n"
     done
     case "$r" in
     0 | 2 | 3)

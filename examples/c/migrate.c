@@ -98,6 +98,13 @@ int main(void) {
         uint8_t cert[512], endorsement[1024];
         size_t cert_len, e_len;
         CHECK(rewire_monitor_certificate(w.mon[i], cert, sizeof cert, &cert_len));
+        /* Provenance of the device key: here the operator pins it by hand (a
+         * real fleet registers its manufacturer's root with
+         * rewire_sds_add_device_root and feeds each device certificate to
+         * rewire_sds_certify_device, out of band from the host). */
+        uint8_t device[32];
+        CHECK(rewire_monitor_host_id(w.mon[i], device));
+        CHECK(rewire_sds_pin_device(w.sds, device));
         CHECK(rewire_sds_endorse_host(w.sds, cert, cert_len, SM_MEASUREMENT, 1, 2, now - 60, now + 86400,
                                       endorsement, sizeof endorsement, &e_len));
         printf("host %c started and endorsed at ATL 2\n", 'A' + i);

@@ -20,6 +20,7 @@ def main() -> int:
         names = {}
         for name, atl in (("A", 3), ("B", 4), ("C", 3), ("L", 1)):
             host = fleet.add_host()
+            ledger.pin_device(host)  # simulated devices have no manufacturer: the operator pins them
             ledger.endorse_host(fleet.certificate(host), atl=atl, name=name)
             names[host] = name
             print(f"host {name}: ATL {atl}, id {host.hex()[:16]}…")

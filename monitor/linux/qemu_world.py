@@ -113,11 +113,16 @@ class Host:
         self._lock = threading.Lock()
 
     # -- provisioning: the simulated fuses (device secret, SDS key, name) in M-mode-only flash
-    def provision(self, sds_public_key: bytes) -> None:
+    def provision(self, sds_public_key: bytes, manufacturer: rewire.SigningKey) -> bytes:
+        """Write the fuses, as a factory would, and return the device certificate the
+        manufacturer issues for the device key (out of band: the SDS never takes the device key
+        from what the host later says)."""
+        root = os.urandom(32)
         with open(self.flash, "wb") as f:
             f.write(b"\xff" * FLASH_SIZE)
             f.seek(ROT_OFFSET)
-            f.write(b"RWROT001" + os.urandom(32) + sds_public_key + self.name.encode().ljust(16, b"\0"))
+            f.write(b"RWROT001" + root + sds_public_key + self.name.encode().ljust(16, b"\0"))
+        return manufacturer.certify_device(rewire.device_public_key(root))
 
     def start(self) -> None:
         self.hello.clear()
@@ -237,6 +242,10 @@ class World:
         self.inbox: "queue.Queue[Tuple[Host, int, bytes, float]]" = queue.Queue()
         self.key = rewire.SigningKey.generate()
         self.sds = rewire.Sds(self.key)
+        # The devices' manufacturer: the SDS's device-key provenance root.
+        self.manufacturer = rewire.SigningKey.generate()
+        self.sds.add_device_root(self.manufacturer.public_key)
+        self.device_certificates: Dict[str, bytes] = {}
         self.hosts: Dict[str, Host] = {}
         self.by_id: Dict[bytes, Host] = {}
         self.events: List[Tuple[float, str, str, bytes, int]] = []  # (time, host, event, request, reason)
@@ -258,7 +267,7 @@ class World:
 
     def add_host(self, name: str, elf: Path = ELF) -> Host:
         h = Host(self, name, elf)
-        h.provision(self.sds.public_key)
+        self.device_certificates[name] = h.provision(self.sds.public_key, self.manufacturer)
         self.hosts[name] = h
         return h
 
@@ -271,6 +280,10 @@ class World:
         """Endorse the host's device for the SM build measured from the ELF it boots (if the host
         runs anything else, its certificate names another measurement and migrations refuse it)."""
         now = now or int(time.time())
+        # Provenance from the factory's certificate, never from the host's HELLO: a host that
+        # made its own device key is refused (DeviceNotCertified).
+        if self.sds.certify_device(self.device_certificates[h.name]) != h.host_id:
+            raise ValueError(f"{h.name} presents another device key than the one provisioned")
         self.sds.endorse_host(h.certificate, [sm_measurement_of(h.elf)], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
 
     # -- the relay

@@ -44,6 +44,7 @@ pub enum MsgType {
     Journal = 25,
     SdsState = 26,
     Refuse = 27,
+    DeviceCertificate = 28,
 }
 
 /// Encode a value deterministically.

@@ -57,6 +57,9 @@ pub enum Error {
     NoTrustedTime = 211,
     /// A host endorsement is not the one the request was signed with.
     EndorsementMismatch = 212,
+    /// The SDS has no provenance for this device key: no registered
+    /// manufacturer or operator root certified it, and no operator pinned it.
+    DeviceNotCertified = 213,
 
     // 3xx: integrity (G4).
     /// A digest or size in the stream does not match the manifest.
@@ -152,6 +155,7 @@ impl Error {
         Error::NotSource,
         Error::NoTrustedTime,
         Error::EndorsementMismatch,
+        Error::DeviceNotCertified,
         Error::Integrity,
         Error::Truncated,
         Error::MeasurementMismatch,
@@ -227,6 +231,9 @@ impl Error {
             Error::NotSource => c"proof not signed by the migration source",
             Error::NoTrustedTime => c"no trusted wall time for a deadline check",
             Error::EndorsementMismatch => c"endorsement is not the one the request names",
+            Error::DeviceNotCertified => {
+                c"device key not certified by a registered root, nor pinned"
+            }
             Error::Integrity => c"stream digest or size mismatch",
             Error::Truncated => c"image stream truncated",
             Error::MeasurementMismatch => c"code measurement does not match the request",

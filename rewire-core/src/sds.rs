@@ -14,7 +14,7 @@
 //! or — past the deadline — aborts it), RELEASE or ABORT to the target.
 //! Persist [`Sds::to_bytes`] after every change: that is the durable ledger.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use ciborium::value::Value;
@@ -23,9 +23,9 @@ use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgTyp
 use crate::crypto::{PublicKey, SigningKey};
 use crate::error::{Error, Result};
 use crate::wire::{
-    verify_as, AckKind, Decision, DecisionKind, EnclaveId, EnclavePolicy, HostEndorsement, HostId,
-    Measurement, Message, MigrationRequest, Order, RequestId, Signed, SignedBody, SmCertificate,
-    TargetAck, MAX_SIGNED,
+    verify_as, AckKind, Decision, DecisionKind, DeviceCertificate, EnclaveId, EnclavePolicy,
+    HostEndorsement, HostId, Measurement, Message, MigrationRequest, Order, RequestId, Signed,
+    SignedBody, SmCertificate, TargetAck, MAX_SIGNED,
 };
 
 /// How many resolution rounds an ABORT is forwarded to a target that never answers.
@@ -38,6 +38,17 @@ pub struct HostEntry {
     pub endorsement: Vec<u8>,
     pub atl: u64,
     pub sm_key: PublicKey,
+}
+
+/// Why the SDS believes a device key belongs to a real device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// A registered root ([`Sds::add_device_root`]) signed its
+    /// [`DeviceCertificate`].
+    Certified { root: PublicKey },
+    /// The operator vouched for it by hand ([`Sds::pin_device`]): kept in the
+    /// ledger, so that every pinned device stays visible.
+    Pinned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +126,10 @@ impl core::fmt::Debug for Sds {
 /// The SDS state machine.
 pub struct Sds {
     key: SigningKey,
+    /// Device-key provenance roots: manufacturers or the operator's CA.
+    device_roots: BTreeSet<PublicKey>,
+    /// Device keys with provenance; only these can be endorsed.
+    devices: BTreeMap<HostId, Provenance>,
     hosts: BTreeMap<HostId, HostEntry>,
     enclaves: BTreeMap<EnclaveId, EnclaveEntry>,
     cleanup: Vec<Cleanup>,
@@ -124,6 +139,8 @@ impl Sds {
     pub fn new(key: SigningKey) -> Sds {
         Sds {
             key,
+            device_roots: BTreeSet::new(),
+            devices: BTreeMap::new(),
             hosts: BTreeMap::new(),
             enclaves: BTreeMap::new(),
             cleanup: Vec::new(),
@@ -146,8 +163,50 @@ impl Sds {
         self.enclaves.iter()
     }
 
+    /// Trust `root` (a manufacturer's or the operator's CA key) to certify
+    /// device keys ([`Sds::certify_device`]).
+    pub fn add_device_root(&mut self, root: PublicKey) {
+        self.device_roots.insert(root);
+    }
+
+    pub fn device_roots(&self) -> impl Iterator<Item = &PublicKey> {
+        self.device_roots.iter()
+    }
+
+    /// Record a device key's provenance from its [`DeviceCertificate`]
+    /// (issued out of band, not taken from the host that presents the key).
+    /// Refused: a certificate not signed by a registered root
+    /// (`DeviceNotCertified`), a bad signature or encoding. Returns the
+    /// device key (the host id). A device pinned earlier becomes certified.
+    pub fn certify_device(&mut self, device_certificate: &[u8]) -> Result<HostId> {
+        let signed = Signed::parse(device_certificate)?;
+        let root = signed.kid;
+        if !self.device_roots.contains(&root) {
+            return Err(Error::DeviceNotCertified);
+        }
+        let cert = DeviceCertificate::from_value(signed.verify(&root)?)?;
+        self.devices
+            .insert(cert.device, Provenance::Certified { root });
+        Ok(cert.device)
+    }
+
+    /// The operator vouches for a device key by hand (no root certified it):
+    /// the explicit exception, kept in the ledger ([`Sds::provenance`]). A
+    /// certified device stays certified.
+    pub fn pin_device(&mut self, device: HostId) {
+        self.devices.entry(device).or_insert(Provenance::Pinned);
+    }
+
+    /// Why the SDS accepts a device key, if it does.
+    pub fn provenance(&self, device: &HostId) -> Option<Provenance> {
+        self.devices.get(device).copied()
+    }
+
     /// Register (or re-endorse) a host from its device-signed SM certificate.
-    /// Returns the signed endorsement.
+    /// The device key must have provenance first ([`Sds::certify_device`],
+    /// or [`Sds::pin_device`]): a host cannot get a software-made device key
+    /// endorsed by presenting a self-consistent certificate
+    /// (`DeviceNotCertified`). Returns the signed endorsement.
     pub fn endorse_host(
         &mut self,
         certificate: &[u8],
@@ -161,6 +220,9 @@ impl Sds {
         }
         let signed = Signed::parse(certificate)?;
         let device = signed.kid;
+        if !self.devices.contains_key(&device) {
+            return Err(Error::DeviceNotCertified);
+        }
         let end = HostEndorsement {
             host: device,
             sm_measurements,
@@ -530,8 +592,28 @@ impl Sds {
                 ])
             })
             .collect();
+        let roots = self
+            .device_roots
+            .iter()
+            .map(|r| Value::Bytes(r.0.to_vec()))
+            .collect();
+        let devices = self
+            .devices
+            .iter()
+            .map(|(d, p)| {
+                Value::Array(alloc::vec![
+                    Value::Bytes(d.0.to_vec()),
+                    match p {
+                        Provenance::Certified { root } => Value::Bytes(root.0.to_vec()),
+                        Provenance::Pinned => Value::Null,
+                    },
+                ])
+            })
+            .collect();
         Builder::new(MsgType::SdsState)
             .bytes(&self.key.public().0)
+            .value(Value::Array(roots))
+            .value(Value::Array(devices))
             .value(Value::Array(hosts))
             .value(Value::Array(enclaves))
             .value(Value::Array(cleanup))
@@ -540,7 +622,7 @@ impl Sds {
 
     /// Restore a ledger written by [`Sds::to_bytes`] for the same key.
     pub fn from_bytes(key: SigningKey, bytes: &[u8]) -> Result<Sds> {
-        let mut f = Fields::open(cbor::decode(bytes, 64 << 20)?, MsgType::SdsState, 4)?;
+        let mut f = Fields::open(cbor::decode(bytes, 64 << 20)?, MsgType::SdsState, 6)?;
         if PublicKey(f.array()?) != key.public() {
             return Err(Error::UnknownSigner);
         }
@@ -551,6 +633,25 @@ impl Sds {
                 _ => Err(Error::Decode),
             }
         };
+        for r in f.list(MAX_ENTRIES)? {
+            if !sds.device_roots.insert(PublicKey(as_array(r)?)) {
+                return Err(Error::Decode); // not canonical: a root twice
+            }
+        }
+        for d in f.list(MAX_ENTRIES)? {
+            let mut it = tuple(d, 2)?.into_iter();
+            let mut n = || it.next().ok_or(Error::Decode);
+            let device = PublicKey(as_array(n()?)?);
+            let provenance = match n()? {
+                Value::Null => Provenance::Pinned,
+                v => Provenance::Certified {
+                    root: PublicKey(as_array(v)?),
+                },
+            };
+            if sds.devices.insert(device, provenance).is_some() {
+                return Err(Error::Decode);
+            }
+        }
         for h in f.list(MAX_ENTRIES)? {
             let mut it = tuple(h, 4)?.into_iter();
             let mut n = || it.next().ok_or(Error::Decode);
@@ -645,6 +746,7 @@ mod tests {
     fn a_ledger_tuple_with_an_extra_item_is_refused() {
         let mut sds = Sds::new(key());
         let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
+        sds.pin_device(id.host_id());
         sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
             .unwrap(); // safe: test
         let bytes = sds.to_bytes().unwrap(); // safe: test
@@ -654,8 +756,8 @@ mod tests {
             // safe: test
             unreachable!("a ledger is an array") // safe: test
         };
-        // [type, version, SDS key, hosts, enclaves, cleanup]
-        let Value::Array(hosts) = &mut top[3] else {
+        // [type, version, SDS key, roots, devices, hosts, enclaves, cleanup]
+        let Value::Array(hosts) = &mut top[5] else {
             unreachable!("hosts") // safe: test
         };
         let Value::Array(host) = &mut hosts[0] else {
@@ -674,6 +776,7 @@ mod tests {
     fn an_active_for_an_unreleased_request_changes_nothing() {
         let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
         let mut sds = Sds::new(key());
+        sds.pin_device(id.host_id());
         sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, u64::MAX)
             .unwrap(); // safe: test
         let h = id.host_id();
@@ -705,6 +808,145 @@ mod tests {
         let msg = Message::Active(ack).encode().unwrap(); // safe: test
         assert_eq!(sds.handle(&msg), Err(Error::Duplicate));
         assert_eq!(sds.enclaves.get(&[6; 16]), Some(&entry));
+    }
+
+    fn device(i: u8) -> crate::monitor::Identity {
+        crate::monitor::Identity::derive(Secret::from_bytes([i; 32]), [3; 32]).unwrap()
+        // safe: test
+    }
+
+    fn root(i: u8) -> SigningKey {
+        SigningKey::from_seed(Secret::from_bytes([0x70 + i; 32])).unwrap() // safe: test
+    }
+
+    fn device_cert(root: &SigningKey, device: HostId) -> Vec<u8> {
+        DeviceCertificate { device }.sign(root).unwrap() // safe: test
+    }
+
+    /// A host that made its own device key in software and signed a
+    /// self-consistent SM certificate with it is not endorsed: no root
+    /// certified the key and nobody pinned it. Nothing is registered.
+    #[test]
+    fn a_device_key_without_provenance_is_not_endorsed() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        let d = device(2);
+        assert_eq!(
+            sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10),
+            Err(Error::DeviceNotCertified)
+        );
+        assert!(sds.host(&d.host_id()).is_none());
+        assert_eq!(sds.provenance(&d.host_id()), None);
+    }
+
+    /// Only a registered root's certificate gives provenance; another key's
+    /// (a host's own "manufacturer"), a tampered one, or another kind of
+    /// signed object from a registered root does not.
+    #[test]
+    fn only_a_registered_root_certifies_a_device() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        let d = device(2);
+        assert_eq!(
+            sds.certify_device(&device_cert(&root(9), d.host_id())),
+            Err(Error::DeviceNotCertified)
+        );
+        let mut tampered = device_cert(&root(1), d.host_id());
+        let n = tampered.len();
+        tampered[n - 70] ^= 1; // the device key, inside the payload
+        assert_eq!(sds.certify_device(&tampered), Err(Error::BadSignature));
+        let other_kind = HostEndorsement {
+            host: d.host_id(),
+            sm_measurements: alloc::vec![[3; 32]],
+            atl: 1,
+            not_before: 0,
+            not_after: 10,
+        }
+        .sign(&root(1))
+        .unwrap(); // safe: test
+        assert_eq!(
+            sds.certify_device(&other_kind),
+            Err(Error::WrongMessageType)
+        );
+        assert_eq!(sds.provenance(&d.host_id()), None);
+        assert_eq!(
+            sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10),
+            Err(Error::DeviceNotCertified)
+        );
+        assert_eq!(
+            sds.certify_device(&device_cert(&root(1), d.host_id())),
+            Ok(d.host_id())
+        );
+        assert_eq!(
+            sds.provenance(&d.host_id()),
+            Some(Provenance::Certified {
+                root: root(1).public()
+            })
+        );
+        assert!(sds
+            .endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .is_ok());
+        assert_eq!(sds.host(&d.host_id()).map(|h| h.atl), Some(1));
+    }
+
+    /// Pinning is the operator's explicit exception: it endorses, it is
+    /// recorded as `Pinned` (and survives the ledger), and it never
+    /// downgrades a certified device.
+    #[test]
+    fn a_pin_is_recorded_and_never_hides_a_certificate() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        let (p, c) = (device(2), device(3));
+        sds.pin_device(p.host_id());
+        assert!(sds
+            .endorse_host(p.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .is_ok());
+        sds.certify_device(&device_cert(&root(1), c.host_id()))
+            .unwrap(); // safe: test
+        sds.pin_device(c.host_id());
+        let back = Sds::from_bytes(key(), &sds.to_bytes().unwrap()).unwrap(); // safe: test
+        assert_eq!(back.provenance(&p.host_id()), Some(Provenance::Pinned));
+        assert_eq!(
+            back.provenance(&c.host_id()),
+            Some(Provenance::Certified {
+                root: root(1).public()
+            })
+        );
+        assert_eq!(
+            back.device_roots().collect::<Vec<_>>(),
+            alloc::vec![&root(1).public()]
+        );
+        // A pinned device a root certifies later becomes certified.
+        let mut sds = back;
+        sds.certify_device(&device_cert(&root(1), p.host_id()))
+            .unwrap(); // safe: test
+        assert_eq!(
+            sds.provenance(&p.host_id()),
+            Some(Provenance::Certified {
+                root: root(1).public()
+            })
+        );
+    }
+
+    /// A ledger naming a root or a device twice is not canonical: refused.
+    #[test]
+    fn a_ledger_with_a_root_or_device_twice_is_refused() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        sds.pin_device(PublicKey([4; 32]));
+        let bytes = sds.to_bytes().unwrap(); // safe: test
+        for at in [3, 4] {
+            let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+                unreachable!("a ledger is an array") // safe: test
+            };
+            let Value::Array(list) = &mut top[at] else {
+                unreachable!("a list") // safe: test
+            };
+            let first = list[0].clone();
+            list.push(first);
+            let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
+            assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
+        }
     }
 
     fn ledger(order: usize, release: usize, abort: usize) -> Sds {
@@ -753,7 +995,7 @@ mod tests {
             // safe: test
             unreachable!("a ledger is an array") // safe: test
         };
-        let Value::Array(enclaves) = &mut top[4] else {
+        let Value::Array(enclaves) = &mut top[6] else {
             unreachable!("enclaves") // safe: test
         };
         let Value::Array(entry) = &mut enclaves[0] else {

@@ -333,6 +333,30 @@ impl SmCertificate {
     }
 }
 
+/// A device-key provenance root (the manufacturer, or the operator's CA) →
+/// SDS: `device` is the public key of a real device's root of trust, issued
+/// at manufacture or provisioning, out of band from the host that later
+/// presents it. The SDS endorses only devices a registered root certified
+/// (or that its operator pinned by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCertificate {
+    pub device: PublicKey,
+}
+
+impl SignedBody for DeviceCertificate {
+    fn to_value(&self) -> Value {
+        Builder::new(MsgType::DeviceCertificate)
+            .bytes(&self.device.0)
+            .build()
+    }
+    fn from_value(v: Value) -> Result<Self> {
+        let mut f = Fields::open(v, MsgType::DeviceCertificate, 1)?;
+        Ok(DeviceCertificate {
+            device: PublicKey(f.array()?),
+        })
+    }
+}
+
 /// SMT → SMS (signed by the target SM key): the enclave is imported, measured
 /// and attested, PENDING at `epoch`. Carries the enclave report.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,7 +104,9 @@ pub unsafe extern "C" fn rewire_sds_public_key(
 
 /// Endorse a host from its SM certificate: `count` accepted SM measurements
 /// (32 bytes each, back to back), its ATL and validity window (Unix
-/// seconds). Writes the signed endorsement.
+/// seconds). Writes the signed endorsement. The certificate's device key
+/// must have provenance first (`rewire_sds_certify_device`, or
+/// `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
 #[no_mangle]
 pub unsafe extern "C" fn rewire_sds_endorse_host(
     s: *mut rewire_sds,
@@ -138,6 +140,56 @@ pub unsafe extern "C" fn rewire_sds_endorse_host(
             .inner
             .endorse_host(cert, ms, atl, not_before, not_after)?;
         output(&e, buf, cap, out_len)
+    })
+}
+
+/// Trust a device-key provenance root (32-byte public key of a manufacturer
+/// or the operator's CA) to certify device keys.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_sds_add_device_root(
+    s: *mut rewire_sds,
+    root: *const u8,
+) -> rewire_result {
+    guard(|| unsafe {
+        let r = PublicKey(array::<32>(root)?);
+        sds_mut(s)?.inner.add_device_root(r);
+        Ok(())
+    })
+}
+
+/// Record a device key's provenance from its device certificate (signed by
+/// a registered root, obtained out of band, never from the host). Writes
+/// the device key (the host id, 32 bytes) to `out_host`. Errors:
+/// `DEVICE_NOT_CERTIFIED` (no registered root signed it), `BAD_SIGNATURE`,
+/// decode errors.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_sds_certify_device(
+    s: *mut rewire_sds,
+    certificate: *const u8,
+    certificate_len: usize,
+    out_host: *mut u8,
+) -> rewire_result {
+    guard(|| unsafe {
+        if out_host.is_null() {
+            return Err(Error::NullPointer);
+        }
+        let cert = input(certificate, certificate_len)?;
+        let host = sds_mut(s)?.inner.certify_device(cert)?;
+        output_array(&host.0, out_host)
+    })
+}
+
+/// The operator vouches for a device key (32 bytes) by hand, without a
+/// root's certificate: the explicit exception, kept in the ledger.
+#[no_mangle]
+pub unsafe extern "C" fn rewire_sds_pin_device(
+    s: *mut rewire_sds,
+    host: *const u8,
+) -> rewire_result {
+    guard(|| unsafe {
+        let h = PublicKey(array::<32>(host)?);
+        sds_mut(s)?.inner.pin_device(h);
+        Ok(())
     })
 }
 

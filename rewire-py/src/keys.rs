@@ -186,6 +186,16 @@ impl SigningKey {
         PyBytes::new(py, &self.key.public().0)
     }
 
+    /// As a device-key provenance root (a manufacturer or the operator's
+    /// CA): certify that `device` (32 bytes) is a real device's key. The SDS
+    /// accepts the result once this key is one of its device roots.
+    fn certify_device<'py>(&self, py: Python<'py>, device: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        use rewire_core::wire::{DeviceCertificate, SignedBody};
+        let device = rewire_core::PublicKey(crate::sds::arr::<32>(device)?);
+        let cert = DeviceCertificate { device }.sign(&self.key).py_err()?;
+        Ok(PyBytes::new(py, &cert))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "SigningKey(public={}…, secret=[redacted])",
@@ -300,10 +310,24 @@ pub fn sha256<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &rewire_core::crypto::sha256(data))
 }
 
+/// The device public key (the host id) a 32-byte device root gives, for
+/// provisioning: what a manufacturer records, and certifies, when it
+/// writes the root into a device (`rewire_core::boot::device_public`).
+#[pyfunction]
+pub fn device_public_key<'py>(
+    py: Python<'py>,
+    device_root: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let root = Secret::from_slice(device_root).ok_or_else(|| to_py(Error::InvalidArgument))?;
+    let public = rewire_core::boot::device_public(&root).py_err()?;
+    Ok(PyBytes::new(py, &public.0))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SigningKey>()?;
     m.add_class::<HostIdentity>()?;
     m.add_function(wrap_pyfunction!(sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(device_public_key, m)?)?;
     m.add(
         "SIM_SM_MEASUREMENT",
         PyBytes::new(m.py(), &SIM_SM_MEASUREMENT),

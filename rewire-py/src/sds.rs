@@ -166,8 +166,51 @@ impl Sds {
         PyBytes::new(py, &self.inner.public_key().0)
     }
 
+    /// Trust a device-key provenance root (a manufacturer's or the
+    /// operator's CA public key) to certify device keys.
+    fn add_device_root(&mut self, root: &[u8]) -> PyResult<()> {
+        self.inner.add_device_root(PublicKey(arr::<32>(root)?));
+        Ok(())
+    }
+
+    /// Record a device key's provenance from its device certificate (signed
+    /// by a registered root, obtained out of band). Returns the device key.
+    fn certify_device<'py>(
+        &mut self,
+        py: Python<'py>,
+        certificate: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let d = self.inner.certify_device(certificate).py_err()?;
+        Ok(PyBytes::new(py, &d.0))
+    }
+
+    /// The operator vouches for a device key by hand: the recorded exception.
+    fn pin_device(&mut self, host_id: &[u8]) -> PyResult<()> {
+        self.inner.pin_device(PublicKey(arr::<32>(host_id)?));
+        Ok(())
+    }
+
+    /// Why the SDS accepts a device key: ``("certified", root)``,
+    /// ``("pinned", None)``, or None.
+    fn provenance<'py>(
+        &self,
+        py: Python<'py>,
+        host_id: &[u8],
+    ) -> PyResult<Option<(&'static str, Option<Bound<'py, PyBytes>>)>> {
+        Ok(
+            match self.inner.provenance(&PublicKey(arr::<32>(host_id)?)) {
+                None => None,
+                Some(rewire_core::sds::Provenance::Pinned) => Some(("pinned", None)),
+                Some(rewire_core::sds::Provenance::Certified { root }) => {
+                    Some(("certified", Some(PyBytes::new(py, &root.0))))
+                }
+            },
+        )
+    }
+
     /// Register or re-endorse a host from its device-signed SM certificate.
-    /// Returns the SDS-signed HostEndorsement.
+    /// Its device key needs provenance first (`certify_device` or
+    /// `pin_device`). Returns the SDS-signed HostEndorsement.
     fn endorse_host<'py>(
         &mut self,
         py: Python<'py>,

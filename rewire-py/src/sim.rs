@@ -292,7 +292,12 @@ impl Fleet {
                 self.w.wall0.saturating_sub(10),
                 self.w.wall0.saturating_add(86_400 * 365),
             );
-            self.with_sds(|s| s.endorse_host(&cert, vec![sm], atl, nb, na))?;
+            // A simulated device has no manufacturer: its key is pinned.
+            let device = id.host_id();
+            self.with_sds(|s| {
+                s.pin_device(device);
+                s.endorse_host(&cert, vec![sm], atl, nb, na)
+            })?;
         }
         let mut platform = self
             .w

@@ -101,6 +101,7 @@ def test_atl_violation_refused_by_sds_and_by_monitor(world):
     # A buggy or hostile SDS key signs it anyway: the source refuses (not its SDS).
     rogue = rewire.Sds(rewire.SigningKey.generate())
     for h in w.hosts:
+        rogue.pin_device(h)
         rogue.endorse_host(w.fleet.certificate(h), [rewire.SIM_SM_MEASUREMENT], 3, 0, 2**40)
     rogue.register_enclave(w.eid, rewire.sha256(CODE), 0, a)
     w.fleet.send(a, rogue.order(w.eid, c, os.urandom(16), w.fleet.wall_time + 600))
@@ -266,6 +267,7 @@ def test_ledger_orchestrator_over_fleet(tmp_path):
     fleet = Fleet(sds_public_key=key.public_key, seed=3)
     hosts = [fleet.add_host() for _ in range(3)]
     for h, atl in zip(hosts, (3, 3, 1)):
+        led.pin_device(h)
         led.endorse_host(fleet.certificate(h), atl=atl, name=h.hex()[:4])
     eid = os.urandom(16)
     pol = led.register_enclave(eid, rewire.sha256(CODE), min_atl=2, host=hosts[0], name="app")

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-CMDS = [[], ["keygen"], ["host"], ["host", "add"], ["host", "endorse"], ["host", "list"], ["enclave"],
+CMDS = [[], ["keygen"], ["host"], ["host", "add"], ["host", "endorse"], ["host", "root-add"], ["host", "list"],
+        ["enclave"],
         ["enclave", "register"], ["request"], ["request", "sign"], ["migrate"], ["ledger"], ["ledger", "show"],
         ["inspect"]]
 
@@ -38,7 +39,10 @@ def test_full_flow(tmp_path):
     assert rw(home, "keygen").returncode == 1  # refuses to overwrite
     for name, atl in (("alpha", 3), ("beta", 3), ("gamma", 1)):
         rw(home, "host", "add", name, check=0)
-        rw(home, "host", "endorse", name, "--atl", str(atl), check=0)
+        # A simulated host's device key has no manufacturer: refused until the operator pins it.
+        p = rw(home, "host", "endorse", name, "--atl", str(atl), check=1)
+        assert "DeviceNotCertified" in p.stderr and "Traceback" not in p.stderr
+        rw(home, "host", "endorse", name, "--atl", str(atl), "--pin", check=0)
     code = tmp_path / "code.bin"
     code.write_bytes(b"enclave code" * 100)
     (tmp_path / "sealed").write_bytes(b"the enclave's secret")
@@ -97,3 +101,26 @@ def test_bad_numbers_and_corrupt_ledger_give_one_line_errors(tmp_path):
     p = rw(home, "ledger", "show")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_device_provenance_from_a_registered_root(tmp_path):
+    """issue 12, item 5: an operator endorses a host only for a device key a registered root
+    (manufacturer, operator CA) certified out of band, or one it pins by hand."""
+    import rewire
+
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    maker = rewire.SigningKey.generate()
+    hid = bytes.fromhex(rw(home, "host", "add", "alpha", check=0).stdout.split()[-1])
+    cert = tmp_path / "alpha.devcert"
+    cert.write_bytes(maker.certify_device(hid))
+    p = rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(cert), check=1)
+    assert "DeviceNotCertified" in p.stderr  # the maker is not a registered root yet
+    rw(home, "host", "root-add", "zz", check=1)
+    rw(home, "host", "root-add", maker.public_key.hex(), check=0)
+    other = tmp_path / "other.devcert"
+    other.write_bytes(maker.certify_device(b"\x07" * 32))
+    p = rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(other), check=1)
+    assert "another device" in p.stderr
+    rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(cert), check=0)
+    rw(home, "host", "endorse", "alpha", "--atl", "2", "--pin", "--device-cert", str(cert), check=2)

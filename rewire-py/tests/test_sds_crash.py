@@ -28,6 +28,8 @@ def setup(home: Path):
     src, dst = fleet.add_host(), fleet.add_host()
     eid = os.urandom(16)
     with rewire.Ledger(home / "ledger.sqlite", key) as led:
+        led.pin_device(src)
+        led.pin_device(dst)
         led.endorse_host(fleet.certificate(src), atl=2, name="source")
         led.endorse_host(fleet.certificate(dst), atl=2, name="target")
         pol = led.register_enclave(eid, rewire.sha256(CODE), min_atl=1, host=src, name="app")

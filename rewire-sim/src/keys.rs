@@ -1,6 +1,7 @@
 //! The fixed keys, SM build, clock origin and test enclave of the simulated
 //! world. Fixed, so that tests, fuzz seeds and regression inputs agree.
 
+use rewire_core::wire::{DeviceCertificate, SignedBody};
 use rewire_core::{Config, Identity, Measurement, Secret, SigningKey};
 
 /// The SM build every simulated host runs (unless a test reboots one with another).
@@ -13,6 +14,22 @@ pub const TIMEOUT_MS: u64 = 30_000;
 /// The SDS signing key of the fixed world.
 pub fn sds_key() -> SigningKey {
     SigningKey::from_seed(Secret::from_bytes([0x5d; 32])).expect("valid seed") // safe: any 32 bytes are a seed
+}
+
+/// The manufacturer of the fixed world's devices: the SDS's device-key
+/// provenance root.
+pub fn manufacturer_key() -> SigningKey {
+    SigningKey::from_seed(Secret::from_bytes([0x3f; 32])).expect("valid seed") // safe: any 32 bytes are a seed
+}
+
+/// Host `i`'s device certificate, as its manufacturer issued it (out of
+/// band: the SDS never takes it from the host).
+pub fn device_certificate(i: usize) -> Vec<u8> {
+    DeviceCertificate {
+        device: identity(i).host_id(),
+    }
+    .sign(&manufacturer_key())
+    .expect("sign") // safe: fixed valid inputs
 }
 
 /// Host `i`'s device secret.

@@ -790,9 +790,13 @@ impl<S: SdsPort> World<S> {
 impl World<Sds> {
     /// `atls[i]` is host i's ATL; every host is endorsed for a year.
     pub fn new(atls: &[u64]) -> World {
-        let sds = Sds::new(keys::sds_key());
+        let mut sds = Sds::new(keys::sds_key());
+        sds.add_device_root(keys::manufacturer_key().public());
         let mut w = World::empty(Some(sds), keys::sds_key().public(), WALL0, TIMEOUT_MS, 0);
         for (i, &atl) in atls.iter().enumerate() {
+            w.sds()
+                .certify_device(&keys::device_certificate(i))
+                .expect("certify"); // safe: fixed valid inputs
             w.sds()
                 .endorse_host(
                     keys::identity(i).certificate(),

@@ -96,6 +96,20 @@ int main(void) {
     CHECK(rewire_monitor_host_id(ma, ida));
     CHECK(rewire_monitor_host_id(mb, idb));
     CHECK(rewire_monitor_certificate(ma, cert, sizeof cert, &len));
+    /* Device provenance: a device key nobody certified or pinned is not
+       endorsed; a certificate from no registered root is refused. */
+    size_t cert_a_len = len;
+    EXPECT(rewire_sds_endorse_host(sds, cert, cert_a_len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len),
+           REWIRE_ERR_DEVICE_NOT_CERTIFIED);
+    uint8_t certified[32];
+    EXPECT(rewire_sds_certify_device(sds, cert, cert_a_len, certified), REWIRE_ERR_DEVICE_NOT_CERTIFIED);
+    EXPECT(rewire_sds_certify_device(sds, cert, cert_a_len, NULL), REWIRE_ERR_NULL_POINTER);
+    EXPECT(rewire_sds_certify_device(sds, (const uint8_t *)"x", 1, certified), REWIRE_ERR_DECODE);
+    EXPECT(rewire_sds_add_device_root(sds, NULL), REWIRE_ERR_NULL_POINTER);
+    EXPECT(rewire_sds_pin_device(NULL, ida), REWIRE_ERR_NULL_POINTER);
+    CHECK(rewire_sds_pin_device(sds, ida));
+    CHECK(rewire_sds_pin_device(sds, idb));
+    len = cert_a_len;
     EXPECT(rewire_sds_endorse_host(sds, cert, len, SM, 0, 2, now - 5, now + 999, buf, sizeof buf, &len),
            REWIRE_ERR_INVALID_ARGUMENT);
     CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));

@@ -470,6 +470,7 @@ impl Seed {
         let mut hosts = Vec::new();
         for i in 0..2 {
             let id = identity(i);
+            sds.pin_device(id.host_id());
             sds.endorse_host(
                 id.certificate(),
                 vec![SM_MEASUREMENT],

@@ -717,3 +717,38 @@ fn g1_oversized_endorsement_is_not_signed() {
     let r = w.sds().endorse_host(&cert, vec![], 2, WALL0, WALL0 + 10);
     assert_eq!(r, Err(Error::InvalidArgument));
 }
+
+/// Issue 12, item 5: a host that made its own device key in software and
+/// signed a self-consistent SM certificate for the endorsed SM build is not
+/// endorsed (no root certified the key, nobody pinned it): the SDS
+/// registers nothing, so no order can name it as a target, and the enclave
+/// stays where it runs.
+#[test]
+fn g1_a_device_key_made_in_software_is_not_endorsed() {
+    let (mut w, img) = world();
+    let fake =
+        rewire_core::Identity::derive(Secret::from_bytes([0x66; 32]), SM_MEASUREMENT).unwrap();
+    let before = w.sds().to_bytes().unwrap();
+    let r = w.sds().endorse_host(
+        fake.certificate(),
+        vec![SM_MEASUREMENT],
+        3,
+        WALL0 - 10,
+        WALL0 + 86_400,
+    );
+    assert_eq!(r, Err(Error::DeviceNotCertified));
+    assert!(w.sds().host(&fake.host_id()).is_none());
+    assert_eq!(w.sds().to_bytes().unwrap(), before);
+    // A device certificate from a key that is not a registered root does not help.
+    let forged = rewire_core::wire::DeviceCertificate {
+        device: fake.host_id(),
+    }
+    .sign(&rogue_key())
+    .unwrap();
+    assert_eq!(
+        w.sds().certify_device(&forged),
+        Err(Error::DeviceNotCertified)
+    );
+    assert_eq!(w.sds().to_bytes().unwrap(), before);
+    w.assert_intact_at(0, &EID, &img);
+}

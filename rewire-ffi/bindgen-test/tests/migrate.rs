@@ -238,6 +238,7 @@ fn migration_through_generated_bindings() {
                 &mut mons[i],
             ));
             ok(c::rewire_monitor_host_id(mons[i], ids[i].as_mut_ptr()));
+            ok(c::rewire_sds_pin_device(sds, ids[i].as_ptr()));
             let (mut cert, mut len) = ([0u8; 512], 0usize);
             ok(c::rewire_monitor_certificate(
                 mons[i],

@@ -32,6 +32,7 @@ from ._rewire import (
     __version__,
     error_codes,
     error_for_code,
+    device_public_key,
     inspect,
     sha256,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "TimeoutError",
     "Transport",
     "__version__",
+    "device_public_key",
     "error_codes",
     "error_for_code",
     "inspect",

@@ -96,11 +96,30 @@ def cmd_host_endorse(args: argparse.Namespace) -> int:
         if not rows or rows[0]["certificate"] is None:
             raise CliError(f"unknown host {args.name!r} (rewire host add first)")
         ms = [bytes.fromhex(m) for m in args.sm_measurement] if args.sm_measurement else [rw.SIM_SM_MEASUREMENT]
+        if args.device_cert:
+            if led.certify_device(Path(args.device_cert).read_bytes()) != hid:
+                raise CliError(f"the device certificate is for another device than host {args.name!r}")
+        elif args.pin:
+            led.pin_device(hid)
+            print(f"host {args.name}: device key pinned by the operator (recorded in the ledger)")
         end = led.endorse_host(bytes(rows[0]["certificate"]), atl=args.atl, sm_measurements=ms,
                                valid_for=args.valid_days * 86400)
         if args.out:
             Path(args.out).write_bytes(end)
     print(f"host {args.name} endorsed at ATL {args.atl} for {args.valid_days} days ({len(end)} B endorsement)")
+    return EXIT_OK
+
+
+def cmd_device_root(args: argparse.Namespace) -> int:
+    try:
+        root = bytes.fromhex(args.public_key)
+    except ValueError:
+        root = b""
+    if len(root) != 32:
+        raise CliError("the root's public key must be 64 hex digits")
+    with _ledger(args) as led:
+        led.add_device_root(root)
+    print(f"device root {root.hex()} trusted to certify device keys")
     return EXIT_OK
 
 
@@ -289,7 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sm-measurement", action="append", help="accepted SM measurement (hex); repeatable; default: the simulated SM")
     s.add_argument("--valid-days", type=int, default=365)
     s.add_argument("--out", help="also write the endorsement to this file")
+    prov = s.add_mutually_exclusive_group()
+    prov.add_argument("--device-cert", help="the device certificate a registered root issued for this host's device key "
+                      "(file, obtained out of band); without it or --pin the device must already have provenance")
+    prov.add_argument("--pin", action="store_true",
+                      help="vouch for the device key by hand, without a root's certificate (recorded in the ledger)")
     s.set_defaults(func=cmd_host_endorse)
+    s = hs.add_parser("root-add", help="trust a manufacturer's or operator CA's key to certify device keys")
+    s.add_argument("public_key", help="the root's Ed25519 public key (64 hex digits)")
+    s.set_defaults(func=cmd_device_root)
     s = hs.add_parser("list", help="list hosts")
     s.set_defaults(func=cmd_host_list)
 

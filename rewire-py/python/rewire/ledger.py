@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS migrations (
     source BLOB NOT NULL, target BLOB NOT NULL, epoch INTEGER NOT NULL,
     deadline INTEGER NOT NULL, order_msg BLOB NOT NULL,
     state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    host_id BLOB PRIMARY KEY, provenance TEXT NOT NULL, root BLOB, certificate BLOB,
+    recorded REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS proofs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, request_id BLOB, enclave_id BLOB NOT NULL,
     kind TEXT NOT NULL, host BLOB NOT NULL, epoch INTEGER,
@@ -182,6 +185,39 @@ class Ledger:
                 (host_id, name, certificate),
             )
 
+    def add_device_root(self, root: bytes) -> None:
+        """Trust ``root`` (a manufacturer's or the operator's CA public key) to certify device keys."""
+        with self._tx("device-root-added"):
+            self._sds.add_device_root(root)
+
+    def certify_device(self, certificate: bytes) -> bytes:
+        """Record a device key's provenance from its device certificate (signed by a registered
+        root, obtained out of band from the host). Returns the device key (the host id)."""
+        with self._tx("device-certified") as c:
+            host_id = self._sds.certify_device(certificate)
+            prov = self._sds.provenance(host_id)
+            c.execute(
+                "INSERT INTO devices VALUES (?, 'certified', ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
+                "provenance='certified', root=excluded.root, certificate=excluded.certificate, "
+                "recorded=excluded.recorded",
+                (host_id, prov[1] if prov else None, certificate, time.time()),
+            )
+        return host_id
+
+    def pin_device(self, host_id: bytes) -> None:
+        """The operator vouches for a device key by hand (no root certified it): the explicit
+        exception, recorded in the ledger (``devices`` table and the core's snapshot)."""
+        with self._tx("device-pinned") as c:
+            self._sds.pin_device(host_id)
+            c.execute(
+                "INSERT INTO devices VALUES (?, 'pinned', NULL, NULL, ?) ON CONFLICT(host_id) DO NOTHING",
+                (host_id, time.time()),
+            )
+
+    def devices(self) -> List[sqlite3.Row]:
+        """Every device key with provenance, and how it got it."""
+        return list(self._db.execute("SELECT * FROM devices ORDER BY recorded"))
+
     def endorse_host(
         self,
         certificate: bytes,
@@ -194,7 +230,8 @@ class Ledger:
         name: Optional[str] = None,
     ) -> bytes:
         """Endorse a host (the core verifies the certificate and signs a
-        HostEndorsement with its ATL and validity). Returns the endorsement."""
+        HostEndorsement with its ATL and validity). Its device key needs provenance
+        first (:meth:`certify_device` or :meth:`pin_device`). Returns the endorsement."""
         nb = int(time.time()) - 60 if not_before is None else not_before
         na = nb + valid_for if not_after is None else not_after
         with self._tx("host-endorsed") as c:

@@ -127,6 +127,7 @@ pub fn fleet(state_len: u64) -> Fleet {
     let (id_a, host_a) = mk(1);
     let (id_b, host_b) = mk(2);
     for id in [&id_a, &id_b] {
+        sds.pin_device(id.host_id());
         sds.endorse_host(
             id.certificate(),
             vec![[0x5a; 32]],

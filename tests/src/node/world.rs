@@ -100,8 +100,11 @@ impl ProcWorld {
         let _ = std::fs::remove_dir_all(root);
         std::fs::create_dir_all(root.join("sds")).expect("root dir"); // safe: test setup
         let mut sds = Sds::new(sds_key());
+        sds.add_device_root(crate::keys::manufacturer_key().public());
         let now = unix_now();
         for i in 0..n {
+            sds.certify_device(&crate::keys::device_certificate(i))
+                .expect("certify"); // safe: test setup
             sds.endorse_host(
                 identity(i).certificate(),
                 vec![SM_MEASUREMENT],
