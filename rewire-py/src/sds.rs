@@ -10,6 +10,9 @@ use rewire_core::{EnclaveId, Error, HostId, LedgerEvent as CoreEvent, PublicKey,
 use crate::errors::{to_py, IntoPy};
 use crate::keys::SigningKey;
 
+/// `("certified", root)` or `("pinned", None)`.
+type Provenance<'py> = (&'static str, Option<Bound<'py, PyBytes>>);
+
 pub fn arr<const N: usize>(v: &[u8]) -> PyResult<[u8; N]> {
     v.try_into().map_err(|_| to_py(Error::InvalidArgument))
 }
@@ -196,7 +199,7 @@ impl Sds {
         &self,
         py: Python<'py>,
         host_id: &[u8],
-    ) -> PyResult<Option<(&'static str, Option<Bound<'py, PyBytes>>)>> {
+    ) -> PyResult<Option<Provenance<'py>>> {
         Ok(
             match self.inner.provenance(&PublicKey(arr::<32>(host_id)?)) {
                 None => None,
