@@ -408,3 +408,47 @@ def test_the_sm_cannot_read_the_device_root_after_its_boot_stage(request):
         w.shutdown()
     if not request.session.testsfailed:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_build_differing_only_in_read_only_data_is_another_build(request, tmp_path):
+    """Issue 13, finding 6: the SM measurement covers the whole image, not only .text. A copy of
+    monitor.elf with one byte of .rodata changed (a console string; code identical) boots, and
+    its boot stage measures another build: the SDS, knowing only the real build, refuses to
+    endorse it (SmNotEndorsed), so it can never take part in a migration. Under the old
+    text-only measurement both builds had the same measurement."""
+    import hashlib
+
+    elf = q.ELF.read_bytes()
+    at = elf.index(b"librewire panicked")
+    patched = tmp_path / "monitor-rodata.elf"
+    patched.write_bytes(elf[:at] + b"L" + elf[at + 1:])
+
+    def text_of(b: bytes) -> bytes:  # the old measurement's input: .text only
+        import struct
+        shoff, = struct.unpack_from("<Q", b, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", b, 0x3A)
+        secs = [struct.unpack_from("<IIQQQQ", b, shoff + i * shentsize) for i in range(shnum)]
+        stroff = secs[shstrndx][4]
+        name, _, _, _, off, size = next(s for s in secs if b[stroff + s[0]:stroff + s[0] + 6] == b".text\0")
+        return b[off:off + size]
+
+    assert hashlib.sha256(text_of(elf)).digest() == hashlib.sha256(text_of(patched.read_bytes())).digest()
+    real, other = q.sm_measurement_of(q.ELF), q.sm_measurement_of(patched)
+    assert real != other
+    workdir = ROOT / "target" / "qemu-tests" / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    w = q.World(workdir)
+    try:
+        A = w.add_host("host-A", elf=patched)
+        w.boot(A)
+        assert A.sm_measurement == other  # what its boot stage measured, reported in H_INFO
+        assert w.sds.certify_device(w.device_certificates["host-A"]) == A.host_id
+        now = int(time.time())
+        with pytest.raises(q.rewire.AuthorisationError) as e:
+            w.sds.endorse_host(A.certificate, [real], 2, now - 60, now + 3600)
+        assert e.value.name == "SmNotEndorsed"
+        assert w.sds.host(A.host_id) is None
+    finally:
+        w.shutdown()
+    if not request.session.testsfailed:
+        shutil.rmtree(workdir, ignore_errors=True)
