@@ -40,7 +40,9 @@ use crate::crypto::{PublicKey, Secret};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::seal;
-use crate::wire::{EnclaveId, HostId, Measurement, RequestId, MAX_SIGNED};
+use crate::wire::{
+    Decision, EnclaveId, HostId, Measurement, RequestId, SignedBody, TargetAck, MAX_SIGNED,
+};
 
 /// Cap on the journal plaintext.
 pub const MAX_JOURNAL: usize = 1 << 20;
@@ -75,13 +77,26 @@ pub(crate) enum RecState {
     Gone,
 }
 
-/// The last settled migration of a record and its signed proof, re-sent on
+/// The last settled migration of a record and its proof, re-sent on
 /// duplicates and to the SDS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settled {
     pub request_id: RequestId,
-    /// Encoded `Message` carrying the proof.
-    pub message: Vec<u8>,
+    pub proof: Proof,
+}
+
+/// A settled migration's proof, journaled **unsigned**: the monitor signs it
+/// (`Monitor::settled_message`; Ed25519 is deterministic, so every copy is
+/// the same bytes) only once the commit that records it is counted. No
+/// journal blob — counted or torn, leaked or not — holds a signed RELEASE,
+/// ABORT, ACTIVE or DROPPED: a blob the counter later disowns cannot be
+/// turned into a proof for the other side (issue 12, item 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// RELEASE or ABORT (the source's).
+    Decision(Decision),
+    /// ACTIVE or DROPPED (the target's).
+    Ack(TargetAck),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +156,10 @@ impl Record {
             None => Value::Array(alloc::vec![]),
             Some(s) => Value::Array(alloc::vec![
                 Value::Bytes(s.request_id.to_vec()),
-                Value::Bytes(s.message.clone()),
+                match &s.proof {
+                    Proof::Decision(d) => d.to_value(),
+                    Proof::Ack(a) => a.to_value(),
+                },
             ]),
         };
         let checkpoint = match &self.checkpoint {
@@ -198,9 +216,19 @@ impl Record {
             return Err(Error::Decode);
         };
         let last = match <[Value; 2]>::try_from(last) {
-            Ok([rid, msg]) => Some(Settled {
+            Ok([rid, proof]) => Some(Settled {
                 request_id: as_array(rid)?,
-                message: as_bytes(msg, MAX_SIGNED + 64)?,
+                proof: match cbor::peek_type(&proof) {
+                    Some(t) if t == MsgType::Release as u64 || t == MsgType::Abort as u64 => {
+                        Proof::Decision(Decision::from_value(proof)?)
+                    }
+                    Some(t)
+                        if t == MsgType::ActiveAck as u64 || t == MsgType::DroppedAck as u64 =>
+                    {
+                        Proof::Ack(TargetAck::from_value(proof)?)
+                    }
+                    _ => return Err(Error::Decode),
+                },
             }),
             Err(v) if v.is_empty() => None,
             Err(_) => return Err(Error::Decode),
@@ -359,7 +387,7 @@ mod tests {
                 },
                 last: Some(Settled {
                     request_id: [8; 16],
-                    message: alloc::vec![9],
+                    proof: Proof::Decision(decision()),
                 }),
                 checkpoint: Some([12; 32]),
             },
@@ -372,12 +400,66 @@ mod tests {
                     request_id: [1; 16],
                     target: PublicKey([3; 32]),
                 },
-                last: None,
+                last: Some(Settled {
+                    request_id: [9; 16],
+                    proof: Proof::Ack(ack()),
+                }),
                 checkpoint: None,
             },
         ];
         let bytes = encode(42, true, &recs).unwrap(); // safe: test code
         assert_eq!(decode(&bytes).unwrap(), (42, true, recs)); // safe: test code
+    }
+
+    fn decision() -> Decision {
+        Decision {
+            kind: crate::wire::DecisionKind::Release,
+            request_id: [8; 16],
+            enclave_id: [1; 16],
+            epoch: 4,
+            source: PublicKey([5; 32]),
+            target: PublicKey([6; 32]),
+        }
+    }
+
+    fn ack() -> TargetAck {
+        TargetAck {
+            kind: crate::wire::AckKind::Dropped,
+            request_id: [9; 16],
+            enclave_id: [2; 16],
+            epoch: 1,
+            host: PublicKey([7; 32]),
+        }
+    }
+
+    /// A settled proof is journaled as its unsigned fields: what the record
+    /// holds decodes to exactly that, and anything else in its place (a
+    /// signed message, another kind of object) is refused.
+    #[test]
+    fn a_settled_proof_is_journaled_unsigned_and_strictly() {
+        let at = running(
+            alloc::vec![],
+            Some(Settled {
+                request_id: [8; 16],
+                proof: Proof::Decision(decision()),
+            }),
+        );
+        assert_eq!(Record::from_value(at.to_value()), Ok(at.clone()));
+        let key = crate::crypto::SigningKey::from_seed(Secret::from_bytes([1; 32])).unwrap(); // safe: test
+        let signed = decision().sign(&key).unwrap(); // safe: test
+        let policy = crate::wire::EnclavePolicy {
+            enclave_id: [1; 16],
+            measurement: [2; 32],
+            min_atl: 1,
+        }
+        .to_value();
+        for bad in [Value::Bytes(signed), policy, Value::Array(alloc::vec![])] {
+            let mut v = at.to_value();
+            if let Value::Array(fields) = &mut v {
+                fields[5] = Value::Array(alloc::vec![Value::Bytes(alloc::vec![8; 16]), bad]);
+            }
+            assert_eq!(Record::from_value(v), Err(Error::Decode));
+        }
     }
 
     fn running(policy: Vec<u8>, last: Option<Settled>) -> Record {
@@ -394,20 +476,30 @@ mod tests {
 
     #[test]
     fn record_decoding_is_strict_and_caps_are_exact() {
-        // The settled proof: at its cap kept, one byte over refused.
-        let cap = MAX_SIGNED + 64;
+        // The pending READY: at its cap kept, one byte over refused.
+        let pending = |n: usize| Record {
+            state: RecState::Pending {
+                request_id: [4; 16],
+                source: PublicKey([5; 32]),
+                source_sm: PublicKey([6; 32]),
+                ready: alloc::vec![7; n],
+            },
+            ..running(alloc::vec![], None)
+        };
+        let ok = pending(MAX_SIGNED);
+        assert_eq!(Record::from_value(ok.to_value()), Ok(ok));
+        assert_eq!(
+            Record::from_value(pending(MAX_SIGNED + 1).to_value()),
+            Err(Error::TooLarge)
+        );
         let at = running(
             alloc::vec![],
             Some(Settled {
                 request_id: [3; 16],
-                message: alloc::vec![4; cap],
+                proof: Proof::Ack(ack()),
             }),
         );
-        assert_eq!(Record::from_value(at.to_value()), Ok(at.clone()));
-        let mut over = at.clone();
-        over.last.as_mut().unwrap().message.push(4); // safe: test
-        assert_eq!(Record::from_value(over.to_value()), Err(Error::TooLarge));
-        // `last` is either empty or [request id, message], and the
+        // `last` is either empty or [request id, proof], and the
         // checkpoint either empty or [salt of 32 bytes].
         let item = |n: usize| Value::Bytes(alloc::vec![3; n]);
         for (field, items) in [

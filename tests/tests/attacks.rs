@@ -752,3 +752,61 @@ fn g1_a_device_key_made_in_software_is_not_endorsed() {
     assert_eq!(w.sds().to_bytes().unwrap(), before);
     w.assert_intact_at(0, &EID, &img);
 }
+
+/// Issue 12, item 4: no journal blob a monitor ever writes — counted, or
+/// written and then disowned by the counter (a torn commit), or leaked —
+/// holds a signed RELEASE or ACTIVE. The monitor journals a settled proof
+/// as its unsigned fields and signs it only after the commit is counted,
+/// so a blob an adversary reads cannot be replayed as the other side's
+/// proof after it restarts the source on the previous blob. Every blob
+/// both monitors wrote in a whole migration is opened with the monitor's
+/// journal key and searched for the proofs' signatures.
+#[test]
+fn g2_no_journal_blob_holds_a_signed_proof() {
+    use rewire_core::boot;
+    use rewire_core::wire::{AckKind, Decision, DecisionKind, TargetAck};
+    let (mut w, img) = world();
+    let epoch = w.sds().enclave(&EID).unwrap().epoch;
+    let (src, dst) = (w.hosts[0].id, w.hosts[1].id);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    w.settle();
+    w.assert_exactly_one(&EID, &img);
+    assert_eq!(w.sds().enclave(&EID).unwrap().location, dst);
+    let secret = |i: usize| {
+        boot::handoff(&device_secret(i), &SM_MEASUREMENT)
+            .unwrap()
+            .sm_secret
+    };
+    let sig = |signed: Vec<u8>| signed[signed.len() - 64..].to_vec();
+    let release = Decision {
+        kind: DecisionKind::Release,
+        request_id: [1; 16],
+        enclave_id: EID,
+        epoch: epoch + 1,
+        source: src,
+        target: dst,
+    }
+    .sign(&boot::sm_key(&secret(0)).unwrap())
+    .unwrap();
+    let active = TargetAck {
+        kind: AckKind::Active,
+        request_id: [1; 16],
+        enclave_id: EID,
+        epoch: epoch + 1,
+        host: dst,
+    }
+    .sign(&boot::sm_key(&secret(1)).unwrap())
+    .unwrap();
+    for (i, proof) in [(0, sig(release)), (1, sig(active))] {
+        let key = boot::journal_key(&secret(i)).unwrap();
+        let blobs = w.mon(i).platform().journal_history.clone();
+        assert!(blobs.len() >= 2, "host {i} wrote {} blobs", blobs.len());
+        for (n, blob) in blobs.iter().enumerate() {
+            let plain = rewire_core::seal::unseal(&key, blob).unwrap();
+            assert!(
+                !plain.windows(64).any(|x| x == proof.as_slice()),
+                "host {i}'s journal blob {n} holds its signed proof"
+            );
+        }
+    }
+}

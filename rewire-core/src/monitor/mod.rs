@@ -15,11 +15,14 @@ use zeroize::Zeroizing;
 use crate::channel::Channel;
 use crate::crypto::{sha256, Digest, PublicKey, Secret};
 use crate::error::{Error, Result};
-use crate::journal::{RecState, Record, MAX_RECORDS};
+use crate::journal::{Proof, RecState, Record, Settled, MAX_RECORDS};
 use crate::platform::{EnclaveHost, Platform};
 use crate::rng::Drbg;
 use crate::seal;
-use crate::wire::{verify_as, EnclaveId, EnclavePolicy, HostId, Message, RequestId};
+use crate::wire::{
+    verify_as, AckKind, DecisionKind, EnclaveId, EnclavePolicy, HostId, Message, RequestId,
+    SignedBody,
+};
 
 /// Whether a test-only misbehaviour (`Faults`, feature `fault-injection`)
 /// is switched on; `false` in every product build.
@@ -353,7 +356,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             Message::Query { enclave_id } => {
                 let i = self.find(&enclave_id).ok_or(Error::UnknownEnclave)?;
                 if let Some(last) = &self.records[i].last {
-                    let m = last.message.clone();
+                    let m = self.settled_message(last)?;
                     self.push(Dest::Sds, m);
                 }
                 Ok(())
@@ -470,6 +473,30 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
 
     fn push(&mut self, dest: Dest, bytes: Vec<u8>) {
         self.out.push_back(Output { dest, bytes });
+    }
+
+    /// A settled proof as the message to send: signed here, from the fields
+    /// the journal keeps (Ed25519 is deterministic: every re-send is the
+    /// same bytes). Only ever called for a committed record.
+    fn settled_message(&self, s: &Settled) -> Result<Vec<u8>> {
+        let key = &self.id.sm_key;
+        match &s.proof {
+            Proof::Decision(d) => {
+                let signed = d.sign(key)?;
+                match d.kind {
+                    DecisionKind::Release => Message::Release(signed),
+                    DecisionKind::Abort => Message::Abort(signed),
+                }
+            }
+            Proof::Ack(a) => {
+                let signed = a.sign(key)?;
+                match a.kind {
+                    AckKind::Active => Message::Active(signed),
+                    AckKind::Dropped => Message::Dropped(signed),
+                }
+            }
+        }
+        .encode()
     }
 
     fn event(&mut self, rid: RequestId, e: Event) {

@@ -111,7 +111,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 RecState::Migrated => {
                     self.apply(&eid);
                     if let Some(s) = &self.records[i].last {
-                        let message = s.message.clone();
+                        let message = self.settled_message(s)?;
                         self.push(Dest::Sds, message);
                     }
                 }

@@ -10,7 +10,7 @@ use super::session::{OutPhase, OutSession, SendStream};
 use super::{next_epoch, report_data, Dest, Event, Monitor};
 use crate::channel::Channel;
 use crate::error::{Error, Result};
-use crate::journal::{RecState, Settled};
+use crate::journal::{Proof, RecState, Settled};
 use crate::platform::{EnclaveHost, Platform, Section};
 use crate::seal::{self, Unsealer};
 use crate::wire::{
@@ -23,12 +23,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     // -----------------------------------------------------------------------
     // SMS: source side
 
-    fn sign_decision(
-        &self,
-        kind: DecisionKind,
-        req: &MigrationRequest,
-        epoch: u64,
-    ) -> Result<Vec<u8>> {
+    fn decision(kind: DecisionKind, req: &MigrationRequest, epoch: u64) -> Decision {
         Decision {
             kind,
             request_id: req.request_id,
@@ -37,7 +32,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             source: req.source,
             target: req.target,
         }
-        .sign(&self.id.sm_key)
     }
 
     /// Validate an order completely (G1). Returns the parsed parts.
@@ -66,7 +60,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         if let Some(last) = &rec.last {
             if last.request_id == req.request_id {
-                let m = last.message.clone();
+                let m = self.settled_message(last)?;
                 self.push(Dest::Sds, m);
                 return Err(Error::Replay);
             }
@@ -78,7 +72,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             RecState::Frozen { .. } => return Err(Error::Busy),
             RecState::Migrated | RecState::Running if req.epoch != rec.epoch => {
                 // The SDS is behind: tell it what settled the newer epoch.
-                let proof = rec.last.as_ref().map(|l| l.message.clone());
+                let proof = match &rec.last {
+                    Some(l) => Some(self.settled_message(l)?),
+                    None => None,
+                };
                 let e = if rec.state == RecState::Migrated {
                     Error::Migrated
                 } else {
@@ -482,18 +479,19 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let (mut named, mut named_epoch) = (req.clone(), next);
         #[cfg(feature = "fault-injection")]
         self.faults.release_names(&mut named, &mut named_epoch);
-        let release = self.sign_decision(DecisionKind::Release, &named, named_epoch)?;
-        let message = Message::Release(release).encode()?;
+        let settled = Settled {
+            request_id: req.request_id,
+            proof: Proof::Decision(Self::decision(DecisionKind::Release, &named, named_epoch)),
+        };
         self.records[i].state = RecState::Migrated;
         self.records[i].epoch = next;
-        self.records[i].last = Some(Settled {
-            request_id: req.request_id,
-            message: message.clone(),
-        });
+        self.records[i].last = Some(settled.clone());
         if let Some(s) = self.outgoing.get_mut(&conn) {
             s.phase = OutPhase::Done;
         }
         self.commit()?;
+        // Signed only now that the commit is counted (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         #[cfg(feature = "fault-injection")]
         let keep_copy = self.faults.resume_after_release;
         #[cfg(not(feature = "fault-injection"))]
@@ -573,17 +571,18 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             policy: [0; 32],
         };
         let new_epoch = next_epoch(rec.epoch)?;
-        let abort = self.sign_decision(DecisionKind::Abort, &req, new_epoch)?;
-        let message = Message::Abort(abort).encode()?;
+        let settled = Settled {
+            request_id: rid,
+            proof: Proof::Decision(Self::decision(DecisionKind::Abort, &req, new_epoch)),
+        };
         let eid = rec.id;
         let rec = &mut self.records[i];
         rec.state = RecState::Running;
         rec.epoch = new_epoch;
-        rec.last = Some(Settled {
-            request_id: rid,
-            message: message.clone(),
-        });
+        rec.last = Some(settled.clone());
         self.commit()?;
+        // Signed only now that the commit is counted (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(rid, Event::Aborted(why));
         self.push(Dest::Sds, message.clone());

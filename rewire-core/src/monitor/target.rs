@@ -10,7 +10,7 @@ use super::session::{InPhase, RecvStream};
 use super::{next_epoch, report_data, Dest, Event, Monitor, SEALED_DATA_KEY_ID};
 use crate::crypto::Digest;
 use crate::error::{Error, Result};
-use crate::journal::{RecState, Record, Settled, MAX_RECORDS};
+use crate::journal::{Proof, RecState, Record, Settled, MAX_RECORDS};
 use crate::platform::{EnclaveHost, Platform, Section};
 use crate::seal::{self, Sealer};
 use crate::wire::{
@@ -392,21 +392,21 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// (so the SDS can stop forwarding ABORT), then destroy the partial copy.
     pub(super) fn drop_import(&mut self, i: usize, request_id: RequestId) -> Result<()> {
         let eid = self.records[i].id;
-        let ack = TargetAck {
-            kind: AckKind::Dropped,
+        let settled = Settled {
             request_id,
-            enclave_id: eid,
-            epoch: self.records[i].epoch,
-            host: self.host_id(),
-        }
-        .sign(&self.id.sm_key)?;
-        let message = Message::Dropped(ack).encode()?;
+            proof: Proof::Ack(TargetAck {
+                kind: AckKind::Dropped,
+                request_id,
+                enclave_id: eid,
+                epoch: self.records[i].epoch,
+                host: self.host_id(),
+            }),
+        };
         self.records[i].state = RecState::Gone;
-        self.records[i].last = Some(Settled {
-            request_id,
-            message: message.clone(),
-        });
+        self.records[i].last = Some(settled.clone());
         self.commit()?;
+        // Signed only now that the commit is counted (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(request_id, Event::Dropped);
         self.push(Dest::Sds, message);
@@ -433,13 +433,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             .is_some_and(|l| l.request_id == d.request_id)
         {
             // Already settled: re-send our ack, act on nothing.
-            let m = rec
-                .last
-                .as_ref()
-                .map(|l| l.message.clone())
-                .unwrap_or_default();
             if matches!(rec.state, RecState::Running | RecState::Gone) {
-                self.push(Dest::Sds, m);
+                if let Some(l) = &rec.last {
+                    let m = self.settled_message(l)?;
+                    self.push(Dest::Sds, m);
+                }
             }
             return Err(Error::Duplicate);
         }
@@ -489,29 +487,25 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             DecisionKind::Release => AckKind::Active,
             DecisionKind::Abort => AckKind::Dropped,
         };
-        let ack = TargetAck {
-            kind,
+        let settled = Settled {
             request_id: d.request_id,
-            enclave_id: eid,
-            epoch: d.epoch,
-            host: self.host_id(),
-        }
-        .sign(&self.id.sm_key)?;
-        let message = match kind {
-            AckKind::Active => Message::Active(ack),
-            AckKind::Dropped => Message::Dropped(ack),
-        }
-        .encode()?;
+            proof: Proof::Ack(TargetAck {
+                kind,
+                request_id: d.request_id,
+                enclave_id: eid,
+                epoch: d.epoch,
+                host: self.host_id(),
+            }),
+        };
         let rec = &mut self.records[i];
         rec.state = match kind {
             AckKind::Active => RecState::Running,
             AckKind::Dropped => RecState::Gone,
         };
-        rec.last = Some(Settled {
-            request_id: d.request_id,
-            message: message.clone(),
-        });
+        rec.last = Some(settled.clone());
         self.commit()?;
+        // Signed only now that the commit is counted (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(
             d.request_id,
