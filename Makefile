@@ -126,9 +126,14 @@ size: riscv
 
 ## Performance goals P1-P5, each against its baseline in one run (see tests/benches/ratios.rs),
 ## and the AEAD choice on bare-metal RISC-V.
-bench: size bench-aead-riscv
+bench: size bench-aead-riscv bench-stack
 	REWIRE_P5_TEXT=$$(riscv64-unknown-elf-size target/size.elf | awk 'NR==2 {print $$1}') \
 	  $(CARGO) bench -q -p rewire-tests --bench ratios
+
+## P8: peak stack of every monitor ecall (librewire entry point) on riscv64 bare metal, under
+## QEMU: monitor-stack.elf paints its stacks; a 1 KiB and a 1 MiB migration and a recovery.
+bench-stack: setup-qemu monitor pyenv
+	cd target && timeout 900 pyenv/bin/python ../monitor/linux/stack.py
 
 ## ring's ChaCha20-Poly1305 vs AES-256-GCM on riscv64imac, bare metal under QEMU:
 ## retired instructions (minstret) to seal 16 KiB.

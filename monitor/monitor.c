@@ -690,6 +690,74 @@ void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) {
     poweroff(9);
 }
 
+/* ---------------------------------------------------------------- stack
+ * Peak stack of every ecall, the librewire call inside it included (P8,
+ * docs/porting.md §2.8), by painting: the trap stack (__boot_stack_top ..
+ * __trap_frame: every ecall runs on it) is painted once at boot; after each
+ * ecall the deepest overwritten word gives its depth below the trap frame,
+ * and only what it overwrote is painted again. Each new peak of an ecall is
+ * printed ("stack peak: H_PEER 12345 B"), and `make bench-stack` collects
+ * them. The boot stack gets the same treatment around boot and recovery.
+ * Built only into monitor-stack.elf (-DSTACK_PROBE): the scans cost time. */
+#ifdef STACK_PROBE
+#define PAINT 0x7061696e74656421ULL
+#define PAINT_GAP 512 /* the painter's own frame, under the caller's sp */
+extern char __boot_stack_bottom[], __boot_stack_top[], __trap_frame[];
+static uint64_t stack_peak[128];
+
+static __attribute__((noinline)) void paint(uint64_t *lo, uint64_t *hi) {
+    for (volatile uint64_t *p = lo; p < hi; p++) *p = PAINT;
+}
+static uint64_t *low_water(uint64_t *lo, uint64_t *hi) {
+    while (lo < hi && *lo == PAINT) lo++;
+    return lo;
+}
+static const char *ecall_name(uint64_t n) {
+    static const char *const host[] = {"?", "H_INFO", "H_LAUNCH", "H_SDS", "H_PEER", "H_CLOSED", "H_TICK",
+                                       "H_POLL_OUT", "H_POLL_EVENT", "H_RUN", "H_TIME_MS", "H_STATUS", "H_POWEROFF"};
+    static const char *const enc[] = {"E_EXIT", "E_PRINT", "E_HOSTNAME", "E_SEAL", "E_UNSEAL"};
+    if (n < sizeof host / sizeof host[0]) return host[n];
+    if (n >= 100 && n - 100 < sizeof enc / sizeof enc[0]) return enc[n - 100];
+    return "other";
+}
+static void stack_peak_print(const char *what, uint64_t bytes) {
+    say("stack peak: ");
+    con_puts(what);
+    con_puts(" ");
+    con_dec(bytes);
+    con_puts(" B\n");
+}
+static void stack_paint_trap(void) { paint((uint64_t *)__boot_stack_top, (uint64_t *)__trap_frame); }
+/* After ecall `n` (called on the trap stack, from trap_handler). */
+static void stack_note(uint64_t n) {
+    uint64_t *lo = low_water((uint64_t *)__boot_stack_top, (uint64_t *)__trap_frame);
+    uint64_t used = (uint64_t)(__trap_frame - (char *)lo);
+    uint64_t i = n < 100 ? n : n - 100 + 64;
+    if (i < 128 && used > stack_peak[i]) {
+        stack_peak[i] = used;
+        stack_peak_print(ecall_name(n), used);
+    }
+    uint64_t *sp;
+    __asm__ volatile("mv %0, sp" : "=r"(sp));
+    uint64_t *hi = (uint64_t *)((char *)sp - PAINT_GAP);
+    if (lo < hi) paint(lo, hi); /* only what this ecall overwrote, never a live frame */
+}
+static void stack_paint_boot(void) {
+    uint64_t *sp;
+    __asm__ volatile("mv %0, sp" : "=r"(sp));
+    paint((uint64_t *)__boot_stack_bottom, (uint64_t *)((char *)sp - PAINT_GAP));
+}
+static void stack_note_boot(void) {
+    uint64_t *lo = low_water((uint64_t *)__boot_stack_bottom, (uint64_t *)__boot_stack_top);
+    stack_peak_print("boot (handoff, start, recovery, restore)", (uint64_t)(__boot_stack_top - (char *)lo));
+}
+#else
+static void stack_note(uint64_t n) { (void)n; }
+static void stack_paint_boot(void) {}
+static void stack_note_boot(void) {}
+static void stack_paint_trap(void) {}
+#endif
+
 void trap_handler(struct frame *f) {
     uint64_t cause, tval, mstatus, epc;
     __asm__ volatile("csrr %0, mcause" : "=r"(cause));
@@ -702,15 +770,19 @@ void trap_handler(struct frame *f) {
     if (cause == 8) { /* ecall from U-mode */
         if (in_enclave) {
             if (f->x[A7] == E_EXIT) { leave_enclave(f, (int64_t)f->x[A0]); return; }
+            uint64_t n = f->x[A7];
             f->x[A0] = (uint64_t)enclave_call(f);
             f->pc += 4;
+            stack_note(n);
             return;
         }
+        uint64_t n = f->x[A7];
         int64_t r = host_call(f);
         if (!in_enclave) { /* H_RUN switched to the enclave otherwise */
             f->x[A0] = (uint64_t)r;
             f->pc += 4;
         }
+        stack_note(n);
         return;
     }
     if (cause == 1 || cause == 5 || cause == 7) { /* instruction / load / store access fault: PMP said no */
@@ -776,6 +848,7 @@ static const struct rot_blob *boot_stage(void) {
 }
 
 void monitor_main(void) {
+    stack_paint_boot();
     const struct rot_blob *rot = boot_stage();
 #ifdef FAULT_PEEK_ROOT
     /* The test build: the SM reaching for the root after the handoff traps. */
@@ -818,6 +891,8 @@ void monitor_main(void) {
     restore();
     rewire_monitor_tick(mon); /* framework operations owed from recovery (e.g. resume a restored enclave) */
     drain_events();
+    stack_note_boot();
+    stack_paint_trap();
     say("running the host program in U-mode\n");
     struct frame *f = (struct frame *)__trap_frame; /* at the top of the trap stack */
     memset(f, 0, sizeof *f);

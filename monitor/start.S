@@ -123,6 +123,8 @@ m_trap_spin:
 
     .section .bss.stacks, "aw", @nobits
     .align 16
+    .globl __boot_stack_bottom
+__boot_stack_bottom:
     .space 65536
     .globl __boot_stack_top
 __boot_stack_top:
