@@ -59,9 +59,12 @@ static int in_enclave;
 #define PMP_NAPOT (3 << 3)
 #define PMP_L 0x80
 static uint64_t napot(uintptr_t base, size_t size) { return (base + size / 2 - 1) >> 2; }
-/* Entries 0-1 hold the boot stage's lock on the device root (lock_root);
- * entries 2-4 are the U-mode windows, rewritten at each switch. */
-#define PMP_ROOT_LOCK ((uint64_t)(PMP_TOR | PMP_L) << 8)
+/* Entries 0-1 hold the boot stage's lock on the device root (lock_root):
+ * entry 1 a locked TOR over the root's 32 bytes, entry 0 (whose address is
+ * the range's base) locked OFF, so that nothing can turn it into a
+ * higher-priority window onto the root; entries 2-4 are the U-mode windows,
+ * rewritten at each switch. */
+#define PMP_ROOT_LOCK ((uint64_t)PMP_L | (uint64_t)(PMP_TOR | PMP_L) << 8)
 static void pmp_host(void) {
     __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
     __asm__ volatile("csrw pmpaddr3, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
@@ -851,7 +854,10 @@ void monitor_main(void) {
     stack_paint_boot();
     const struct rot_blob *rot = boot_stage();
 #ifdef FAULT_PEEK_ROOT
-    /* The test build: the SM reaching for the root after the handoff traps. */
+    /* The test build: an SM reaching for the root after the handoff traps,
+     * also after trying to reopen it (entry 0 as an unlocked window, which
+     * M-mode could read through, over the root's first bytes). */
+    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(0x8818UL));
     say("peeking at the device root\n");
     con_hex((const uint8_t *)rot->device_secret, 1);
     say("read the device root after the boot stage\n");

@@ -86,8 +86,9 @@ pub(crate) struct Settled {
 }
 
 /// A settled migration's proof, journaled **unsigned**: the monitor signs it
-/// (`Monitor::settled_message`; Ed25519 is deterministic, so every copy is
-/// the same bytes) only once the commit that records it is counted. No
+/// in memory (`Monitor::settled_message`; Ed25519 is deterministic, so every
+/// copy is the same bytes) and sends it only once the commit that records it
+/// is counted; the signature is never written. No
 /// journal blob — counted or torn, leaked or not — holds a signed RELEASE,
 /// ABORT, ACTIVE or DROPPED: a blob the counter later disowns cannot be
 /// turned into a proof for the other side (issue 12, item 4).
@@ -216,9 +217,9 @@ impl Record {
             return Err(Error::Decode);
         };
         let last = match <[Value; 2]>::try_from(last) {
-            Ok([rid, proof]) => Some(Settled {
-                request_id: as_array(rid)?,
-                proof: match cbor::peek_type(&proof) {
+            Ok([rid, proof]) => {
+                let request_id: RequestId = as_array(rid)?;
+                let proof = match cbor::peek_type(&proof) {
                     Some(t) if t == MsgType::Release as u64 || t == MsgType::Abort as u64 => {
                         Proof::Decision(Decision::from_value(proof)?)
                     }
@@ -228,8 +229,16 @@ impl Record {
                         Proof::Ack(TargetAck::from_value(proof)?)
                     }
                     _ => return Err(Error::Decode),
-                },
-            }),
+                };
+                let named = match &proof {
+                    Proof::Decision(d) => d.request_id,
+                    Proof::Ack(a) => a.request_id,
+                };
+                if named != request_id {
+                    return Err(Error::Decode); // the proof settles another request
+                }
+                Some(Settled { request_id, proof })
+            }
             Err(v) if v.is_empty() => None,
             Err(_) => return Err(Error::Decode),
         };
@@ -460,6 +469,10 @@ mod tests {
             }
             assert_eq!(Record::from_value(v), Err(Error::Decode));
         }
+        // A proof of another request than the one the record says it settled.
+        let mut other = at.clone();
+        other.last.as_mut().unwrap().request_id = [9; 16]; // safe: test
+        assert_eq!(Record::from_value(other.to_value()), Err(Error::Decode));
     }
 
     fn running(policy: Vec<u8>, last: Option<Settled>) -> Record {

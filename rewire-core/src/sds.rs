@@ -633,10 +633,17 @@ impl Sds {
                 _ => Err(Error::Decode),
             }
         };
+        // Canonical, as `to_bytes` writes it: every list in strictly
+        // increasing key order (so no key twice), every certified device's
+        // root registered, every endorsed host a device with provenance.
+        let mut last_root = None;
         for r in f.list(MAX_ENTRIES)? {
-            if !sds.device_roots.insert(PublicKey(as_array(r)?)) {
-                return Err(Error::Decode); // not canonical: a root twice
+            let root = PublicKey(as_array(r)?);
+            if last_root.is_some_and(|l| l >= root) {
+                return Err(Error::Decode);
             }
+            last_root = Some(root);
+            sds.device_roots.insert(root);
         }
         for d in f.list(MAX_ENTRIES)? {
             let mut it = tuple(d, 2)?.into_iter();
@@ -644,18 +651,32 @@ impl Sds {
             let device = PublicKey(as_array(n()?)?);
             let provenance = match n()? {
                 Value::Null => Provenance::Pinned,
-                v => Provenance::Certified {
-                    root: PublicKey(as_array(v)?),
-                },
+                v => {
+                    let root = PublicKey(as_array(v)?);
+                    if !sds.device_roots.contains(&root) {
+                        return Err(Error::Decode);
+                    }
+                    Provenance::Certified { root }
+                }
             };
-            if sds.devices.insert(device, provenance).is_some() {
+            if sds
+                .devices
+                .last_key_value()
+                .is_some_and(|(l, _)| *l >= device)
+            {
                 return Err(Error::Decode);
             }
+            sds.devices.insert(device, provenance);
         }
         for h in f.list(MAX_ENTRIES)? {
             let mut it = tuple(h, 4)?.into_iter();
             let mut n = || it.next().ok_or(Error::Decode);
             let host = PublicKey(as_array(n()?)?);
+            if !sds.devices.contains_key(&host)
+                || sds.hosts.last_key_value().is_some_and(|(l, _)| *l >= host)
+            {
+                return Err(Error::Decode);
+            }
             let entry = HostEntry {
                 endorsement: as_bytes(n()?, MAX_SIGNED)?,
                 atl: as_u64(n()?)?,
@@ -667,6 +688,9 @@ impl Sds {
             let mut it = tuple(e, 7)?.into_iter();
             let mut n = || it.next().ok_or(Error::Decode);
             let id: EnclaveId = as_array(n()?)?;
+            if sds.enclaves.last_key_value().is_some_and(|(l, _)| *l >= id) {
+                return Err(Error::Decode);
+            }
             let policy = as_bytes(n()?, MAX_SIGNED)?;
             let measurement = as_array(n()?)?;
             let min_atl = as_u64(n()?)?;
@@ -947,6 +971,38 @@ mod tests {
             let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
             assert_eq!(Sds::from_bytes(key(), &bad).err(), Some(Error::Decode));
         }
+    }
+
+    /// A snapshot is read only in the canonical form `to_bytes` writes:
+    /// lists in increasing key order, every certified device's root
+    /// registered, every endorsed host a device with provenance.
+    #[test]
+    fn a_ledger_out_of_canonical_form_is_refused() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        sds.add_device_root(root(2).public());
+        let d = device(2);
+        sds.certify_device(&device_cert(&root(1), d.host_id()))
+            .unwrap(); // safe: test
+        sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .unwrap(); // safe: test
+        let bytes = sds.to_bytes().unwrap(); // safe: test
+        assert!(Sds::from_bytes(key(), &bytes).is_ok());
+        let edit = |at: usize, f: &dyn Fn(&mut Vec<Value>)| {
+            let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+                unreachable!("a ledger is an array") // safe: test
+            };
+            let Value::Array(list) = &mut top[at] else {
+                unreachable!("a list") // safe: test
+            };
+            f(list);
+            Sds::from_bytes(key(), &cbor::encode(&Value::Array(top)).unwrap()).err()
+            // safe: test
+        };
+        // [type, version, SDS key, roots, devices, hosts, enclaves, cleanup]
+        assert_eq!(edit(3, &|l| l.reverse()), Some(Error::Decode)); // roots out of order
+        assert_eq!(edit(3, &|l| l.clear()), Some(Error::Decode)); // the certifying root unknown
+        assert_eq!(edit(4, &|l| l.clear()), Some(Error::Decode)); // an endorsed host without provenance
     }
 
     fn ledger(order: usize, release: usize, abort: usize) -> Sds {

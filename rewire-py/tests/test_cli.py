@@ -121,6 +121,9 @@ def test_device_provenance_from_a_registered_root(tmp_path):
     other = tmp_path / "other.devcert"
     other.write_bytes(maker.certify_device(b"\x07" * 32))
     p = rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(other), check=1)
-    assert "another device" in p.stderr
+    assert "PeerMismatch" in p.stderr
+    # Refused endorsements record no provenance: a pin with a wrong SM build leaves nothing pinned.
+    rw(home, "host", "endorse", "alpha", "--atl", "2", "--pin", "--sm-measurement", "ab" * 32, check=1)
+    assert "DeviceNotCertified" in rw(home, "host", "endorse", "alpha", "--atl", "2", check=1).stderr
     rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(cert), check=0)
     rw(home, "host", "endorse", "alpha", "--atl", "2", "--pin", "--device-cert", str(cert), check=2)

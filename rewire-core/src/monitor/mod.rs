@@ -477,7 +477,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
 
     /// A settled proof as the message to send: signed here, from the fields
     /// the journal keeps (Ed25519 is deterministic: every re-send is the
-    /// same bytes). Only ever called for a committed record.
+    /// same bytes). Kept in memory: what is sent leaves only after the
+    /// commit that records the proof is counted.
     fn settled_message(&self, s: &Settled) -> Result<Vec<u8>> {
         let key = &self.id.sm_key;
         match &s.proof {

@@ -483,6 +483,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             request_id: req.request_id,
             proof: Proof::Decision(Self::decision(DecisionKind::Release, &named, named_epoch)),
         };
+        // Signed here, in memory only, so that a failure changes nothing; the
+        // journal keeps the unsigned fields (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         self.records[i].state = RecState::Migrated;
         self.records[i].epoch = next;
         self.records[i].last = Some(settled.clone());
@@ -490,8 +493,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             s.phase = OutPhase::Done;
         }
         self.commit()?;
-        // Signed only now that the commit is counted (journal.rs, `Proof`).
-        let message = self.settled_message(&settled)?;
         #[cfg(feature = "fault-injection")]
         let keep_copy = self.faults.resume_after_release;
         #[cfg(not(feature = "fault-injection"))]
@@ -575,14 +576,15 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             request_id: rid,
             proof: Proof::Decision(Self::decision(DecisionKind::Abort, &req, new_epoch)),
         };
+        // Signed here, in memory only, so that a failure changes nothing; the
+        // journal keeps the unsigned fields (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         let eid = rec.id;
         let rec = &mut self.records[i];
         rec.state = RecState::Running;
         rec.epoch = new_epoch;
         rec.last = Some(settled.clone());
         self.commit()?;
-        // Signed only now that the commit is counted (journal.rs, `Proof`).
-        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(rid, Event::Aborted(why));
         self.push(Dest::Sds, message.clone());

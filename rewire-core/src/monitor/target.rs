@@ -402,11 +402,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 host: self.host_id(),
             }),
         };
+        // Signed here, in memory only, so that a failure changes nothing; the
+        // journal keeps the unsigned fields (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         self.records[i].state = RecState::Gone;
         self.records[i].last = Some(settled.clone());
         self.commit()?;
-        // Signed only now that the commit is counted (journal.rs, `Proof`).
-        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(request_id, Event::Dropped);
         self.push(Dest::Sds, message);
@@ -497,6 +498,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 host: self.host_id(),
             }),
         };
+        // Signed here, in memory only, so that a failure changes nothing; the
+        // journal keeps the unsigned fields (journal.rs, `Proof`).
+        let message = self.settled_message(&settled)?;
         let rec = &mut self.records[i];
         rec.state = match kind {
             AckKind::Active => RecState::Running,
@@ -504,8 +508,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         };
         rec.last = Some(settled.clone());
         self.commit()?;
-        // Signed only now that the commit is counted (journal.rs, `Proof`).
-        let message = self.settled_message(&settled)?;
         self.apply(&eid);
         self.event(
             d.request_id,

@@ -96,14 +96,11 @@ def cmd_host_endorse(args: argparse.Namespace) -> int:
         if not rows or rows[0]["certificate"] is None:
             raise CliError(f"unknown host {args.name!r} (rewire host add first)")
         ms = [bytes.fromhex(m) for m in args.sm_measurement] if args.sm_measurement else [rw.SIM_SM_MEASUREMENT]
-        if args.device_cert:
-            if led.certify_device(Path(args.device_cert).read_bytes()) != hid:
-                raise CliError(f"the device certificate is for another device than host {args.name!r}")
-        elif args.pin:
-            led.pin_device(hid)
-            print(f"host {args.name}: device key pinned by the operator (recorded in the ledger)")
+        dev_cert = Path(args.device_cert).read_bytes() if args.device_cert else None
         end = led.endorse_host(bytes(rows[0]["certificate"]), atl=args.atl, sm_measurements=ms,
-                               valid_for=args.valid_days * 86400)
+                               valid_for=args.valid_days * 86400, device_certificate=dev_cert, pin=args.pin)
+        if args.pin:
+            print(f"host {args.name}: device key pinned by the operator (recorded in the ledger)")
         if args.out:
             Path(args.out).write_bytes(end)
     print(f"host {args.name} endorsed at ATL {args.atl} for {args.valid_days} days ({len(end)} B endorsement)")

@@ -194,25 +194,31 @@ class Ledger:
         """Record a device key's provenance from its device certificate (signed by a registered
         root, obtained out of band from the host). Returns the device key (the host id)."""
         with self._tx("device-certified") as c:
-            host_id = self._sds.certify_device(certificate)
-            prov = self._sds.provenance(host_id)
-            c.execute(
-                "INSERT INTO devices VALUES (?, 'certified', ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
-                "provenance='certified', root=excluded.root, certificate=excluded.certificate, "
-                "recorded=excluded.recorded",
-                (host_id, prov[1] if prov else None, certificate, time.time()),
-            )
-        return host_id
+            return self._certify(c, certificate)
 
     def pin_device(self, host_id: bytes) -> None:
         """The operator vouches for a device key by hand (no root certified it): the explicit
         exception, recorded in the ledger (``devices`` table and the core's snapshot)."""
         with self._tx("device-pinned") as c:
-            self._sds.pin_device(host_id)
-            c.execute(
-                "INSERT INTO devices VALUES (?, 'pinned', NULL, NULL, ?) ON CONFLICT(host_id) DO NOTHING",
-                (host_id, time.time()),
-            )
+            self._pin(c, host_id)
+
+    def _certify(self, c: sqlite3.Connection, certificate: bytes) -> bytes:
+        host_id = self._sds.certify_device(certificate)
+        prov = self._sds.provenance(host_id)
+        c.execute(
+            "INSERT INTO devices VALUES (?, 'certified', ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
+            "provenance='certified', root=excluded.root, certificate=excluded.certificate, "
+            "recorded=excluded.recorded",
+            (host_id, prov[1] if prov else None, certificate, time.time()),
+        )
+        return host_id
+
+    def _pin(self, c: sqlite3.Connection, host_id: bytes) -> None:
+        self._sds.pin_device(host_id)
+        c.execute(
+            "INSERT INTO devices VALUES (?, 'pinned', NULL, NULL, ?) ON CONFLICT(host_id) DO NOTHING",
+            (host_id, time.time()),
+        )
 
     def devices(self) -> List[sqlite3.Row]:
         """Every device key with provenance, and how it got it."""
@@ -228,13 +234,26 @@ class Ledger:
         not_after: Optional[int] = None,
         valid_for: int = 365 * 86400,
         name: Optional[str] = None,
+        device_certificate: Optional[bytes] = None,
+        pin: bool = False,
     ) -> bytes:
         """Endorse a host (the core verifies the certificate and signs a
-        HostEndorsement with its ATL and validity). Its device key needs provenance
-        first (:meth:`certify_device` or :meth:`pin_device`). Returns the endorsement."""
+        HostEndorsement with its ATL and validity). Its device key needs provenance:
+        from earlier (:meth:`certify_device`, :meth:`pin_device`), or given here as
+        ``device_certificate`` (which must name the certificate's device: ``PeerMismatch``
+        otherwise) or ``pin=True``, in the same transaction: a refused endorsement records
+        no provenance either. Returns the endorsement."""
+        if device_certificate is not None and pin:
+            raise error_for_code(702)  # InvalidArgument: one source of provenance
         nb = int(time.time()) - 60 if not_before is None else not_before
         na = nb + valid_for if not_after is None else not_after
         with self._tx("host-endorsed") as c:
+            device = bytes.fromhex(inspect(certificate)["fields"]["device"])
+            if device_certificate is not None:
+                if self._certify(c, device_certificate) != device:
+                    raise error_for_code(207)  # PeerMismatch: the device certificate names another device
+            elif pin:
+                self._pin(c, device)
             end = self._sds.endorse_host(certificate, list(sm_measurements), atl, nb, na)
             info = inspect(end)
             host_id = bytes.fromhex(info["fields"]["host"])
