@@ -173,7 +173,12 @@ install:
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/rewire.h $(DESTDIR)$(PREFIX)/include/rewire.h
 	install -m 644 target/release/librewire.a $(DESTDIR)$(PREFIX)/lib/librewire.a
-	install -m 755 target/release/librewire.so $(DESTDIR)$(PREFIX)/lib/librewire.so
+	v=$$(sed -n 's/^#define REWIRE_VERSION "\(.*\)"/\1/p' include/rewire.h); \
+	soname=$$(readelf -d target/release/librewire.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p'); \
+	test -n "$$soname" && \
+	install -m 755 target/release/librewire.so $(DESTDIR)$(PREFIX)/lib/librewire.so.$$v && \
+	ln -sf librewire.so.$$v $(DESTDIR)$(PREFIX)/lib/$$soname && \
+	ln -sf $$soname $(DESTDIR)$(PREFIX)/lib/librewire.so
 	v=$$(sed -n 's/^#define REWIRE_VERSION "\(.*\)"/\1/p' include/rewire.h); \
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e "s|@VERSION@|$$v|" -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
 	  rewire-ffi/rewire.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rewire.pc
@@ -185,6 +190,8 @@ install-test:
 	$(MAKE) -s install PREFIX=$(CURDIR)/target/prefix
 	$(MAKE) -s -C examples/c clean
 	PKG_CONFIG_PATH=$(CURDIR)/target/prefix/lib/pkgconfig $(MAKE) -s -C examples/c PKG=1
+	readelf -d examples/c/migrate | grep -q 'NEEDED.*\[librewire\.so\.0\.' || \
+	  { echo "install-test: the example does not name librewire's SONAME"; exit 1; }
 	LD_LIBRARY_PATH=$(CURDIR)/target/prefix/lib examples/c/migrate > target/prefix/migrate.log
 	tail -1 target/prefix/migrate.log
 	$(MAKE) -s -C examples/c clean

@@ -117,6 +117,21 @@
 // Length of an enclave id and a request id.
 #define REWIRE_ID_LEN 16
 
+// Largest signed object: an SM or device certificate, an endorsement, a
+// policy (`rewire_monitor_certificate`, `rewire_sds_endorse_host`, …).
+#define REWIRE_MAX_SIGNED 4096
+
+// Largest message on the SDS path: an ORDER (`rewire_sds_order`), anything
+// `rewire_sds_poll` or a `REWIRE_DEST_SDS` output carries, and the cap a
+// receiver enforces.
+#define REWIRE_MAX_MESSAGE (24 * 1024)
+
+// Largest framework evidence `attest` may return.
+#define REWIRE_MAX_EVIDENCE 1024
+
+// Most SM measurements one endorsement names.
+#define REWIRE_MAX_SM_MEASUREMENTS 16
+
 // Output destinations (`rewire_monitor_poll_output`).
 #define REWIRE_DEST_SDS 1
 

@@ -826,7 +826,7 @@ extern char __trap_frame[];
  * every access to it, M-mode's included, until the next reset. The SM part
  * starts librewire from the handoff alone and wipes its copy of the secret. */
 static struct {
-    uint8_t sm_secret[32], device_public[32], cert[512];
+    uint8_t sm_secret[32], device_public[32], cert[REWIRE_MAX_SIGNED];
     size_t cert_len;
 } handoff;
 

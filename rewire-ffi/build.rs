@@ -27,6 +27,16 @@ fn main() {
         .generate()
         .expect("cbindgen generates the header")
         .write_to_file(&out);
+    // The shared library's SONAME: librewire.so.0.MINOR while the version is
+    // 0.x (a 0.x minor may change the ABI), librewire.so.MAJOR after.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let soname = if major == "0" {
+            format!("librewire.so.0.{minor}")
+        } else {
+            format!("librewire.so.{major}")
+        };
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=../rewire-core/src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");

@@ -95,7 +95,7 @@ int main(void) {
         rewire_enclave_callbacks f = soft_framework(&hosts[i]);
         CHECK(rewire_monitor_new(secret, SM_MEASUREMENT, sds_key, 30000, &p, &f, &w.mon[i]));
         CHECK(rewire_monitor_host_id(w.mon[i], w.id[i]));
-        uint8_t cert[512], endorsement[1024];
+        uint8_t cert[REWIRE_MAX_SIGNED], endorsement[REWIRE_MAX_SIGNED];
         size_t cert_len, e_len;
         CHECK(rewire_monitor_certificate(w.mon[i], cert, sizeof cert, &cert_len));
         /* Provenance of the device key: here the operator pins it by hand (a

@@ -52,6 +52,26 @@ pub const REWIRE_KEY_LEN: usize = 32;
 /// Length of an enclave id and a request id.
 pub const REWIRE_ID_LEN: usize = 16;
 
+// Sizes for static buffers (docs/c-api.md §3.7); each equals rewire-core's
+// cap, checked at compile time below.
+/// Largest signed object: an SM or device certificate, an endorsement, a
+/// policy (`rewire_monitor_certificate`, `rewire_sds_endorse_host`, …).
+pub const REWIRE_MAX_SIGNED: usize = 4096;
+/// Largest message on the SDS path: an ORDER (`rewire_sds_order`), anything
+/// `rewire_sds_poll` or a `REWIRE_DEST_SDS` output carries, and the cap a
+/// receiver enforces.
+pub const REWIRE_MAX_MESSAGE: usize = 24 * 1024;
+/// Largest framework evidence `attest` may return.
+pub const REWIRE_MAX_EVIDENCE: usize = 1024;
+/// Most SM measurements one endorsement names.
+pub const REWIRE_MAX_SM_MEASUREMENTS: usize = 16;
+const _: () = {
+    assert!(REWIRE_MAX_SIGNED == rewire_core::wire::MAX_SIGNED);
+    assert!(REWIRE_MAX_MESSAGE == rewire_core::wire::MAX_MESSAGE);
+    assert!(REWIRE_MAX_EVIDENCE == rewire_core::wire::MAX_FRAMEWORK_EVIDENCE);
+    assert!(REWIRE_MAX_SM_MEASUREMENTS == rewire_core::wire::MAX_SM_MEASUREMENTS);
+};
+
 /// Run an entry point: map the result to a code; in std builds, a panic
 /// becomes `REWIRE_ERR_INTERNAL` instead of unwinding into C.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> rewire_result {
