@@ -28,10 +28,10 @@ def step(s: str) -> None:
     print(f"\n==> {s}", flush=True)
 
 
-def fleet(workdir: Path, verbose: bool, names=("host-A", "host-B")) -> q.World:
+def fleet(workdir: Path, verbose: bool, names=("host-A", "host-B"), elf: Path = q.ELF) -> q.World:
     w = q.World(workdir, verbose=verbose)
     for n in names:
-        w.add_host(n)
+        w.add_host(n, elf=elf)
     for h in w.hosts.values():
         w.boot(h)
     for h in w.hosts.values():

@@ -49,13 +49,9 @@ CALLS = {
 
 
 def run(state: int, peaks: Dict[str, int]) -> None:
-    w = q.World(ROOT / "target" / "qemu-stack", verbose=False)
+    w = demo.fleet(ROOT / "target" / "qemu-stack", verbose=False, elf=STACK_ELF)
     try:
-        A, B = w.add_host("host-A", elf=STACK_ELF), w.add_host("host-B", elf=STACK_ELF)
-        for h in (A, B):
-            w.boot(h)
-        for h in (A, B):
-            w.endorse(h)
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
         eid = demo.launch(w, A, state)
         w.run(B, 100)
         w.wait(lambda: len(A.counters()) >= 3, "the enclave counting on A")

@@ -154,14 +154,9 @@ mod tests {
             journal_key(&a.sm_secret).unwrap().expose(), // safe: test
             journal_key(&b.sm_secret).unwrap().expose()  // safe: test
         );
-        assert_ne!(
-            sealing_key(&a.sm_secret, &[3; 32], &[4; 16], b"k")
-                .unwrap()
-                .expose(), // safe: test
-            sealing_key(&b.sm_secret, &[3; 32], &[4; 16], b"k")
-                .unwrap()
-                .expose() // safe: test
-        );
+        let seal_a = sealing_key(&a.sm_secret, &[3; 32], &[4; 16], b"k").unwrap(); // safe: test
+        let seal_b = sealing_key(&b.sm_secret, &[3; 32], &[4; 16], b"k").unwrap(); // safe: test
+        assert_ne!(seal_a.expose(), seal_b.expose());
         // The same build on another device: another secret too.
         let c = handoff(&Secret::from_bytes([8; 32]), &[1; 32]).unwrap(); // safe: test
         assert_ne!(a.sm_secret.expose(), c.sm_secret.expose());

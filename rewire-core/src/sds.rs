@@ -179,15 +179,37 @@ impl Sds {
     /// (`DeviceNotCertified`), a bad signature or encoding. Returns the
     /// device key (the host id). A device pinned earlier becomes certified.
     pub fn certify_device(&mut self, device_certificate: &[u8]) -> Result<HostId> {
+        let (device, root) = self.check_device_certificate(device_certificate)?;
+        self.devices.insert(device, Provenance::Certified { root });
+        Ok(device)
+    }
+
+    /// [`Sds::certify_device`] for the device a host's SM certificate names
+    /// (before endorsing it): a device certificate for any other device is
+    /// `PeerMismatch`, and nothing is recorded.
+    pub fn certify_device_of(
+        &mut self,
+        device_certificate: &[u8],
+        sm_certificate: &[u8],
+    ) -> Result<HostId> {
+        let named = Signed::parse(sm_certificate)?.kid;
+        let (device, root) = self.check_device_certificate(device_certificate)?;
+        if device != named {
+            return Err(Error::PeerMismatch);
+        }
+        self.devices.insert(device, Provenance::Certified { root });
+        Ok(device)
+    }
+
+    /// A device certificate's device and the registered root that signed it.
+    fn check_device_certificate(&self, device_certificate: &[u8]) -> Result<(HostId, PublicKey)> {
         let signed = Signed::parse(device_certificate)?;
         let root = signed.kid;
         if !self.device_roots.contains(&root) {
             return Err(Error::DeviceNotCertified);
         }
         let cert = DeviceCertificate::from_value(signed.verify(&root)?)?;
-        self.devices
-            .insert(cert.device, Provenance::Certified { root });
-        Ok(cert.device)
+        Ok((cert.device, root))
     }
 
     /// The operator vouches for a device key by hand (no root certified it):
@@ -835,8 +857,8 @@ mod tests {
     }
 
     fn device(i: u8) -> crate::monitor::Identity {
-        crate::monitor::Identity::derive(Secret::from_bytes([i; 32]), [3; 32]).unwrap()
-        // safe: test
+        let id = crate::monitor::Identity::derive(Secret::from_bytes([i; 32]), [3; 32]);
+        id.unwrap() // safe: test
     }
 
     fn root(i: u8) -> SigningKey {
@@ -952,6 +974,25 @@ mod tests {
         );
     }
 
+    /// A device certificate offered with a host's SM certificate must name
+    /// that host's device: another device's is refused and records nothing.
+    #[test]
+    fn a_device_certificate_for_another_device_is_refused() {
+        let mut sds = Sds::new(key());
+        sds.add_device_root(root(1).public());
+        let (a, b) = (device(2), device(3));
+        assert_eq!(
+            sds.certify_device_of(&device_cert(&root(1), b.host_id()), a.certificate()),
+            Err(Error::PeerMismatch)
+        );
+        assert_eq!(sds.provenance(&a.host_id()), None);
+        assert_eq!(sds.provenance(&b.host_id()), None);
+        assert_eq!(
+            sds.certify_device_of(&device_cert(&root(1), a.host_id()), a.certificate()),
+            Ok(a.host_id())
+        );
+    }
+
     /// A ledger naming a root or a device twice is not canonical: refused.
     #[test]
     fn a_ledger_with_a_root_or_device_twice_is_refused() {
@@ -960,7 +1001,8 @@ mod tests {
         sds.pin_device(PublicKey([4; 32]));
         let bytes = sds.to_bytes().unwrap(); // safe: test
         for at in [3, 4] {
-            let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+            let decoded = cbor::decode(&bytes, 1 << 20).unwrap(); // safe: test
+            let Value::Array(mut top) = decoded else {
                 unreachable!("a ledger is an array") // safe: test
             };
             let Value::Array(list) = &mut top[at] else {
@@ -989,14 +1031,16 @@ mod tests {
         let bytes = sds.to_bytes().unwrap(); // safe: test
         assert!(Sds::from_bytes(key(), &bytes).is_ok());
         let edit = |at: usize, f: &dyn Fn(&mut Vec<Value>)| {
-            let Value::Array(mut top) = cbor::decode(&bytes, 1 << 20).unwrap() else {
+            let decoded = cbor::decode(&bytes, 1 << 20).unwrap(); // safe: test
+            let Value::Array(mut top) = decoded else {
                 unreachable!("a ledger is an array") // safe: test
             };
             let Value::Array(list) = &mut top[at] else {
                 unreachable!("a list") // safe: test
             };
             f(list);
-            Sds::from_bytes(key(), &cbor::encode(&Value::Array(top)).unwrap()).err()
+            let bad = cbor::encode(&Value::Array(top)).unwrap(); // safe: test
+            Sds::from_bytes(key(), &bad).err()
             // safe: test
         };
         // [type, version, SDS key, roots, devices, hosts, enclaves, cleanup]

@@ -187,6 +187,21 @@ impl Sds {
         Ok(PyBytes::new(py, &d.0))
     }
 
+    /// `certify_device` for the device `sm_certificate` names (PeerMismatch
+    /// for another device's certificate, nothing recorded).
+    fn certify_device_of<'py>(
+        &mut self,
+        py: Python<'py>,
+        device_certificate: &[u8],
+        sm_certificate: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let d = self
+            .inner
+            .certify_device_of(device_certificate, sm_certificate)
+            .py_err()?;
+        Ok(PyBytes::new(py, &d.0))
+    }
+
     /// The operator vouches for a device key by hand: the recorded exception.
     fn pin_device(&mut self, host_id: &[u8]) -> PyResult<()> {
         self.inner.pin_device(PublicKey(arr::<32>(host_id)?));

@@ -202,8 +202,11 @@ class Ledger:
         with self._tx("device-pinned") as c:
             self._pin(c, host_id)
 
-    def _certify(self, c: sqlite3.Connection, certificate: bytes) -> bytes:
-        host_id = self._sds.certify_device(certificate)
+    def _certify(self, c: sqlite3.Connection, certificate: bytes, sm_certificate: Optional[bytes] = None) -> bytes:
+        if sm_certificate is None:
+            host_id = self._sds.certify_device(certificate)
+        else:  # the device certificate must name the device of this SM certificate (PeerMismatch)
+            host_id = self._sds.certify_device_of(certificate, sm_certificate)
         prov = self._sds.provenance(host_id)
         c.execute(
             "INSERT INTO devices VALUES (?, 'certified', ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
@@ -248,12 +251,10 @@ class Ledger:
         nb = int(time.time()) - 60 if not_before is None else not_before
         na = nb + valid_for if not_after is None else not_after
         with self._tx("host-endorsed") as c:
-            device = bytes.fromhex(inspect(certificate)["fields"]["device"])
             if device_certificate is not None:
-                if self._certify(c, device_certificate) != device:
-                    raise error_for_code(207)  # PeerMismatch: the device certificate names another device
+                self._certify(c, device_certificate, certificate)
             elif pin:
-                self._pin(c, device)
+                self._pin(c, bytes.fromhex(inspect(certificate)["fields"]["device"]))
             end = self._sds.endorse_host(certificate, list(sm_measurements), atl, nb, na)
             info = inspect(end)
             host_id = bytes.fromhex(info["fields"]["host"])
