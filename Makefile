@@ -16,7 +16,7 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -33,8 +33,12 @@ setup-qemu:
 ## QEMU hosts; the SDS (Python `rewire`) orders a migration of a running enclave.
 ## STATE=bytes sets the enclave's state size (default 1024).
 STATE ?= 1024
-demo: setup-qemu monitor pyenv
+demo: setup-qemu monitor agent pyenv
 	target/pyenv/bin/python monitor/linux/demo.py --state $(STATE)
+
+## The host agent (rewire-agent/): target/debug/rewire-agent.
+agent: setup
+	$(CARGO) build -q -p rewire-agent
 
 ## The same protocol with software monitors in one process (no QEMU): timings per size.
 demo-inprocess: setup
@@ -48,7 +52,7 @@ pyenv: setup
 	@scripts/pyenv.sh
 
 ## System tests: QEMU hosts, kill/restart, a forged request at the relay, a rolled-back journal.
-test-qemu: setup-qemu monitor pyenv
+test-qemu: setup-qemu monitor agent pyenv
 	cd target && timeout 900 pyenv/bin/python -m pytest -q -p no:cacheprovider ../tests/system
 
 ## Deeper model check of SDS + SMS + SMT than the CI bound in `make test` (about 8 min on 2 cores).

@@ -106,6 +106,7 @@ enum {
     F_PROBE_REQ = 38,
     F_OFF = 39,
     F_ABUSE_REQ = 40, /* hostile host only (tests): make bad ecalls, answer F_ABUSE */
+    F_HELLO_REQ = 41, /* send F_HELLO again (a host agent that reconnected) */
 };
 #define FRAME_MAX (4u << 20)
 

@@ -291,6 +291,11 @@ static void dispatch(void) {
         break;
     }
 #endif
+    case F_HELLO_REQ: {
+        long n = ecall(H_INFO, (long)out, BUF, 0);
+        if (n > 0) send(F_HELLO, out, (size_t)n);
+        break;
+    }
     case F_OFF:
         ecall(H_POWEROFF, 0, 0, 0);
         break;

@@ -124,7 +124,10 @@ class Host:
             f.write(b"RWROT001" + root + sds_public_key + self.name.encode().ljust(16, b"\0"))
         return manufacturer.certify_device(rewire.device_public_key(root))
 
-    def start(self) -> None:
+    def start(self, relay: bool = True) -> None:
+        """Boot QEMU. With ``relay`` this process connects to the console socket and routes its
+        frames (the adversarial-network harness); without, a host agent connects to it
+        (``rewire-agent run --monitor qemu:SOCK``) and QEMU waits for it before booting."""
         self.hello.clear()
         self._counted = False
         if self.sock_path.exists():
@@ -141,6 +144,8 @@ class Host:
                                      preexec_fn=_die_with_parent)
         self.boots += 1
         threading.Thread(target=self._read_console, args=(self.proc,), daemon=True).start()
+        if not relay:
+            return
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = time.time() + 20
         while True:

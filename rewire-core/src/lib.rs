@@ -40,6 +40,7 @@ pub mod crypto;
 pub mod error;
 mod ids;
 mod journal;
+pub mod link;
 pub mod monitor;
 pub mod platform;
 mod rng;

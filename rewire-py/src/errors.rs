@@ -50,9 +50,10 @@ create_exception!(
 );
 create_exception!(
     rewire,
-    TimeoutError,
+    MigrationTimeout,
     StateError,
-    "The migration timed out and was aborted."
+    "408: the migration timed out before it committed and was aborted (a decided outcome). \
+     Not Python's TimeoutError: giving up waiting is `rewire.OutcomeInDoubt`."
 );
 create_exception!(
     rewire,
@@ -86,7 +87,7 @@ pub fn to_py(e: Error) -> PyErr {
         let err = match e {
             Error::Replay | Error::Duplicate | Error::StaleEpoch => ReplayError::new_err(msg),
             Error::Rollback => RollbackError::new_err(msg),
-            Error::Timeout => TimeoutError::new_err(msg),
+            Error::Timeout => MigrationTimeout::new_err(msg),
             _ => match e.code() / 100 {
                 1 => DecodeError::new_err(msg),
                 2 => AuthorisationError::new_err(msg),
@@ -150,7 +151,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<StateError>(),
         py.get_type::<ReplayError>(),
         py.get_type::<RollbackError>(),
-        py.get_type::<TimeoutError>(),
+        py.get_type::<MigrationTimeout>(),
         py.get_type::<PlatformError>(),
         py.get_type::<ChannelError>(),
         py.get_type::<ApiError>(),

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 mod errors;
 mod inspect;
 mod keys;
+mod link;
 mod log;
 mod sds;
 mod sim;
@@ -23,6 +24,7 @@ fn _rewire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     keys::register(m)?;
     sds::register(m)?;
     sim::register(m)?;
+    link::register(m)?;
     m.add_function(wrap_pyfunction!(inspect::inspect, m)?)?;
     Ok(())
 }

@@ -27,7 +27,10 @@ t = rewire.StreamTransport(sys.stdin.buffer, sys.stdout.buffer)
 orch = rewire.Orchestrator(led, t, on_step=on_step)
 if mode == "migrate":
     eid = led.enclave_id("app")
-    orch.migrate(eid, led.host_id("target"))
+    try:
+        orch.migrate(eid, led.host_id("target"))
+    except rewire.MigrationAborted:
+        pass
 else:
     orch.settle()
 sys.stderr.write(f"STEPS {count}\n")

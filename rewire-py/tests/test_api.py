@@ -60,8 +60,10 @@ def test_error_hierarchy_matches_core_codes():
     assert type(rewire.error_for_code(402)) is rewire.ReplayError
     assert type(rewire.error_for_code(400)) is rewire.ReplayError
     assert type(rewire.error_for_code(404)) is rewire.RollbackError
-    assert type(rewire.error_for_code(408)) is rewire.TimeoutError
-    assert rewire.TimeoutError is not TimeoutError and issubclass(rewire.TimeoutError, rewire.RewireError)
+    assert type(rewire.error_for_code(408)) is rewire.MigrationTimeout is rewire.TimeoutError
+    assert rewire.MigrationTimeout is not TimeoutError and issubclass(rewire.MigrationTimeout, rewire.RewireError)
+    assert issubclass(rewire.OutcomeInDoubt, TimeoutError) and issubclass(rewire.OutcomeInDoubt, rewire.RewireError)
+    assert "TimeoutError" not in rewire.__all__
     with pytest.raises(rewire.ApiError):
         rewire.error_for_code(99)
 

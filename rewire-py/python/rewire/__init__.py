@@ -28,7 +28,7 @@ from ._rewire import (
     Sds,
     SigningKey,
     StateError,
-    TimeoutError,
+    MigrationTimeout,
     __version__,
     error_codes,
     error_for_code,
@@ -37,13 +37,21 @@ from ._rewire import (
     sha256,
 )
 from .ledger import Ledger, Order
-from .orchestrator import MigrationOutcome, Orchestrator
+from .net import Agent, AgentError, AgentInfo, LinkTls, TcpTransport
+from .orchestrator import MigrationAborted, MigrationOutcome, Orchestrator, OutcomeInDoubt
 from .transport import StreamTransport, Transport
 
 _logging.getLogger("rewire").addHandler(_logging.NullHandler())
 
+#: Deprecated name of :class:`MigrationTimeout` (not exported by ``import *``:
+#: it would shadow Python's TimeoutError).
+TimeoutError = MigrationTimeout
+
 __all__ = [
     "SIM_SM_MEASUREMENT",
+    "Agent",
+    "AgentError",
+    "AgentInfo",
     "ApiError",
     "AuthorisationError",
     "ChannelError",
@@ -54,9 +62,13 @@ __all__ = [
     "IntegrityError",
     "Ledger",
     "LedgerEvent",
+    "LinkTls",
+    "MigrationAborted",
     "MigrationOutcome",
     "MigrationRecord",
+    "MigrationTimeout",
     "Orchestrator",
+    "OutcomeInDoubt",
     "Order",
     "PlatformError",
     "ReplayError",
@@ -66,7 +78,7 @@ __all__ = [
     "SigningKey",
     "StateError",
     "StreamTransport",
-    "TimeoutError",
+    "TcpTransport",
     "Transport",
     "__version__",
     "device_public_key",

@@ -31,7 +31,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (
     host_id BLOB PRIMARY KEY, name TEXT UNIQUE, certificate BLOB,
-    atl INTEGER, endorsement BLOB, not_before INTEGER, not_after INTEGER);
+    atl INTEGER, endorsement BLOB, not_before INTEGER, not_after INTEGER,
+    agent TEXT);
 CREATE TABLE IF NOT EXISTS enclaves (
     enclave_id BLOB PRIMARY KEY, name TEXT UNIQUE, measurement BLOB NOT NULL,
     min_atl INTEGER NOT NULL, policy BLOB NOT NULL,
@@ -49,6 +50,31 @@ CREATE TABLE IF NOT EXISTS proofs (
     kind TEXT NOT NULL, host BLOB NOT NULL, epoch INTEGER,
     message BLOB NOT NULL, received REAL NOT NULL);
 """
+
+#: The schema this code writes (``PRAGMA user_version``). 0 is a ledger from
+#: before versioning (0.1.0 before the host link): same tables, no hosts.agent.
+SCHEMA_VERSION = 1
+
+#: Upgrades, each in the transaction that sets the new version: from version k to k + 1.
+_UPGRADES = {0: ["ALTER TABLE hosts ADD COLUMN agent TEXT"]}
+
+
+class LedgerVersionError(RewireError):
+    """The ledger file was written by a newer librewire than this one."""
+
+    code = 0
+    name = "LedgerVersionError"
+
+
+class NoSuchName(RewireError, KeyError):
+    """A host or enclave name (or hex id) the ledger does not know."""
+
+    code = 0
+    name = "NoSuchName"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such name"
+
 
 #: migrations.state after each kind of proof.
 _STATE_AFTER = {"released": "released", "activated": "completed", "aborted": "aborted"}
@@ -84,6 +110,13 @@ class Ledger:
 
     ``on_step(name)`` is called after every committed transaction (for
     progress reporting and crash testing).
+
+    Threads and processes: a ``Ledger`` object belongs to the thread that
+    opened it (SQLite's ``check_same_thread``); open one per thread or
+    process on the same file. Every change runs in an immediate transaction
+    that starts from the durable snapshot, and every read of the core's
+    state (``enclave``, ``is_settled``, ``audit``, ``snapshot``) reloads it
+    inside a read transaction, so no object acts on a stale copy.
     """
 
     def __init__(
@@ -99,7 +132,7 @@ class Ledger:
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._migrate()
         row = self._db.execute("SELECT value FROM meta WHERE key='sds'").fetchone()
         if row is None:
             self._sds = Sds(key)
@@ -107,6 +140,37 @@ class Ledger:
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('sds_public_key', ?)", (key.public_key,))
         else:
             self._sds = Sds.from_bytes(key, bytes(row[0]))
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION` (refuses a newer one)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            v = db.execute("PRAGMA user_version").fetchone()[0]
+            fresh = db.execute("SELECT name FROM sqlite_master WHERE name='hosts'").fetchone() is None
+            if v > SCHEMA_VERSION:
+                raise LedgerVersionError(f"{self.path}: ledger schema {v} is newer than this librewire's "
+                                         f"({SCHEMA_VERSION}): upgrade librewire")
+            for stmt in SCHEMA.split(";"):  # CREATE TABLE IF NOT EXISTS: also tables newer than an old file
+                if stmt.strip():
+                    db.execute(stmt)
+            if not fresh:
+                for k in range(v, SCHEMA_VERSION):
+                    for stmt in _UPGRADES[k]:
+                        db.execute(stmt)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _fresh(self) -> None:
+        """Reload the core's state from the durable snapshot, inside a read transaction."""
+        self._db.execute("BEGIN")
+        try:
+            self._reload()
+        finally:
+            self._db.execute("COMMIT")
 
     # -- transactions ---------------------------------------------------
 
@@ -366,17 +430,21 @@ class Ledger:
 
     def audit(self) -> List[Tuple[bytes, bytes]]:
         """Queries asking each enclave's host for its latest proof."""
+        self._fresh()
         return self._sds.audit()
 
     def is_settled(self) -> bool:
+        self._fresh()
         return self._sds.is_settled()
 
     def snapshot(self) -> bytes:
+        self._fresh()
         return self._sds.to_bytes()
 
     # -- reading --------------------------------------------------------
 
     def enclave(self, enclave_id: bytes) -> Optional[EnclaveRecord]:
+        self._fresh()
         return self._sds.enclave(enclave_id)
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> List[Dict[str, Any]]:
@@ -405,11 +473,24 @@ class Ledger:
         return self._rows("SELECT * FROM proofs WHERE request_id=? ORDER BY id", (request_id,))
 
     def host_id(self, name_or_hex: str) -> bytes:
-        """A host id from a registered name or a hex id."""
+        """A host id from a registered name or a hex id (:class:`NoSuchName` otherwise)."""
         row = self._db.execute("SELECT host_id FROM hosts WHERE name=?", (name_or_hex,)).fetchone()
         if row is not None:
             return bytes(row[0])
-        return _hex_id(name_or_hex, 32)
+        hid = _hex_id(name_or_hex, 32)
+        if hid is None:
+            raise NoSuchName(f"no such host {name_or_hex!r} (rewire host list)")
+        return hid
+
+    def set_agent(self, host_id: bytes, address: str) -> None:
+        """Record where the host's agent listens (``HOST:PORT``)."""
+        with self._tx("agent-set") as c:
+            if c.execute("UPDATE hosts SET agent=? WHERE host_id=?", (address, host_id)).rowcount != 1:
+                raise NoSuchName(f"no such host {host_id.hex()[:16]}")
+
+    def agents(self) -> Dict[bytes, Tuple[str, str]]:
+        """host id -> (name, agent address) for every host with an agent."""
+        return {bytes(r["host_id"]): (r["name"], r["agent"]) for r in self.hosts() if r["agent"] and r["name"]}
 
     def host_name(self, host_id: bytes) -> str:
         row = self._db.execute("SELECT name FROM hosts WHERE host_id=?", (host_id,)).fetchone()
@@ -419,7 +500,10 @@ class Ledger:
         row = self._db.execute("SELECT enclave_id FROM enclaves WHERE name=?", (name_or_hex,)).fetchone()
         if row is not None:
             return bytes(row[0])
-        return _hex_id(name_or_hex, 16)
+        eid = _hex_id(name_or_hex, 16)
+        if eid is None:
+            raise NoSuchName(f"no such enclave {name_or_hex!r} (rewire ledger show)")
+        return eid
 
     def iter_known_keys(self) -> Iterator[Tuple[bytes, str]]:
         """(public key, name) of the SDS, every host's device key and SM key."""
@@ -432,11 +516,9 @@ class Ledger:
                 yield rec.sm_key, f"{name} (SM)"
 
 
-def _hex_id(text: str, n: int) -> bytes:
+def _hex_id(text: str, n: int) -> Optional[bytes]:
     try:
         b = bytes.fromhex(text)
     except ValueError:
-        b = b""
-    if len(b) != n:
-        raise error_for_code(405 if n == 16 else 702)
-    return b
+        return None
+    return b if len(b) == n else None

@@ -19,6 +19,37 @@ from .transport import Transport
 log = logging.getLogger("rewire")
 
 
+class MigrationAborted(RewireError):
+    """The migration was aborted: the source kept the enclave and runs it
+    (a decided outcome, from the source's signed ABORT). ``.outcome`` says
+    where the enclave is."""
+
+    code = 0
+    name = "MigrationAborted"
+
+    def __init__(self, outcome: "MigrationOutcome") -> None:
+        super().__init__(f"migration {outcome.request_id.hex()} aborted: the enclave stays at its source "
+                         f"(epoch {outcome.epoch})")
+        self.outcome = outcome
+
+
+class OutcomeInDoubt(RewireError, TimeoutError):
+    """Gave up waiting: the ledger has no decided outcome for the migration
+    yet (``.state`` is "ordered" or "released"). Nothing is lost: the enclave
+    is runnable at exactly one place once the hosts are reached again, and
+    :meth:`Orchestrator.settle` (or ``rewire resolve``) finishes it. Also a
+    Python :class:`TimeoutError`."""
+
+    code = 0
+    name = "OutcomeInDoubt"
+
+    def __init__(self, request_id: bytes, state: str) -> None:
+        super().__init__(f"gave up waiting for migration {request_id.hex()}: state {state!r}, outcome in doubt "
+                         f"(run settle/`rewire resolve` once the hosts are reachable)")
+        self.request_id = request_id
+        self.state = state
+
+
 @dataclass(frozen=True)
 class MigrationOutcome:
     """How a migration ended, as the ledger records it from signed proofs."""
@@ -64,14 +95,57 @@ class Orchestrator:
         self._step("order-sent")
 
     def migrate(self, enclave_id: bytes, target: bytes, *, ttl: int = 3600) -> MigrationOutcome:
-        """Order a migration (persisted first), send it, and settle. Raises
-        the core's error if the order is refused (e.g. AuthorisationError for
-        an ATL below the enclave's policy)."""
+        """Order a migration (persisted first), send it, and return as soon
+        as the ledger records its outcome: the target's ACTIVE ("completed").
+        Raises the core's error if the order is refused (e.g.
+        AuthorisationError for an ATL below the enclave's policy),
+        :class:`MigrationAborted` if the source's ABORT is recorded, and
+        :class:`OutcomeInDoubt` after ``retries`` quiet rounds without an
+        outcome (each round re-sends the core's resolution)."""
         order = self.ledger.order(enclave_id, target, ttl=ttl)
         log.info("order %s persisted; sending to the source", order.request_id.hex())
         self.send_order(order)
-        self.settle()
-        return self.outcome(order.request_id)
+        return self.wait(order.request_id)
+
+    def wait(self, request_id: bytes) -> MigrationOutcome:
+        """Take proofs until migration ``request_id`` is decided (see :meth:`migrate`)."""
+        for _ in range(self.retries):
+            if self._receive_until(request_id):
+                break
+            for host, msg in self.ledger.resolution():
+                self.transport.send(host, msg)
+            self._step("resolution-sent")
+        out = self.outcome(request_id)
+        if out.state == "completed":
+            return out
+        if out.state == "aborted":
+            raise MigrationAborted(out)
+        raise OutcomeInDoubt(request_id, out.state)
+
+    def _decided(self, request_id: bytes) -> bool:
+        row = self.ledger.migration(request_id)
+        return row is not None and row["state"] in ("completed", "aborted", "withdrawn")
+
+    def _receive_until(self, request_id: bytes) -> bool:
+        """Take proofs until ``request_id`` is decided (True) or a quiet period passes (False)."""
+        while not self._decided(request_id):
+            msg = self.transport.receive(self.timeout)
+            if msg is None:
+                return False
+            self._take(msg)
+        return True
+
+    def _take(self, msg: bytes) -> bool:
+        try:
+            ev = self.ledger.record(msg)
+        except RewireError as e:
+            # Duplicates and stale proofs are normal on a lossy network.
+            log.debug("proof not taken: %s", e)
+            return False
+        log.info("ledger: %s at epoch %s", ev.kind, ev.epoch)
+        if self._on_event is not None:
+            self._on_event(ev)
+        return True
 
     def outcome(self, request_id: bytes) -> MigrationOutcome:
         row = self.ledger.migration(request_id)
@@ -88,21 +162,13 @@ class Orchestrator:
             msg = self.transport.receive(self.timeout)
             if msg is None:
                 return changed
-            try:
-                ev = self.ledger.record(msg)
-            except RewireError as e:
-                # Duplicates and stale proofs are normal on a lossy network.
-                log.debug("proof not taken: %s", e)
-                continue
-            changed = True
-            log.info("ledger: %s at epoch %s", ev.kind, ev.epoch)
-            if self._on_event is not None:
-                self._on_event(ev)
+            changed = self._take(msg) or changed
 
     def settle(self) -> int:
         """Bring every migration in the ledger to a decided state (also after
-        a restart: this is recovery). Returns the rounds used; raises
-        rewire.TimeoutError after ``retries`` rounds without settling."""
+        a restart: this is recovery), then audit the hosts until an audit
+        changes nothing. Returns the rounds used; raises
+        :class:`OutcomeInDoubt` after ``retries`` rounds without settling."""
         for rnd in range(self.retries):
             self._receive_all()
             if self.ledger.is_settled():
@@ -117,4 +183,7 @@ class Orchestrator:
             for host, msg in self.ledger.resolution():
                 self.transport.send(host, msg)
             self._step("resolution-sent")
-        raise error_for_code(408)
+        pending = [m for m in self.ledger.migrations() if m["state"] not in ("completed", "aborted", "withdrawn")]
+        if pending:
+            raise OutcomeInDoubt(bytes(pending[0]["request_id"]), pending[0]["state"])
+        raise OutcomeInDoubt(b"", "audit still changing the ledger")
