@@ -10,6 +10,7 @@ Nothing in this file routes a protocol byte.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import struct
@@ -17,7 +18,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import rewire
 from rewire import net
@@ -117,6 +118,26 @@ class AgentWorld:
         self.probes: Dict[str, int] = {}
         self._lock = threading.Lock()
         self.transport: Optional[net.TcpTransport] = None
+        #: called with (host name, event name) for every monitor event report (tests kill things here)
+        self.on_event: Optional[Callable[[str, str], None]] = None
+        self.key.save(self.key_path, overwrite=True)  # for the CLI: rewire --home WORKDIR --tls WORKDIR/tls
+        # Children get SIGKILL when the thread that started them ends (PR_SET_PDEATHSIG is per
+        # thread): restarts from callbacks run on this long-lived thread instead.
+        self._jobs: "queue.Queue[Tuple[float, Callable[[], None]]]" = queue.Queue()
+        threading.Thread(target=self._worker, daemon=True).start()
+
+    def _worker(self) -> None:
+        while True:
+            at, fn = self._jobs.get()
+            time.sleep(max(0.0, at - time.time()))
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - reported, the test then times out with a reason
+                print(f"agents: background job failed: {e!r}", flush=True)
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after ``delay`` seconds on the world's own thread (see above)."""
+        self._jobs.put((time.time() + delay, fn))
 
     @property
     def hosts(self) -> Dict[str, q.Host]:
@@ -186,6 +207,8 @@ class AgentWorld:
                                                    "runnable": bool(runnable), "present": bool(present)}
             elif ftype == net.F_PROBE and len(p) == 4:
                 self.probes[name] = struct.unpack("<i", p)[0]
+        if ftype == net.F_EVENT and len(p) == 24 and self.on_event is not None:
+            self.on_event(name, net.decode_event(p)[0])
 
     def wait(self, cond, what: str, timeout: float = 120.0) -> float:
         t0 = time.time()
@@ -236,6 +259,8 @@ class AgentWorld:
         return None
 
     def shutdown(self) -> None:
+        for h in self.hosts.values():  # for a failed test's post-mortem
+            (self.workdir / f"{h.name}.console").write_text("\n".join(h.console()) + "\n")
         if self.transport is not None:
             for h in self.hosts.values():
                 if h.host_id and h.alive():

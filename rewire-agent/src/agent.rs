@@ -326,9 +326,18 @@ impl Router {
 
     /// Send to every SDS connection; false if there was none that took it.
     fn send_sds(&mut self, kind: Kind, payload: &[u8]) -> bool {
+        let frame = match link::encode(kind, payload) {
+            Ok(f) => f,
+            Err(e) => {
+                // Not the SDS's fault: the monitor's frame cannot be carried (see MAX_MONITOR_FRAME).
+                eprintln!("rewire-agent {}: a monitor frame of {} bytes cannot be carried: {e}", self.name, payload.len());
+                self.stats.monitor_frames_dropped += 1;
+                return false;
+            }
+        };
         let mut any = false;
         for (id, o) in self.sds_outs() {
-            if o.send(kind, payload) {
+            if o.send_encoded(frame.clone()) {
                 any = true;
             } else {
                 self.drop_conn(id, "SDS connection too slow or gone");
@@ -553,6 +562,13 @@ impl Router {
     }
 
     fn closed(&mut self, id: u64, why: &str) {
+        if !self.conns.contains_key(&id) && !self.dialing.contains_key(&id) && why.starts_with("TLS handshake") {
+            // A stranger (no certificate, another CA) or a broken client: refused before it was
+            // anyone. Always said: it is what an operator looks for when something knocks.
+            self.stats.connections_refused += 1;
+            eprintln!("rewire-agent {}: connection {id} refused: {why}", self.name);
+            return;
+        }
         if let Some((host_id, q)) = self.dialing.remove(&id) {
             self.stats.peer_frames_dropped += q.len() as u64;
             eprintln!(

@@ -31,9 +31,14 @@ impl Out {
     /// (the router then forgets it and the writer closes it).
     pub fn send(&self, kind: Kind, payload: &[u8]) -> bool {
         match link::encode(kind, payload) {
-            Ok(f) => self.tx.try_send(f).is_ok(),
+            Ok(f) => self.send_encoded(f),
             Err(_) => false,
         }
+    }
+
+    /// Queue a frame already encoded (one encoding for many connections).
+    pub fn send_encoded(&self, frame: Vec<u8>) -> bool {
+        self.tx.try_send(frame).is_ok()
     }
 }
 
@@ -51,6 +56,9 @@ pub fn run(id: u64, sock: TcpStream, mut conn: rustls::Connection, ev: SyncSende
         }
     };
     let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+    // Our queue bounds what waits; rustls must take a whole frame or nothing
+    // (with its default 64 KiB limit, a write could stop mid-frame).
+    conn.set_buffer_limit(None);
     let conn = Arc::new(Mutex::new(conn));
     let wsock = match sock.try_clone() {
         Ok(s) => s,
@@ -208,30 +216,46 @@ fn writer(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut tls = Vec::new();
+        let mut failed = false;
         {
             let Ok(mut c) = conn.lock() else { break };
-            if let Some(m) = msg {
-                if c.writer().write_all(&m).is_err() {
-                    break;
-                }
-                // Batch whatever else is queued into the same write.
-                while let Ok(m) = rx.try_recv() {
+            // Encrypt frame by frame, whatever else is queued too, into one
+            // socket write. rustls' own send buffer is unlimited (see run):
+            // a frame is either wholly in the stream or not at all.
+            let mut next = msg;
+            loop {
+                if let Some(m) = next.take() {
                     if c.writer().write_all(&m).is_err() {
+                        failed = true;
                         break;
                     }
                 }
-            }
-            while c.wants_write() {
-                if c.write_tls(&mut tls).is_err() {
+                while c.wants_write() {
+                    if c.write_tls(&mut tls).is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || tls.len() >= 256 * 1024 {
                     break;
+                }
+                match rx.try_recv() {
+                    Ok(m) => next = Some(m),
+                    Err(_) => break,
                 }
             }
         }
-        if s.write_all(&tls).and_then(|_| s.flush()).is_err() {
+        if failed || s.write_all(&tls).and_then(|_| s.flush()).is_err() {
             break;
         }
     }
-    // The router dropped us (closed, refused or too slow): say goodbye and close.
+    close(&sock, &conn);
+}
+
+/// The router dropped us (closed, refused or too slow), or the socket
+/// failed: say goodbye and close.
+fn close(sock: &TcpStream, conn: &Mutex<rustls::Connection>) {
+    let mut s = sock;
     if let Ok(mut c) = conn.lock() {
         c.send_close_notify();
         let mut tls = Vec::new();

@@ -30,8 +30,10 @@ pub const F_HELLO_REQ: u8 = 41;
 pub const COMMANDS: &[u8] = &[F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF];
 /// What the monitor reports that the agent passes to the SDS ([`rewire_core::link::Kind::Report`]).
 pub const REPORTS: &[u8] = &[F_EVENT, F_RESULT, F_STATUS, F_PROBE];
-/// Cap on one frame from the monitor (its largest output, OUT_MAX, and a header).
-pub const MAX_MONITOR_FRAME: usize = 128 * 1024 + 64;
+/// Cap on one frame from the monitor: what a link frame can carry with the
+/// report-type byte a [`rewire_core::link::Kind::Report`] adds (above the
+/// monitor's largest output, OUT_MAX = 128 KiB).
+pub const MAX_MONITOR_FRAME: usize = rewire_core::link::MAX_PAYLOAD - 1;
 
 /// A way to reach the monitor: each call opens a fresh stream (the agent
 /// calls it again after the monitor's host restarted).

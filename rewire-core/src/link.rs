@@ -231,7 +231,7 @@ impl Info {
 pub struct Peer {
     /// Its host id.
     pub host_id: [u8; 32],
-    /// Its name in the operator's ledger: its agent's certificate names `NAME.agent.librewire`.
+    /// Its name in the operator's ledger: its agent's certificate names `NAME.agent.rewire.invalid`.
     pub name: String,
     /// Where its agent listens (`host:port`).
     pub address: String,

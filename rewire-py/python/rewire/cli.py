@@ -1,12 +1,15 @@
 """The ``rewire`` command: an SDS whose state lives in a directory.
 
 Exit codes: 0 success; 1 a librewire error (or a file that cannot be
-read/written) — one line on stderr naming the error and its code; 2 usage.
+read/written) — one line on stderr naming the error and its code; 2 usage;
+3 a migration whose outcome is still in doubt (``rewire resolve`` finishes it).
 
 Layout of ``--home`` (default ``./.rewire``)::
 
     sds.pem              SDS signing key, PKCS#8 PEM, mode 0600
     ledger.sqlite        registry + ledger (WAL)
+    tls/                 the SDS's link credentials: ca.pem, sds.pem, sds.key
+                         (``rewire-agent cert``; or ``--tls DIR``)
     hosts/NAME.secret    device secrets of simulated hosts, mode 0600
     enclaves/NAME/       code, state, sealed of registered enclaves (for --sim)
     sim/NAME.state       durable state of simulated hosts between runs
@@ -16,20 +19,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sqlite3
+import struct
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import _rewire as rw
-from .ledger import Ledger
-from .orchestrator import Orchestrator
+from . import net
+from .ledger import Ledger, Order
+from .orchestrator import MigrationAborted, Orchestrator, OutcomeInDoubt
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_IN_DOUBT = 3
 
 
 class CliError(Exception):
@@ -57,9 +64,37 @@ def _name_ok(name: str) -> str:
     return name
 
 
+def _tls(args: argparse.Namespace) -> net.LinkTls:
+    d = Path(args.tls) if args.tls else _home(args) / "tls"
+    t = net.LinkTls.from_dir(d)
+    for f in (t.ca, t.cert, t.key):
+        if not f.exists():
+            raise CliError(f"no {f.name} in {d}: the SDS's link credentials (rewire-agent cert ca --out {d}; "
+                           f"rewire-agent cert issue --ca {d} --sds --out {d})")
+    return t
+
+
+def _transport(args: argparse.Namespace, led: Ledger, on_report: Any = None) -> net.TcpTransport:
+    agents = {hid: net.Agent(name, addr) for hid, (name, addr) in led.agents().items()}
+    if not agents:
+        raise CliError("no host has an agent address (rewire host add NAME --agent HOST:PORT)")
+    return net.TcpTransport(agents, _tls(args), on_report=on_report)
+
+
+def _agent_of(led: Ledger, name: str) -> bytes:
+    hid = led.host_id(name)
+    if hid not in led.agents():
+        raise CliError(f"host {name!r} has no agent address (rewire host add {name} --agent HOST:PORT)")
+    return hid
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     home = _home(args)
     home.mkdir(parents=True, exist_ok=True)
+    if (home / "ledger.sqlite").exists() and (home / "sds.pem").exists():
+        # --force used to replace it: the ledger then refused to open for good.
+        raise CliError(f"{home / 'sds.pem'} is the key of the ledger {home / 'ledger.sqlite'}: replacing it would "
+                       f"make the ledger unreadable; move both away to start a new SDS")
     k = rw.SigningKey.generate()
     k.save(home / "sds.pem", overwrite=args.force)
     Ledger(home / "ledger.sqlite", k).close()
@@ -71,6 +106,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_host_add(args: argparse.Namespace) -> int:
     name = _name_ok(args.name)
     with _ledger(args) as led:
+        if args.agent:
+            if not rw.link_valid_name(name):
+                raise CliError(f"bad host name {name!r} for an agent: letters, digits and '-' (a DNS label)")
+            info = net.probe_agent(args.agent, name, _tls(args), timeout=args.timeout)
+            led.add_host(info.host_id, info.certificate, name=name)
+            led.set_agent(info.host_id, args.agent)
+            print(f"host {name}: {info.host_id.hex()} (agent at {args.agent})")
+            print(f"  SM measurement it reports: {info.sm_measurement.hex()} (endorse the build you ship, not this)")
+            print(f"  enclave it offers:         {info.enclave_measurement.hex()}")
+            return EXIT_OK
         if args.certificate:
             cert = Path(args.certificate).read_bytes()
             info = rw.inspect(cert)
@@ -124,13 +169,24 @@ def cmd_host_list(args: argparse.Namespace) -> int:
     with _ledger(args) as led:
         for h in led.hosts():
             atl = "-" if h["atl"] is None else h["atl"]
-            print(f"{h['name'] or '-':12} {bytes(h['host_id']).hex()}  ATL {atl}")
+            agent = f"  agent {h['agent']}" if h.get("agent") else ""
+            print(f"{h['name'] or '-':12} {bytes(h['host_id']).hex()}  ATL {atl}{agent}")
     return EXIT_OK
 
 
 def cmd_enclave_register(args: argparse.Namespace) -> int:
     name = _name_ok(args.name)
-    code = Path(args.code).read_bytes()
+    if args.measurement:
+        try:
+            measurement = bytes.fromhex(args.measurement)
+        except ValueError:
+            measurement = b""
+        if len(measurement) != 32:
+            raise CliError("--measurement must be 64 hex digits (SHA-256)")
+        code = b""
+    else:
+        code = Path(args.code).read_bytes()
+        measurement = rw.sha256(code)
     state = Path(args.state).read_bytes() if args.state else b""
     sealed = Path(args.sealed).read_bytes() if args.sealed else b""
     eid = bytes.fromhex(args.id) if args.id else os.urandom(16)
@@ -138,7 +194,7 @@ def cmd_enclave_register(args: argparse.Namespace) -> int:
         raise CliError("--id must be 16 bytes of hex")
     with _ledger(args) as led:
         host = led.host_id(args.host)
-        led.register_enclave(eid, rw.sha256(code), min_atl=args.min_atl, host=host, name=name)
+        led.register_enclave(eid, measurement, min_atl=args.min_atl, host=host, name=name)
     d = _home(args) / "enclaves" / name
     d.mkdir(parents=True, exist_ok=True)
     (d / "code").write_bytes(code)
@@ -147,6 +203,52 @@ def cmd_enclave_register(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "wb") as f:
         f.write(sealed)
     print(f"enclave {name}: {eid.hex()} on {args.host}, min ATL {args.min_atl}")
+    return EXIT_OK
+
+
+def _wait_report(t: net.TcpTransport, seen: List[Any], what: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not seen:
+        if time.monotonic() > deadline:
+            raise CliError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.02)
+    return seen[0]
+
+
+def cmd_enclave_launch(args: argparse.Namespace) -> int:
+    """The reference monitor's launch command (monitor/abi.h F_LAUNCH), through the host's agent."""
+    with _ledger(args) as led:
+        eid = led.enclave_id(args.name)
+        rows = [e for e in led.enclaves() if bytes(e["enclave_id"]) == eid]
+        if not rows:
+            raise CliError(f"no such enclave {args.name!r}")
+        hid = bytes(rows[0]["location"])
+        _agent_of(led, led.host_name(hid))
+        results: List[int] = []
+
+        def on_report(host: bytes, ftype: int, p: bytes) -> None:
+            if host == hid and ftype == net.F_RESULT and len(p) == 5 and p[0] == net.F_LAUNCH:
+                results.append(struct.unpack("<i", p[1:])[0])
+
+        with _transport(args, led, on_report) as t:
+            t.command(hid, net.F_LAUNCH, struct.pack("<I", args.state) + eid + bytes(rows[0]["policy"]))
+            r = _wait_report(t, results, "launch result from the host", args.timeout)
+            if r != 0:
+                raise CliError(f"{led.host_name(hid)}'s monitor refused to launch {args.name}: {r}")
+            if args.run:
+                t.command(hid, net.F_RUN, struct.pack("<I", args.run))
+        where = led.host_name(hid)
+    print(f"enclave {args.name} launched on {where}" + (f", stepping every {args.run} ms" if args.run else ""))
+    return EXIT_OK
+
+
+def cmd_host_run(args: argparse.Namespace) -> int:
+    """Tell a host's program to step (or stop stepping) whatever enclave its monitor lets it run."""
+    with _ledger(args) as led:
+        hid = _agent_of(led, args.name)
+        with _transport(args, led) as t:
+            t.command(hid, net.F_RUN, struct.pack("<I", args.period))
+    print(f"host {args.name}: stepping every {args.period} ms" if args.period else f"host {args.name}: stopped")
     return EXIT_OK
 
 
@@ -194,9 +296,120 @@ def _save_fleet(args: argparse.Namespace, fleet: Any, names: Dict[bytes, str]) -
         os.replace(tmp, p)
 
 
+def cmd_request_withdraw(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        ordered = [m for m in led.migrations() if m["state"] == "ordered"]
+        rows = [m for m in ordered if bytes(m["request_id"]).hex() == args.request.lower()]
+        if not rows:
+            eid = led.enclave_id(args.request)
+            rows = [m for m in ordered if bytes(m["enclave_id"]) == eid]
+        if not rows:
+            raise CliError(f"no open order for {args.request!r} (rewire ledger show)")
+        if not args.never_sent:
+            raise CliError("withdraw only an order that never left this machine; if it may have reached the source, "
+                           "run `rewire resolve` (the source executes it or, past its deadline, aborts). "
+                           "Pass --never-sent to withdraw.")
+        m = rows[0]
+        led.withdraw(Order(bytes(m["request_id"]), bytes(m["enclave_id"]), bytes(m["source"]), bytes(m["target"]),
+                           m["deadline"], bytes(m["order_msg"])))
+    print(f"request {bytes(m['request_id']).hex()} withdrawn")
+    return EXIT_OK
+
+
+def cmd_proof_record(args: argparse.Namespace) -> int:
+    data = Path(args.file).read_bytes()
+    with _ledger(args) as led:
+        ev = led.record(data)
+        print(f"proof recorded: {ev.kind} from {led.host_name(ev.host)}, epoch {ev.epoch}")
+    return EXIT_OK
+
+
+def _progress(t0: float, names: Dict[bytes, str]) -> Any:
+    def ms() -> str:
+        return f"[{(time.monotonic() - t0) * 1000:8.1f} ms]"
+
+    def on_report(host: bytes, ftype: int, p: bytes) -> None:
+        if ftype == net.F_EVENT and len(p) == 24:
+            e, _, why = net.decode_event(p)
+            print(f"{ms()} {names.get(host, host.hex()[:8])}: {e}" + (f" (reason {why})" if why else ""), flush=True)
+
+    return ms, on_report
+
+
+def cmd_migrate_agents(args: argparse.Namespace, target_name: str) -> int:
+    t0 = time.monotonic()
+    with _ledger(args) as led:
+        eid = led.enclave_id(args.enclave)
+        target = _agent_of(led, target_name)
+        names = {hid: name for hid, (name, _) in led.agents().items()}
+        ms, on_report = _progress(t0, names)
+
+        def on_ledger(ev: rw.LedgerEvent) -> None:
+            print(f"{ms()} SDS ledger: {ev.kind} -> {led.host_name(ev.host)} epoch {ev.epoch}", flush=True)
+
+        with _transport(args, led, on_report) as t:
+            t.connect_all()
+            orch = Orchestrator(led, t, timeout=args.timeout, retries=args.retries, on_event=on_ledger)
+            print(f"{ms()} SDS: ordering {args.enclave} -> {target_name} (persisted before sending)", flush=True)
+            try:
+                out = orch.migrate(eid, target, ttl=args.ttl)
+            except MigrationAborted as e:
+                print(f"{ms()} migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)}, "
+                      f"epoch {e.outcome.epoch}")
+                return EXIT_ERROR
+            except OutcomeInDoubt as e:
+                print(f"rewire: {e}", file=sys.stderr)
+                return EXIT_IN_DOUBT
+        print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
+        return EXIT_OK
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        names = {hid: name for hid, (name, _) in led.agents().items()}
+        _, on_report = _progress(time.monotonic(), names)
+        with _transport(args, led, on_report) as t:
+            orch = Orchestrator(led, t, timeout=args.timeout, retries=args.retries)
+            try:
+                rounds = orch.settle()
+            except OutcomeInDoubt as e:
+                print(f"rewire: {e}", file=sys.stderr)
+                return EXIT_IN_DOUBT
+        print(f"settled after {rounds + 1} round(s): nothing in doubt")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with _ledger(args) as led:
+        before = led.snapshot()
+        with _transport(args, led) as t:
+            for host, msg in led.audit():
+                t.send(host, msg)
+            taken = 0
+            while True:
+                msg = t.receive(args.timeout)
+                if msg is None:
+                    break
+                try:
+                    ev = led.record(msg)
+                    taken += 1
+                    print(f"proof taken: {ev.kind} from {led.host_name(ev.host)}, epoch {ev.epoch}")
+                except rw.RewireError:
+                    pass  # what the ledger already has
+        changed = led.snapshot() != before
+        print(f"audit: {taken} new proof(s); the ledger {'changed' if changed else 'agrees with the hosts'}")
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
+    target_name = args.to or args.target
+    if not target_name:
+        raise CliError("which host? rewire migrate ENCLAVE TARGET")
+    if args.to and args.target and args.to != args.target:
+        raise CliError("two different targets given")
+    args.to = target_name
     if not args.sim:
-        raise CliError("only --sim is available from the CLI; real hosts need a Transport (see docs/python.md)")
+        return cmd_migrate_agents(args, target_name)
     from .sim import FleetTransport
 
     t0 = time.monotonic()
@@ -219,6 +432,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         try:
             print(f"{ms()} SDS: ordering {args.enclave} -> {args.to} (persisted before sending)")
             out = orch.migrate(eid, target, ttl=args.ttl)
+        except MigrationAborted as e:
+            print(f"{ms()} migration aborted: {args.enclave} at {led.host_name(e.outcome.location)}")
+            return EXIT_ERROR
+        except OutcomeInDoubt as e:
+            print(f"rewire: {e}", file=sys.stderr)
+            return EXIT_IN_DOUBT
         finally:
             _save_fleet(args, fleet, names)
         print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
@@ -280,25 +499,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rewire",
         description="librewire SDS: keys, hosts, enclaves, signed migration requests, the ledger.",
-        epilog="exit codes: 0 ok, 1 rewire error (one line naming it and its code), 2 usage",
+        epilog="exit codes: 0 ok, 1 rewire error (one line naming it and its code), 2 usage, "
+               "3 migration outcome in doubt (rewire resolve)",
     )
     p.add_argument("--home", default=os.environ.get("REWIRE_HOME", ".rewire"),
                    help="state directory (default: ./.rewire, or $REWIRE_HOME)")
+    p.add_argument("--tls", help="the SDS's link credentials: ca.pem, sds.pem, sds.key (default: HOME/tls)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log what the SDS and the core do (-vv: more)")
     p.add_argument("--version", action="version", version=f"rewire {rw.__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
     s = sub.add_parser("keygen", help="generate the SDS signing key and an empty ledger")
-    s.add_argument("--force", action="store_true", help="replace an existing key (its ledger becomes unreadable)")
+    s.add_argument("--force", action="store_true", help="replace an existing key that no ledger uses yet")
     s.set_defaults(func=cmd_keygen)
 
     host = sub.add_parser("host", help="register and endorse hosts")
     hs = host.add_subparsers(dest="hostcmd", metavar="SUBCOMMAND")
     hs.required = True
-    s = hs.add_parser("add", help="add a host: a new simulated host, or a real one from its SM certificate")
+    s = hs.add_parser("add", help="add a host: from its agent (--agent), from its SM certificate, or simulated")
     s.add_argument("name")
-    s.add_argument("--certificate", help="the host's device-signed SM certificate (file); default: simulate a host")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--agent", metavar="HOST:PORT", help="the host's rewire-agent: fetch its monitor's SM "
+                     "certificate over TLS (the agent's certificate must name NAME) and record the address")
+    src.add_argument("--certificate", help="the host's device-signed SM certificate (file); default: simulate a host")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the agent (default 10)")
     s.set_defaults(func=cmd_host_add)
+    s = hs.add_parser("run", help="tell a host (through its agent) to step its enclave every PERIOD ms (0: stop)")
+    s.add_argument("name")
+    s.add_argument("period", type=int)
+    s.set_defaults(func=cmd_host_run)
     s = hs.add_parser("endorse", help="sign the host's endorsement (ATL, accepted SM builds, validity)")
     s.add_argument("name")
     s.add_argument("--atl", type=int, required=True, help="authorisation trust level")
@@ -322,13 +552,22 @@ def build_parser() -> argparse.ArgumentParser:
     es.required = True
     s = es.add_parser("register", help="register an enclave on a host under a signed policy")
     s.add_argument("name")
-    s.add_argument("--code", required=True, help="enclave code (its SHA-256 is the measurement)")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--code", help="enclave code (its SHA-256 is the measurement)")
+    what.add_argument("--measurement", help="the enclave's measurement, 64 hex digits (as its framework measures it)")
     s.add_argument("--host", required=True, help="host (name or hex id) it runs on now")
     s.add_argument("--min-atl", type=int, required=True, help="lowest ATL of any host that may run it")
     s.add_argument("--state", help="initial runtime state (simulation)")
     s.add_argument("--sealed", help="sealed data plaintext (simulation)")
     s.add_argument("--id", help="enclave id, 32 hex digits (default: random)")
     s.set_defaults(func=cmd_enclave_register)
+
+    s = es.add_parser("launch", help="launch a registered enclave on its host (the reference monitor, via its agent)")
+    s.add_argument("name")
+    s.add_argument("--state", type=int, default=1024, help="bytes of runtime state (default 1024)")
+    s.add_argument("--run", type=int, default=100, metavar="MS", help="step it every MS ms (0: do not start it)")
+    s.add_argument("--timeout", type=float, default=30.0)
+    s.set_defaults(func=cmd_enclave_launch)
 
     req = sub.add_parser("request", help="sign migration requests")
     rs = req.add_subparsers(dest="reqcmd", metavar="SUBCOMMAND")
@@ -339,13 +578,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ttl", type=int, default=3600, help="seconds until the deadline")
     s.add_argument("--out", required=True, help="file for the order")
     s.set_defaults(func=cmd_request_sign)
+    s = rs.add_parser("withdraw", help="withdraw an open order that never left this machine")
+    s.add_argument("request", help="request id (32 hex digits) or enclave name")
+    s.add_argument("--never-sent", action="store_true", help="confirm the order never reached the source")
+    s.set_defaults(func=cmd_request_withdraw)
 
-    s = sub.add_parser("migrate", help="migrate an enclave, printing each protocol step")
+    prf = sub.add_parser("proof", help="signed proofs from hosts")
+    ps = prf.add_subparsers(dest="proofcmd", metavar="SUBCOMMAND")
+    ps.required = True
+    s = ps.add_parser("record", help="record a proof (RELEASE, ABORT, ACTIVE, DROPPED) carried by hand")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_proof_record)
+
+    s = sub.add_parser("migrate", help="migrate an enclave through the hosts' agents, printing each protocol step")
     s.add_argument("enclave")
-    s.add_argument("--to", required=True, help="target host")
+    s.add_argument("target", nargs="?", help="target host")
+    s.add_argument("--to", help=argparse.SUPPRESS)
     s.add_argument("--sim", action="store_true", help="over simulated monitors (state kept in HOME/sim)")
     s.add_argument("--ttl", type=int, default=3600)
+    s.add_argument("--timeout", type=float, default=3.0, help="seconds of quiet before re-sending (default 3)")
+    s.add_argument("--retries", type=int, default=20, help="quiet rounds before giving up, outcome in doubt (exit 3)")
     s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("resolve", help="settle every migration in doubt through the agents, then audit")
+    s.add_argument("--timeout", type=float, default=3.0)
+    s.add_argument("--retries", type=int, default=20)
+    s.set_defaults(func=cmd_resolve)
+
+    s = sub.add_parser("audit", help="ask every enclave's host for its latest proof; record what the ledger missed")
+    s.add_argument("--timeout", type=float, default=3.0)
+    s.set_defaults(func=cmd_audit)
 
     led = sub.add_parser("ledger", help="the ledger")
     ls = led.add_subparsers(dest="ledcmd", metavar="SUBCOMMAND")
@@ -366,6 +628,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or usage error (2)
         return int(e.code or 0)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
+                            format="%(name)s: %(message)s")
     try:
         return int(args.func(args))
     except rw.RewireError as e:

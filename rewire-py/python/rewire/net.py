@@ -153,7 +153,9 @@ class _Conn:
         try:
             with self._send_lock:
                 with self._lock:
-                    self._tls.write(frame)
+                    view = memoryview(frame)
+                    while view:  # a whole frame or nothing: never a partial one in the stream
+                        view = view[self._tls.write(view):]
                     data = self._out.read()
                 self.raw.sendall(data)
         except (OSError, ssl.SSLError) as e:
