@@ -19,15 +19,15 @@ fi
 
 rm -rf "$WHEELS"
 "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEELS" ./rewire-py
-WHEEL=$(ls "$WHEELS"/rewire-*.whl)
+WHEEL=$(ls "$WHEELS"/librewire-*.whl)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 touch "$VENV/.rewire-wheel-stamp"   # scripts/pyenv.sh: this wheel is current
 
 cd "$ROOT/target"   # not the source tree: tests import the installed package
 LOG=$(mktemp)
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/rewire-py/tests" | tee "$LOG"
-"$VENV/bin/python" -m mypy.stubtest rewire
-"$VENV/bin/python" -m mypy --no-incremental "$ROOT/rewire-py/python/rewire" "$ROOT/examples/python/fleet.py"
+"$VENV/bin/python" -m mypy.stubtest librewire
+"$VENV/bin/python" -m mypy --no-incremental "$ROOT/rewire-py/python/librewire" "$ROOT/examples/python/fleet.py"
 "$VENV/bin/python" "$ROOT/examples/python/fleet.py" > /dev/null
 
 PASSED=$(grep -Eo '[0-9]+ passed' "$LOG" | tail -1 | cut -d' ' -f1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A venv with the `rewire` wheel for the QEMU demo and system tests:
+# A venv with the `librewire` wheel for the QEMU demo and system tests:
 #   scripts/pyenv.sh [VENV]   (default target/pyenv)
 # Idempotent: creates the venv and installs maturin + pytest if missing, and
 # rebuilds the wheel only when rewire-core, rewire-py or Cargo.lock changed
@@ -14,11 +14,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -c "import maturin, pytest" 2>/dev/null ||
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check maturin pytest
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import rewire" 2>/dev/null &&
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import librewire" 2>/dev/null &&
    [ -z "$(find rewire-core rewire-py Cargo.lock -newer "$STAMP" -not -path '*/__pycache__/*' -print -quit)" ]; then
   exit 0
 fi
 rm -rf target/pywheel-demo
 "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w target/pywheel-demo ./rewire-py
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/pywheel-demo/rewire-*.whl
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/pywheel-demo/librewire-*.whl
 touch "$STAMP"

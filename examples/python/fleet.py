@@ -8,8 +8,8 @@ import os
 import sys
 import tempfile
 
-import rewire
-from rewire.sim import Fleet, FleetTransport
+import librewire as rewire
+from librewire.sim import Fleet, FleetTransport
 
 
 def main() -> int:

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-import rewire
-from rewire import net
+import librewire as rewire
+from librewire import net
 
 import qemu_world as q
 

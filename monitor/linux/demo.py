@@ -24,7 +24,7 @@ from typing import Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import agents  # noqa: E402
 import qemu_world as q  # noqa: E402
-from rewire import net  # noqa: E402
+from librewire import net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

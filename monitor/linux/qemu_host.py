@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import rewire  # noqa: E402
+import librewire as rewire  # noqa: E402
 
 import qemu_world as q  # noqa: E402
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-import rewire
+import librewire as rewire
 
 ROOT = Path(__file__).resolve().parents[2]
 ELF = ROOT / "target" / "monitor" / "monitor.elf"

@@ -330,7 +330,11 @@ impl Router {
             Ok(f) => f,
             Err(e) => {
                 // Not the SDS's fault: the monitor's frame cannot be carried (see MAX_MONITOR_FRAME).
-                eprintln!("rewire-agent {}: a monitor frame of {} bytes cannot be carried: {e}", self.name, payload.len());
+                eprintln!(
+                    "rewire-agent {}: a monitor frame of {} bytes cannot be carried: {e}",
+                    self.name,
+                    payload.len()
+                );
                 self.stats.monitor_frames_dropped += 1;
                 return false;
             }
@@ -562,7 +566,10 @@ impl Router {
     }
 
     fn closed(&mut self, id: u64, why: &str) {
-        if !self.conns.contains_key(&id) && !self.dialing.contains_key(&id) && why.starts_with("TLS handshake") {
+        if !self.conns.contains_key(&id)
+            && !self.dialing.contains_key(&id)
+            && why.starts_with("TLS handshake")
+        {
             // A stranger (no certificate, another CA) or a broken client: refused before it was
             // anyone. Always said: it is what an operator looks for when something knocks.
             self.stats.connections_refused += 1;

@@ -1070,6 +1070,9 @@ fn a_burst_of_large_frames_arrives_whole_and_in_order() {
         let f = sds.recv();
         assert_eq!(f.kind, Kind::FromMonitor, "frame {i}: {:?}", f.kind);
         assert_eq!(f.payload.len(), 120 * 1024, "frame {i}");
-        assert!(f.payload.iter().all(|b| *b == i), "frame {i} mixed with another");
+        assert!(
+            f.payload.iter().all(|b| *b == i),
+            "frame {i} mixed with another"
+        );
     }
 }

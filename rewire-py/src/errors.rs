@@ -7,68 +7,68 @@ use pyo3::types::PyList;
 use rewire_core::Error;
 
 create_exception!(
-    rewire,
+    librewire,
     RewireError,
     PyException,
     "Any librewire failure; `.code` and `.name` say which."
 );
 create_exception!(
-    rewire,
+    librewire,
     DecodeError,
     RewireError,
     "1xx: not a well-formed librewire object."
 );
 create_exception!(
-    rewire,
+    librewire,
     AuthorisationError,
     RewireError,
     "2xx: authorisation (G1) refused."
 );
 create_exception!(
-    rewire,
+    librewire,
     IntegrityError,
     RewireError,
     "3xx: integrity (G4) check failed."
 );
 create_exception!(
-    rewire,
+    librewire,
     StateError,
     RewireError,
     "4xx: replay or protocol state."
 );
 create_exception!(
-    rewire,
+    librewire,
     ReplayError,
     StateError,
     "Replay, Duplicate or StaleEpoch: already acted on."
 );
 create_exception!(
-    rewire,
+    librewire,
     RollbackError,
     StateError,
     "The journal was rolled back."
 );
 create_exception!(
-    rewire,
+    librewire,
     MigrationTimeout,
     StateError,
     "408: the migration timed out before it committed and was aborted (a decided outcome). \
      Not Python's TimeoutError: giving up waiting is `rewire.OutcomeInDoubt`."
 );
 create_exception!(
-    rewire,
+    librewire,
     PlatformError,
     RewireError,
     "5xx: platform or enclave framework."
 );
 create_exception!(
-    rewire,
+    librewire,
     ChannelError,
     RewireError,
     "6xx: the attested channel."
 );
 create_exception!(
-    rewire,
+    librewire,
     ApiError,
     RewireError,
     "7xx: API misuse at the language boundary."

@@ -142,7 +142,7 @@ fn short_hex(b: &[u8]) -> String {
 }
 
 /// The SDS's Ed25519 signing key.
-#[pyclass(module = "rewire", frozen)]
+#[pyclass(module = "librewire", frozen)]
 pub struct SigningKey {
     pub key: rewire_core::SigningKey,
 }
@@ -208,7 +208,7 @@ impl SigningKey {
 /// stage hands the SM: the SM secret and the device-signed SM certificate
 /// (`rewire_core::boot`). The monitor's identity is built from the handoff
 /// alone, as on a real boot chain; the root is kept only to `save` it.
-#[pyclass(module = "rewire", frozen)]
+#[pyclass(module = "librewire", frozen)]
 pub struct HostIdentity {
     pub secret: Secret,
     pub sm_measurement: [u8; 32],

@@ -30,7 +30,7 @@ pub fn link_encode<'py>(
 }
 
 /// Strict incremental decoder of link frames (one per connection).
-#[pyclass(module = "rewire._rewire")]
+#[pyclass(module = "librewire._rewire")]
 pub struct LinkDecoder(Decoder);
 
 #[pymethods]

@@ -1,8 +1,8 @@
-//! rewire-core's `tracing` events → Python's `logging`, logger "rewire".
+//! rewire-core's `tracing` events → Python's `logging`, logger "librewire".
 //!
 //! A minimal `tracing::Subscriber`: no spans, each event's message and
 //! fields rendered as `message k=v …` and handed to
-//! `logging.getLogger("rewire").log(level, text)`. The core's events carry
+//! `logging.getLogger("librewire").log(level, text)`. The core's events carry
 //! step names and error codes only, never secrets.
 
 use std::fmt::Write;
@@ -65,7 +65,7 @@ impl Subscriber for PyLogger {
             let r = (|| -> PyResult<()> {
                 let logger = py
                     .import("logging")?
-                    .call_method1("getLogger", ("rewire",))?;
+                    .call_method1("getLogger", ("librewire",))?;
                 if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
                     return Ok(());
                 }

@@ -26,7 +26,7 @@ pub fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Py<PyBytes> {
 }
 
 /// What a signed proof changed in the ledger.
-#[pyclass(module = "rewire", frozen, get_all)]
+#[pyclass(module = "librewire", frozen, get_all)]
 pub struct LedgerEvent {
     /// "released", "activated", "aborted" or "dropped".
     pub kind: &'static str,
@@ -83,7 +83,7 @@ pub fn ledger_event(py: Python<'_>, e: &CoreEvent) -> LedgerEvent {
 }
 
 /// An open migration in the ledger.
-#[pyclass(module = "rewire", frozen, get_all)]
+#[pyclass(module = "librewire", frozen, get_all)]
 pub struct MigrationRecord {
     pub request_id: Py<PyBytes>,
     pub source: Py<PyBytes>,
@@ -97,7 +97,7 @@ pub struct MigrationRecord {
 }
 
 /// An enclave in the registry and ledger.
-#[pyclass(module = "rewire", frozen, get_all)]
+#[pyclass(module = "librewire", frozen, get_all)]
 pub struct EnclaveRecord {
     pub enclave_id: Py<PyBytes>,
     pub measurement: Py<PyBytes>,
@@ -127,7 +127,7 @@ impl EnclaveRecord {
 }
 
 /// A host in the registry.
-#[pyclass(module = "rewire", frozen, get_all)]
+#[pyclass(module = "librewire", frozen, get_all)]
 pub struct HostRecord {
     pub host_id: Py<PyBytes>,
     pub atl: u64,
@@ -137,7 +137,7 @@ pub struct HostRecord {
 
 /// The SDS: registry of hosts and enclaves, request signing, and the ledger,
 /// all in the core's state machine. Persist `to_bytes()` after every change.
-#[pyclass(module = "rewire")]
+#[pyclass(module = "librewire")]
 pub struct Sds {
     pub inner: rewire_core::Sds,
 }

@@ -88,7 +88,7 @@ impl SdsPort for FleetSds {
 type SimWorld = rewire_sim::World<FleetSds>;
 
 /// A packet on the simulated network, as a script sees it.
-#[pyclass(module = "rewire.sim", frozen, get_all)]
+#[pyclass(module = "librewire.sim", frozen, get_all)]
 pub struct Packet {
     /// Sending host, or None for the SDS.
     pub source: Option<Py<PyBytes>>,
@@ -170,7 +170,7 @@ fn invalid() -> PyErr {
 /// (give `sds_public_key`), SDS-bound messages wait in an inbox that
 /// `receive()` hands out, and `send()` injects SDS-side messages: that is the
 /// transport an external SDS (rewire.Orchestrator) drives.
-#[pyclass(module = "rewire.sim")]
+#[pyclass(module = "librewire.sim")]
 pub struct Fleet {
     w: SimWorld,
     seed: u64,

@@ -3,8 +3,8 @@ from typing import Iterator, NamedTuple
 
 import pytest
 
-import rewire
-from rewire.sim import Fleet
+import librewire as rewire
+from librewire.sim import Fleet
 
 CODE = b"\x7fELF enclave " + bytes((i * 31 + 7) % 256 for i in range(3000))
 STATE = bytes((i * 2654435761 >> 13) % 256 for i in range(5000))

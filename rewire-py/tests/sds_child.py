@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-import rewire
+import librewire as rewire
 
 home, mode, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 count = 0

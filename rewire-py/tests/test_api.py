@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import rewire
-from rewire.sim import Fleet, FleetTransport
+import librewire as rewire
+from librewire.sim import Fleet, FleetTransport
 
 from conftest import CODE, SEALED, STATE, assert_exactly_one, assert_intact_at, error_codes_at
 
@@ -321,9 +321,9 @@ def test_inspect_every_object_and_bad_signature(world):
 
 def test_core_events_reach_python_logging(world, caplog):
     w = world
-    caplog.set_level(logging.INFO, logger="rewire")
+    caplog.set_level(logging.INFO, logger="librewire")
     w.fleet.order(w.eid, w.hosts[1])
     w.fleet.run()
-    msgs = [r.getMessage() for r in caplog.records if r.name == "rewire"]
+    msgs = [r.getMessage() for r in caplog.records if r.name == "librewire"]
     assert any("migration step" in m and "Committed" in m for m in msgs), msgs
     assert not any(SEALED.decode() in m for m in msgs)

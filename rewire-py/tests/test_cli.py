@@ -13,7 +13,7 @@ CMDS = [[], ["keygen"], ["host"], ["host", "add"], ["host", "endorse"], ["host",
 
 
 def rw(home, *args, check=None):
-    p = subprocess.run([sys.executable, "-m", "rewire", "--home", str(home), *args],
+    p = subprocess.run([sys.executable, "-m", "librewire", "--home", str(home), *args],
                        capture_output=True, text=True, timeout=120)
     if check is not None:
         assert p.returncode == check, p.stdout + p.stderr
@@ -106,7 +106,7 @@ def test_bad_numbers_and_corrupt_ledger_give_one_line_errors(tmp_path):
 def test_device_provenance_from_a_registered_root(tmp_path):
     """issue 12, item 5: an operator endorses a host only for a device key a registered root
     (manufacturer, operator CA) certified out of band, or one it pins by hand."""
-    import rewire
+    import librewire as rewire
 
     home = tmp_path / "home"
     rw(home, "keygen", check=0)

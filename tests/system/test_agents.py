@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "monitor" / "linux"))
 import agents as ag  # noqa: E402
 import qemu_world as q  # noqa: E402
 
-import rewire  # noqa: E402
-from rewire import net  # noqa: E402
+import librewire as rewire  # noqa: E402
+from librewire import net  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (q.ELF.exists() and ag.AGENT.exists()),
                                 reason="monitor.elf or rewire-agent not built (make monitor agent)")
@@ -85,7 +85,7 @@ def test_readme_path_two_qemu_hosts_rewire_migrate(tmp_path):
     """What the README's "Two real hosts" section says, command for command: no --sim, no relay."""
     home = tmp_path / "sds"
     d = Path(tempfile.mkdtemp(prefix="rw-"))  # short: Unix socket paths
-    rw = [PY, "-m", "rewire", "--home", str(home)]
+    rw = [PY, "-m", "librewire", "--home", str(home)]
     agent, qh = str(ag.AGENT), [PY, str(ROOT / "monitor" / "linux" / "qemu_host.py")]
     procs: List[Proc] = []
     try:
@@ -238,7 +238,7 @@ def test_sds_killed_mid_migration_then_rewire_resolve(aworld):
     connections see every agent report meanwhile (the CLI's and this test's)."""
     w = aworld
     eid = launched(w)
-    cli = [PY, "-m", "rewire", "--home", str(w.workdir), "--tls", str(w.tlsdir)]
+    cli = [PY, "-m", "librewire", "--home", str(w.workdir), "--tls", str(w.tlsdir)]
     w.ledger.close()  # the CLI owns the ledger file now; reopened below
     fired = threading.Event()
     p = subprocess.Popen([*cli, "migrate", "app", "host-B"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -12,14 +12,14 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ._rewire import LedgerEvent, RewireError, error_for_code
+from ._rewire import LedgerEvent, RewireError, StateError, error_for_code
 from .ledger import Ledger, Order
 from .transport import Transport
 
-log = logging.getLogger("rewire")
+log = logging.getLogger("librewire")
 
 
-class MigrationAborted(RewireError):
+class MigrationAborted(StateError):
     """The migration was aborted: the source kept the enclave and runs it
     (a decided outcome, from the source's signed ABORT). ``.outcome`` says
     where the enclave is."""
@@ -33,7 +33,7 @@ class MigrationAborted(RewireError):
         self.outcome = outcome
 
 
-class OutcomeInDoubt(RewireError, TimeoutError):
+class OutcomeInDoubt(StateError, TimeoutError):
     """Gave up waiting: the ledger has no decided outcome for the migration
     yet (``.state`` is "ordered" or "released"). Nothing is lost: the enclave
     is runnable at exactly one place once the hosts are reached again, and

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _rewire as rw
 
-log = logging.getLogger("rewire.net")
+log = logging.getLogger("librewire.net")
 
 # Link frame types (rewire_core::link::Kind).
 K_HELLO, K_INFO, K_TO_MONITOR, K_FROM_MONITOR, K_COMMAND, K_REPORT, K_PEERS, K_PEER, K_ERROR, K_STATS = range(1, 11)

@@ -1,4 +1,4 @@
-"""Type stubs for rewire._rewire (the Rust half of the package)."""
+"""Type stubs for librewire._rewire (the Rust half of the package)."""
 
 import builtins
 import os

@@ -41,7 +41,7 @@ from .net import Agent, AgentError, AgentInfo, LinkTls, TcpTransport
 from .orchestrator import MigrationAborted, MigrationOutcome, Orchestrator, OutcomeInDoubt
 from .transport import StreamTransport, Transport
 
-_logging.getLogger("rewire").addHandler(_logging.NullHandler())
+_logging.getLogger("librewire").addHandler(_logging.NullHandler())
 
 #: Deprecated name of :class:`MigrationTimeout` (not exported by ``import *``:
 #: it would shadow Python's TimeoutError).

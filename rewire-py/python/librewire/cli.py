@@ -109,12 +109,12 @@ def cmd_host_add(args: argparse.Namespace) -> int:
         if args.agent:
             if not rw.link_valid_name(name):
                 raise CliError(f"bad host name {name!r} for an agent: letters, digits and '-' (a DNS label)")
-            info = net.probe_agent(args.agent, name, _tls(args), timeout=args.timeout)
-            led.add_host(info.host_id, info.certificate, name=name)
-            led.set_agent(info.host_id, args.agent)
-            print(f"host {name}: {info.host_id.hex()} (agent at {args.agent})")
-            print(f"  SM measurement it reports: {info.sm_measurement.hex()} (endorse the build you ship, not this)")
-            print(f"  enclave it offers:         {info.enclave_measurement.hex()}")
+            ai = net.probe_agent(args.agent, name, _tls(args), timeout=args.timeout)
+            led.add_host(ai.host_id, ai.certificate, name=name)
+            led.set_agent(ai.host_id, args.agent)
+            print(f"host {name}: {ai.host_id.hex()} (agent at {args.agent})")
+            print(f"  SM measurement it reports: {ai.sm_measurement.hex()} (endorse the build you ship, not this)")
+            print(f"  enclave it offers:         {ai.enclave_measurement.hex()}")
             return EXIT_OK
         if args.certificate:
             cert = Path(args.certificate).read_bytes()
@@ -387,11 +387,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 t.send(host, msg)
             taken = 0
             while True:
-                msg = t.receive(args.timeout)
-                if msg is None:
+                got = t.receive(args.timeout)
+                if got is None:
                     break
                 try:
-                    ev = led.record(msg)
+                    ev = led.record(got)
                     taken += 1
                     print(f"proof taken: {ev.kind} from {led.host_name(ev.host)}, epoch {ev.epoch}")
                 except rw.RewireError:
