@@ -327,3 +327,58 @@ def test_core_events_reach_python_logging(world, caplog):
     msgs = [r.getMessage() for r in caplog.records if r.name == "librewire"]
     assert any("migration step" in m and "Committed" in m for m in msgs), msgs
     assert not any(SEALED.decode() in m for m in msgs)
+
+
+def test_ledger_schema_version_upgrade_and_refusal(tmp_path):
+    """issue 15, item 2: PRAGMA user_version; a pre-versioning file (no hosts.agent) is upgraded
+    in place with its data; a file from a newer librewire is refused, untouched."""
+    import sqlite3
+
+    from librewire.ledger import SCHEMA_VERSION, LedgerVersionError
+
+    key = rewire.SigningKey.generate()
+    path = tmp_path / "l.sqlite"
+    with rewire.Ledger(path, key) as led:
+        led.pin_device(b"\x01" * 32)
+        led.add_host(b"\x02" * 32, b"certificate", name="old")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # Make it look like a 0.1.0 ledger: version 0, hosts without the agent column.
+    db.executescript(
+        "CREATE TABLE h2 AS SELECT host_id, name, certificate, atl, endorsement, not_before, not_after FROM hosts;"
+        "DROP TABLE hosts; ALTER TABLE h2 RENAME TO hosts; PRAGMA user_version=0;")
+    db.close()
+    with rewire.Ledger(path, key) as led:
+        assert [r[0] for r in sqlite3.connect(path).execute("PRAGMA user_version")] == [SCHEMA_VERSION]
+        (row,) = led.hosts()
+        assert row["name"] == "old" and row["agent"] is None  # the data survived, the column is new
+        led.set_agent(b"\x02" * 32, "127.0.0.1:7401")
+        assert led.agents() == {b"\x02" * 32: ("old", "127.0.0.1:7401")}
+        assert len(led.devices()) == 1
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerVersionError, match="newer"):
+        rewire.Ledger(path, key)
+    assert [r[0] for r in sqlite3.connect(path).execute("PRAGMA user_version")] == [SCHEMA_VERSION + 1]
+
+
+def test_ledger_reads_see_another_writer(tmp_path):
+    """issue 15, item 2: is_settled/enclave read the durable state, not a stale copy."""
+    key = rewire.SigningKey.generate()
+    path = tmp_path / "l.sqlite"
+    fleet = Fleet(sds_public_key=key.public_key, seed=9)
+    a, b = fleet.add_host(), fleet.add_host()
+    eid = os.urandom(16)
+    reader = rewire.Ledger(path, key)
+    with rewire.Ledger(path, key) as writer:
+        for h in (a, b):
+            writer.pin_device(h)
+            writer.endorse_host(fleet.certificate(h), atl=3)
+        writer.register_enclave(eid, rewire.sha256(CODE), min_atl=2, host=a)
+        assert reader.enclave(eid) is not None and reader.is_settled()
+        writer.order(eid, b)
+        assert not reader.is_settled()  # the other Ledger's order, seen at once
+        assert reader.enclave(eid).migration is not None
+    reader.close()

@@ -8,8 +8,9 @@ import pytest
 
 CMDS = [[], ["keygen"], ["host"], ["host", "add"], ["host", "endorse"], ["host", "root-add"], ["host", "list"],
         ["enclave"],
-        ["enclave", "register"], ["request"], ["request", "sign"], ["migrate"], ["ledger"], ["ledger", "show"],
-        ["inspect"]]
+        ["enclave", "register"], ["enclave", "launch"], ["host", "run"], ["request"], ["request", "sign"],
+        ["request", "withdraw"], ["proof"], ["proof", "record"], ["migrate"], ["resolve"], ["audit"], ["ledger"],
+        ["ledger", "show"], ["inspect"]]
 
 
 def rw(home, *args, check=None):
@@ -127,3 +128,87 @@ def test_device_provenance_from_a_registered_root(tmp_path):
     assert "DeviceNotCertified" in rw(home, "host", "endorse", "alpha", "--atl", "2", check=1).stderr
     rw(home, "host", "endorse", "alpha", "--atl", "2", "--device-cert", str(cert), check=0)
     rw(home, "host", "endorse", "alpha", "--atl", "2", "--pin", "--device-cert", str(cert), check=2)
+
+
+def test_operator_commands_on_a_simulated_ledger(tmp_path):
+    """issue 15, item 3: clear errors, keygen that cannot orphan a ledger, --measurement,
+    withdraw only what never left, proof record, and commands that need agents say so."""
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    p = rw(home, "keygen", "--force", check=1)
+    assert "unreadable" in p.stderr and "Traceback" not in p.stderr
+    for name in ("alpha", "beta"):
+        rw(home, "host", "add", name, check=0)
+        rw(home, "host", "endorse", name, "--atl", "3", "--pin", check=0)
+    p = rw(home, "enclave", "register", "app", "--host", "alpha", "--min-atl", "2", "--measurement", "ab" * 32, check=0)
+    shown = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    assert shown["enclaves"][0]["location"] == "alpha"
+    p = rw(home, "enclave", "register", "bad", "--host", "alpha", "--min-atl", "2", "--measurement", "ab", check=1)
+    assert "64 hex digits" in p.stderr
+    p = rw(home, "migrate", "app", "gamma", check=1)
+    assert "no such host 'gamma'" in p.stderr and "Traceback" not in p.stderr
+    p = rw(home, "migrate", "nope", "beta", check=1)
+    assert "no such enclave 'nope'" in p.stderr
+    p = rw(home, "migrate", "app", "beta", check=1)  # real path: no agent recorded for these hosts
+    assert "has no agent address" in p.stderr
+    p = rw(home, "resolve", check=1)
+    assert "no host has an agent address" in p.stderr
+    # An order signed by hand: withdraw refuses without --never-sent, then frees the enclave.
+    order = tmp_path / "order.cbor"
+    rw(home, "request", "sign", "app", "--to", "beta", "--out", str(order), check=0)
+    assert rw(home, "request", "sign", "app", "--to", "beta", "--out", str(order), check=1).returncode == 1  # busy
+    p = rw(home, "request", "withdraw", "app", check=1)
+    assert "rewire resolve" in p.stderr
+    rw(home, "request", "withdraw", "app", "--never-sent", check=0)
+    shown = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    assert shown["migrations"][0]["state"] == "withdrawn"
+    rw(home, "request", "sign", "app", "--to", "beta", "--out", str(order), check=0)  # no longer busy
+    p = rw(home, "request", "withdraw", "nothing-open", check=1)
+    assert "no such enclave" in p.stderr
+    # proof record: not a proof is a typed error and changes nothing
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\xa1garbage")
+    before = rw(home, "ledger", "show", "--json", check=0).stdout
+    p = rw(home, "proof", "record", str(junk), check=1)
+    assert "[" in p.stderr and "Traceback" not in p.stderr
+    assert rw(home, "ledger", "show", "--json", check=0).stdout == before
+    p = rw(home, "-v", "ledger", "show", check=0)
+    assert "Traceback" not in p.stderr
+
+
+def test_proof_record_takes_a_real_proof(tmp_path):
+    """A RELEASE carried by hand (e.g. read off a host's console) moves the ledger."""
+    import os
+
+    import librewire as rewire
+    from librewire.sim import Fleet, FleetTransport
+
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    key = rewire.SigningKey.load(home / "sds.pem")
+    fleet = Fleet(sds_public_key=key.public_key, seed=5)
+    a, b = fleet.add_host(), fleet.add_host()
+    eid = os.urandom(16)
+    with rewire.Ledger(home / "ledger.sqlite", key) as led:
+        for h, n in ((a, "a"), (b, "b")):
+            led.pin_device(h)
+            led.endorse_host(fleet.certificate(h), atl=3, name=n)
+        pol = led.register_enclave(eid, rewire.sha256(b"code"), min_atl=2, host=a, name="app")
+        fleet.deploy(eid, b"code", a, state=b"s", sealed=b"", policy=pol)
+        order = led.order(eid, b)
+    t = FleetTransport(fleet)
+    t.send(a, order.message)
+    proofs = []
+    while True:
+        m = t.receive(0)
+        if m is None:
+            break
+        proofs.append(m)
+    assert proofs
+    for i, m in enumerate(proofs):
+        f = tmp_path / f"proof{i}"
+        f.write_bytes(m)
+        p = rw(home, "proof", "record", str(f))
+        assert p.returncode in (0, 1) and "Traceback" not in p.stderr
+    shown = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    assert shown["migrations"][0]["state"] == "completed" and shown["enclaves"][0]["location"] == "b"

@@ -15,7 +15,6 @@ the operator's CA; an agent must present a certificate from the same CA for
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import socket
@@ -25,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _rewire as rw
 
@@ -368,25 +367,3 @@ def decode_event(payload: bytes) -> Tuple[str, bytes, int]:
         raise ValueError("not an event report")
     e, req, why = struct.unpack("<I16sI", payload)
     return EVENTS.get(e, f"event {e}"), req, why
-
-
-async def migrate_many(orchestrator_factory: Callable[[], "object"],
-                       jobs: Iterable[Tuple[bytes, bytes]], *, limit: int = 8) -> List[object]:
-    """Run many migrations at once from asyncio: each ``(enclave_id,
-    target)`` job runs ``factory().migrate(...)`` in a worker thread (the
-    ledger serialises their transactions), at most ``limit`` at a time.
-    Returns each job's :class:`MigrationOutcome` or the exception it raised,
-    in order."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(eid: bytes, target: bytes) -> object:
-        async with sem:
-            def run() -> object:
-                orch = orchestrator_factory()
-                return orch.migrate(eid, target)  # type: ignore[attr-defined]
-            try:
-                return await asyncio.to_thread(run)
-            except Exception as e:  # noqa: BLE001 - reported per job
-                return e
-
-    return list(await asyncio.gather(*(one(e, t) for e, t in jobs)))
