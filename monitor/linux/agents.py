@@ -62,6 +62,7 @@ class AgentProc:
         self.tlsdir = tlsdir
         self.port = free_port()
         self.log = logdir / f"{host.name}.agent.log"
+        self.log.write_bytes(b"")  # one world's log (restarts append)
         self.verbose = verbose
         self.proc: Optional[subprocess.Popen] = None
 
@@ -73,7 +74,7 @@ class AgentProc:
         n = self.host.name
         cmd = [str(AGENT), "run", "--name", n, "--listen", self.address, "--monitor", f"qemu:{self.host.sock_path}",
                "--ca", str(self.tlsdir / "ca.pem"), "--cert", str(self.tlsdir / f"{n}.pem"),
-               "--key", str(self.tlsdir / f"{n}.key"), "-v"]
+               "--key", str(self.tlsdir / f"{n}.key"), os.environ.get("REWIRE_AGENT_VERBOSE", "-v")]
         err = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
                                      preexec_fn=q._die_with_parent)

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread;
@@ -28,6 +28,16 @@ pub const PEER_BACKLOG: usize = 1024;
 pub const MONITOR_QUEUE: usize = 4096;
 /// Events queued for the router: readers block beyond this (TCP backpressure).
 pub const EVENTS: usize = 4096;
+/// Connections (any state) an agent serves at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections still in their TLS handshake (strangers included) at once.
+pub const MAX_HANDSHAKES: usize = 32;
+/// SDS frames queued for the monitor, apart from (and ahead of) peer traffic:
+/// a peer that floods cannot push the operator's messages out.
+pub const MONITOR_SDS_QUEUE: usize = 1024;
+
+/// A queue of encoded frames.
+type Frames = SyncSender<Vec<u8>>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -43,7 +53,8 @@ pub struct Config {
     pub listen: String,
     pub tls: Tls,
     pub port: Box<dyn MonitorPort>,
-    pub verbose: bool,
+    /// 0 quiet, 1 connections and routing decisions, 2 also every frame (type and size).
+    pub verbose: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -62,7 +73,7 @@ enum Role {
 
 struct Router {
     name: String,
-    verbose: bool,
+    verbose: u8,
     tls: Arc<Tls>,
     ev: SyncSender<Ev>,
     conns: HashMap<u64, (Role, Out)>,
@@ -71,10 +82,16 @@ struct Router {
     /// Established links: peer host id → conn id.
     links: HashMap<[u8; 32], u64>,
     info: Option<Vec<u8>>,
-    monitor: Option<SyncSender<Vec<u8>>>,
+    /// (peer traffic, the SDS's frames) to the monitor.
+    monitor: Option<(Frames, Frames)>,
     directory: Directory,
     backlog: VecDeque<Vec<u8>>,
     stats: Stats,
+    gate: Arc<Gate>,
+    /// When a HELLO_REQ last went to the monitor: however many ask, at most one a second.
+    hello_asked: Option<std::time::Instant>,
+    /// Refusals are logged at most once a second (strangers choose how often they knock).
+    quiet_until: Option<std::time::Instant>,
 }
 
 /// Counters an SDS can ask for ([`Kind::Stats`]).
@@ -101,16 +118,22 @@ pub fn run(cfg: Config) -> Result<(), AgentError> {
     let _ = std::io::stdout().flush();
     let (tx, rx) = sync_channel::<Ev>(EVENTS);
     let tls = Arc::new(cfg.tls);
+    let gate = Arc::new(Gate::default());
     {
         let tx = tx.clone();
         let server = tls.server.clone();
-        thread::spawn(move || accept(listener, server, tx));
+        let gate = gate.clone();
+        thread::Builder::new()
+            .spawn(move || accept(listener, server, tx, gate))
+            .map_err(|e| AgentError::Io(format!("thread: {e}")))?;
     }
     {
         let tx = tx.clone();
         let (verbose, name) = (cfg.verbose, cfg.name.clone());
         let port = cfg.port;
-        thread::spawn(move || monitor_port(port, tx, verbose, name));
+        thread::Builder::new()
+            .spawn(move || monitor_port(port, tx, verbose, name))
+            .map_err(|e| AgentError::Io(format!("thread: {e}")))?;
     }
     let mut r = Router {
         name: cfg.name,
@@ -125,26 +148,84 @@ pub fn run(cfg: Config) -> Result<(), AgentError> {
         directory: Directory::default(),
         backlog: VecDeque::new(),
         stats: Stats::default(),
+        gate,
+        hello_asked: None,
+        quiet_until: None,
     };
     r.route(rx);
     Ok(())
 }
 
-fn accept(listener: TcpListener, server: Arc<rustls::ServerConfig>, tx: SyncSender<Ev>) {
+/// Counts a connection while it lives (and while it handshakes).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn take_slot(n: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+    if n.fetch_add(1, Ordering::Relaxed) >= max {
+        n.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(Slot(n.clone()))
+}
+
+/// Shared with the accept thread: what it turned away before the router saw it.
+#[derive(Default)]
+struct Gate {
+    live: Arc<AtomicUsize>,
+    handshaking: Arc<AtomicUsize>,
+    turned_away: AtomicU64,
+}
+
+fn accept(
+    listener: TcpListener,
+    server: Arc<rustls::ServerConfig>,
+    tx: SyncSender<Ev>,
+    gate: Arc<Gate>,
+) {
     for s in listener.incoming() {
-        let Ok(sock) = s else { continue };
-        let id = next_id();
-        match rustls::ServerConnection::new(server.clone()) {
-            Ok(c) => {
-                let tx = tx.clone();
-                thread::spawn(move || conn::run(id, sock, rustls::Connection::Server(c), tx));
+        let sock = match s {
+            Ok(sock) => sock,
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                eprintln!("rewire-agent: accept: {e}");
+                thread::sleep(Duration::from_millis(100));
+                continue;
             }
-            Err(e) => eprintln!("rewire-agent: TLS: {e}"),
+        };
+        let Some(live) = take_slot(&gate.live, MAX_CONNECTIONS) else {
+            gate.turned_away.fetch_add(1, Ordering::Relaxed);
+            continue; // dropping `sock` closes it
+        };
+        let Some(hs) = take_slot(&gate.handshaking, MAX_HANDSHAKES) else {
+            gate.turned_away.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let id = next_id();
+        let c = match rustls::ServerConnection::new(server.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rewire-agent: TLS: {e}");
+                continue;
+            }
+        };
+        let tx = tx.clone();
+        let spawned = thread::Builder::new().spawn(move || {
+            let _live = live;
+            conn::run(id, sock, rustls::Connection::Server(c), tx, Some(hs));
+        });
+        if let Err(e) = spawned {
+            gate.turned_away.fetch_add(1, Ordering::Relaxed);
+            eprintln!("rewire-agent: no thread for a connection: {e}");
         }
     }
 }
 
-fn monitor_port(mut port: Box<dyn MonitorPort>, tx: SyncSender<Ev>, verbose: bool, name: String) {
+fn monitor_port(mut port: Box<dyn MonitorPort>, tx: SyncSender<Ev>, verbose: u8, name: String) {
     let mut said = false;
     loop {
         let (mut r, mut w) = match port.open() {
@@ -159,19 +240,41 @@ fn monitor_port(mut port: Box<dyn MonitorPort>, tx: SyncSender<Ev>, verbose: boo
             }
         };
         said = false;
-        if verbose {
+        if verbose > 0 {
             eprintln!("rewire-agent {name}: {} open", port.describe());
         }
         let (mtx, mrx) = sync_channel::<Vec<u8>>(MONITOR_QUEUE);
-        let _ = mtx.try_send(port::encode(port::F_HELLO_REQ, &[]));
-        thread::spawn(move || {
-            for f in mrx {
-                if w.write_all(&f).and_then(|_| w.flush()).is_err() {
-                    break;
+        let (stx, srx) = sync_channel::<Vec<u8>>(MONITOR_SDS_QUEUE);
+        let _ = stx.try_send(port::encode(port::F_HELLO_REQ, &[]));
+        let writer = thread::Builder::new().spawn(move || loop {
+            // The SDS's frames first; peer traffic when there are none.
+            let f = match srx.try_recv() {
+                Ok(f) => f,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    match mrx.recv_timeout(Duration::from_millis(5)) {
+                        Ok(f) => f,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
+            };
+            if w.write_all(&f).and_then(|_| w.flush()).is_err() {
+                break;
             }
         });
-        if tx.send(Ev::MonitorUp(mtx)).is_err() {
+        if let Err(e) = writer {
+            eprintln!("rewire-agent {name}: no thread for the monitor port: {e}");
+            thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        if tx
+            .send(Ev::MonitorUp {
+                peer: mtx,
+                sds: stx,
+            })
+            .is_err()
+        {
             return;
         }
         let why = loop {
@@ -225,7 +328,7 @@ fn dial(
                         }
                     };
                     match rustls::ClientConnection::new(client, sn) {
-                        Ok(c) => conn::run(id, sock, rustls::Connection::Client(c), tx),
+                        Ok(c) => conn::run(id, sock, rustls::Connection::Client(c), tx, None::<()>),
                         Err(e) => {
                             let _ = tx.send(Ev::Closed {
                                 id,
@@ -246,8 +349,14 @@ fn dial(
 }
 
 impl Router {
+    fn trace(&self, s: &str) {
+        if self.verbose > 1 {
+            eprintln!("rewire-agent {}: {s}", self.name);
+        }
+    }
+
     fn log(&self, s: &str) {
-        if self.verbose {
+        if self.verbose > 0 {
             eprintln!("rewire-agent {}: {s}", self.name);
         }
     }
@@ -256,7 +365,10 @@ impl Router {
         for ev in rx {
             match ev {
                 Ev::Monitor(t, p) => self.on_monitor(t, p),
-                Ev::MonitorUp(m) => self.monitor = Some(m),
+                Ev::MonitorUp { peer, sds } => {
+                    self.monitor = Some((peer, sds));
+                    self.hello_asked = Some(std::time::Instant::now()); // the port asks on open
+                }
                 Ev::MonitorDown(why) => {
                     self.log(&format!("monitor port closed: {why}"));
                     self.monitor = None;
@@ -270,8 +382,14 @@ impl Router {
     }
 
     fn send_monitor(&mut self, ftype: u8, payload: &[u8]) {
+        self.trace(&format!(
+            "to the monitor: type {ftype}, {} bytes",
+            payload.len()
+        ));
         let sent = match &self.monitor {
-            Some(m) => match m.try_send(port::encode(ftype, payload)) {
+            Some((peer, sds)) => match if ftype == port::F_PEER { peer } else { sds }
+                .try_send(port::encode(ftype, payload))
+            {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     eprintln!(
@@ -298,12 +416,14 @@ impl Router {
     fn stats_text(&self) -> String {
         let s = &self.stats;
         let mut t = format!(
-            "monitor_frames_in {}\nmonitor_frames_dropped {}\nsds_messages_dropped {}\npeer_frames_dropped {}\nconnections_refused {}\nsds_connections {}\n",
+            "monitor_frames_in {}\nmonitor_frames_dropped {}\nsds_messages_dropped {}\npeer_frames_dropped {}\nconnections_refused {}\nconnections_turned_away {}\nconnections_live {}\nsds_connections {}\n",
             s.monitor_frames_in,
             s.monitor_frames_dropped,
             s.sds_messages_dropped,
             s.peer_frames_dropped,
             s.connections_refused,
+            self.gate.turned_away.load(Ordering::Relaxed),
+            self.gate.live.load(Ordering::Relaxed),
             self.sds_outs().len(),
         );
         for p in &self.directory.0 {
@@ -363,8 +483,10 @@ impl Router {
 
     fn on_monitor(&mut self, t: u8, p: Vec<u8>) {
         self.stats.monitor_frames_in += 1;
+        self.trace(&format!("from the monitor: type {t}, {} bytes", p.len()));
         match t {
             port::F_HELLO => {
+                self.hello_asked = None;
                 if link::Info::decode(&p).is_err() {
                     eprintln!(
                         "rewire-agent {}: the monitor's HELLO does not decode",
@@ -405,6 +527,7 @@ impl Router {
             return;
         };
         if p.len() < 48 {
+            self.stats.peer_frames_dropped += 1;
             return;
         }
         let mut dest = [0u8; 32];
@@ -412,7 +535,9 @@ impl Router {
         let mut frame = Vec::with_capacity(p.len());
         frame.extend_from_slice(&info[..32]);
         frame.extend_from_slice(&p[32..]);
-        self.stats.peer_bytes.entry(dest).or_default().0 += (p.len() - 48) as u64;
+        if self.directory.0.iter().any(|q| q.host_id == dest) {
+            self.stats.peer_bytes.entry(dest).or_default().0 += (p.len() - 48) as u64;
+        }
         if let Some(id) = self.links.get(&dest).copied() {
             if let Some((_, o)) = self.conns.get(&id) {
                 if o.send(Kind::Peer, &frame) {
@@ -448,14 +573,23 @@ impl Router {
         q.push_back(frame);
         self.dialing.insert(id, (dest, q));
         let (tx, client) = (self.ev.clone(), self.tls.client.clone());
-        thread::spawn(move || dial(id, peer.address, peer.name, client, tx));
+        if let Err(e) =
+            thread::Builder::new().spawn(move || dial(id, peer.address, peer.name, client, tx))
+        {
+            eprintln!("rewire-agent {}: no thread to dial a peer: {e}", self.name);
+            if let Some((_, q)) = self.dialing.remove(&id) {
+                self.stats.peer_frames_dropped += q.len() as u64;
+            }
+        }
     }
 
     fn up(&mut self, id: u64, cert: &rustls::pki_types::CertificateDer<'_>, out: Out) {
         if let Some((host_id, q)) = self.dialing.remove(&id) {
             // Our own dial: rustls already checked the peer's name.
-            for f in q {
+            let n = q.len();
+            for (k, f) in q.into_iter().enumerate() {
                 if !out.send(Kind::Peer, &f) {
+                    self.stats.peer_frames_dropped += (n - k) as u64;
                     break;
                 }
             }
@@ -493,11 +627,34 @@ impl Router {
         if matches!(role, Role::Sds) {
             while let Some(m) = self.backlog.pop_front() {
                 if !out.send(Kind::FromMonitor, &m) {
+                    self.backlog.push_front(m); // kept for the next SDS
                     break;
                 }
             }
         }
         self.conns.insert(id, (role, out));
+    }
+
+    /// After a new directory: a peer that no longer fits it (its name gone, or
+    /// now another host's) is dropped, and so is a link to an old address.
+    fn recheck_roles(&mut self) {
+        let stale: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, (role, _))| match role {
+                Role::Sds => false,
+                Role::Peer { name, host_id } => !self
+                    .directory
+                    .0
+                    .iter()
+                    .any(|p| &p.name == name && &p.host_id == host_id),
+                Role::Dialed { host_id } => !self.directory.0.iter().any(|p| &p.host_id == host_id),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.refuse(id, Error::PeerMismatch, "no longer in the directory");
+        }
     }
 
     fn refuse(&mut self, id: u64, e: Error, why: &str) {
@@ -511,15 +668,31 @@ impl Router {
     }
 
     fn frame(&mut self, id: u64, f: link::Frame) {
+        self.trace(&format!(
+            "connection {id}: {:?}, {} bytes",
+            f.kind,
+            f.payload.len()
+        ));
         let Some((role, out)) = self.conns.get(&id).cloned() else {
             return;
         };
         match (role, f.kind) {
             (_, Kind::Hello) => match &self.info {
                 Some(i) => {
-                    out.send(Kind::Info, i);
+                    if !out.send(Kind::Info, i) {
+                        self.drop_conn(id, "too slow or gone");
+                    }
                 }
-                None => self.send_monitor(port::F_HELLO_REQ, &[]),
+                None => {
+                    let now = std::time::Instant::now();
+                    if self
+                        .hello_asked
+                        .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        self.hello_asked = Some(now);
+                        self.send_monitor(port::F_HELLO_REQ, &[]);
+                    }
+                }
             },
             (_, Kind::Error) => {
                 let (code, text) = link::decode_error(&f.payload).unwrap_or((0, String::from("?")));
@@ -539,6 +712,7 @@ impl Router {
                 Ok(d) => {
                     self.log(&format!("directory: {} hosts", d.0.len()));
                     self.directory = d;
+                    self.recheck_roles();
                 }
                 Err(e) => self.refuse(id, e, "bad directory"),
             },
@@ -573,7 +747,14 @@ impl Router {
             // A stranger (no certificate, another CA) or a broken client: refused before it was
             // anyone. Always said: it is what an operator looks for when something knocks.
             self.stats.connections_refused += 1;
-            eprintln!("rewire-agent {}: connection {id} refused: {why}", self.name);
+            let now = std::time::Instant::now();
+            if self.quiet_until.map_or(true, |t| now >= t) {
+                eprintln!(
+                    "rewire-agent {}: connection {id} refused: {why} ({} refused so far)",
+                    self.name, self.stats.connections_refused
+                );
+                self.quiet_until = Some(now + Duration::from_secs(1));
+            }
             return;
         }
         if let Some((host_id, q)) = self.dialing.remove(&id) {

@@ -17,6 +17,9 @@ use crate::AgentError;
 
 const CA_CN: &str = "librewire operator CA";
 
+/// The longest validity `cert issue --days` takes (ten years).
+pub const MAX_DAYS: u32 = 3650;
+
 fn ca_params() -> Result<CertificateParams, AgentError> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
     let mut dn = DistinguishedName::new();
@@ -24,8 +27,11 @@ fn ca_params() -> Result<CertificateParams, AgentError> {
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    // Valid from an hour ago for twenty years (the leaves it issues are capped at ten). When
+    // rebuilt to issue (below) the dates do not matter: a leaf names its issuer by subject and key.
+    let now = std::time::SystemTime::now();
+    p.not_before = (now - std::time::Duration::from_secs(3600)).into();
+    p.not_after = (now + std::time::Duration::from_secs(20 * 365 * 86400)).into();
     Ok(p)
 }
 
@@ -59,6 +65,11 @@ pub fn make_ca(dir: &Path) -> Result<(), AgentError> {
 /// Issue a certificate for an agent (`name`) or, with `name = None`, for the
 /// SDS; writes `out/NAME.pem` and `out/NAME.key` (`sds.*` for the SDS).
 pub fn issue(ca_dir: &Path, name: Option<&str>, out: &Path, days: u32) -> Result<(), AgentError> {
+    if days == 0 || days > MAX_DAYS {
+        return Err(AgentError::Config(format!(
+            "--days {days}: from 1 to {MAX_DAYS}"
+        )));
+    }
     let ca_key_pem = fs::read_to_string(ca_dir.join("ca.key"))
         .map_err(|e| AgentError::io(&ca_dir.join("ca.key"), e))?;
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(cert_err)?;

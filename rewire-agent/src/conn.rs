@@ -44,8 +44,17 @@ impl Out {
 
 /// Complete the handshake on a blocking socket, then run the connection:
 /// report `Ev::Up` with the peer's certificate, then frames, then `Ev::Closed`.
-pub fn run(id: u64, sock: TcpStream, mut conn: rustls::Connection, ev: SyncSender<Ev>) {
-    let peer_cert = match handshake(&sock, &mut conn) {
+/// `handshaking` is released when the handshake ends, whatever its outcome.
+pub fn run<T>(
+    id: u64,
+    sock: TcpStream,
+    mut conn: rustls::Connection,
+    ev: SyncSender<Ev>,
+    handshaking: Option<T>,
+) {
+    let hs = handshake(&sock, &mut conn);
+    drop(handshaking);
+    let peer_cert = match hs {
         Ok(c) => c,
         Err(e) => {
             let _ = ev.send(Ev::Closed {
@@ -123,11 +132,21 @@ fn reader(
     let mut buf = vec![0u8; 64 * 1024];
     let mut dec = Decoder::new();
     let mut plain = vec![0u8; 64 * 1024];
+    // The handshake may have read past its last message: records the peer
+    // sent right after it (a TLS 1.3 client's first frame follows its
+    // Finished at once) are already inside rustls. Take them before
+    // blocking on the socket, or they would wait for bytes that never come.
+    let mut first = true;
     loop {
-        let n = match s.read(&mut buf) {
-            Ok(0) => return "closed by the peer".into(),
-            Ok(n) => n,
-            Err(e) => return format!("read: {e}"),
+        let n = if first {
+            first = false;
+            0
+        } else {
+            match s.read(&mut buf) {
+                Ok(0) => return "closed by the peer".into(),
+                Ok(n) => n,
+                Err(e) => return format!("read: {e}"),
+            }
         };
         let mut frames: Vec<Frame> = Vec::new();
         let mut eof = false;
@@ -136,9 +155,11 @@ fn reader(
                 return "internal: poisoned".into();
             };
             let mut src = &buf[..n];
-            while !src.is_empty() {
-                if let Err(e) = c.read_tls(&mut src) {
-                    return format!("tls: {e}");
+            loop {
+                if !src.is_empty() {
+                    if let Err(e) = c.read_tls(&mut src) {
+                        return format!("tls: {e}");
+                    }
                 }
                 let st = match c.process_new_packets() {
                     Ok(st) => st,
@@ -161,6 +182,9 @@ fn reader(
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => return format!("tls: {e}"),
                     }
+                }
+                if src.is_empty() {
+                    break;
                 }
             }
             if c.wants_write() {

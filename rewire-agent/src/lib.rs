@@ -47,8 +47,12 @@ impl std::error::Error for AgentError {}
 pub enum Ev {
     /// A frame from the monitor.
     Monitor(u8, Vec<u8>),
-    /// The monitor port opened: frames for the monitor go here.
-    MonitorUp(SyncSender<Vec<u8>>),
+    /// The monitor port opened: frames for the monitor go here (peer
+    /// traffic, and the SDS's frames, which the port writes first).
+    MonitorUp {
+        peer: SyncSender<Vec<u8>>,
+        sds: SyncSender<Vec<u8>>,
+    },
     /// The monitor port closed.
     MonitorDown(String),
     /// A TLS connection is up; its peer presented `cert` (verified against the CA).

@@ -14,7 +14,7 @@ over TCP with mutual TLS (docs/transport.md).
 
 usage:
   rewire-agent run --name NAME --listen ADDR --monitor qemu:SOCKET
-                   --ca CA.pem --cert NAME.pem --key NAME.key [-v]
+                   --ca CA.pem --cert NAME.pem --key NAME.key [-v|-vv]
   rewire-agent cert ca --out DIR                 operator CA: DIR/ca.pem, DIR/ca.key
   rewire-agent cert issue --ca DIR (--name NAME | --sds) --out DIR [--days N]
                                                  DIR/NAME.pem + .key (or sds.pem + .key)
@@ -82,7 +82,13 @@ fn parse(argv: Vec<String>) -> Result<Result<Cmd, AgentError>, String> {
             let listen = a.need("--listen")?;
             let monitor = a.need("--monitor")?;
             let (ca, certf, key) = (a.need("--ca")?, a.need("--cert")?, a.need("--key")?);
-            let verbose = a.flag("-v") || a.flag("--verbose");
+            let mut verbose = 0u8;
+            while a.flag("-v") || a.flag("--verbose") {
+                verbose += 1;
+            }
+            if a.flag("-vv") {
+                verbose = 2;
+            }
             a.done()?;
             if !rewire_core::link::valid_name(&name) {
                 return Err(format!(

@@ -80,7 +80,10 @@ impl Tls {
     }
 }
 
-/// Whether `cert` (already verified against the CA by rustls) is valid for `dns`.
+/// Whether `cert` (already verified against the CA by rustls) names exactly
+/// `dns`: one DNS name, that one, no wildcard. A role is a name, so a
+/// certificate that could match several (`*.rewire.invalid`, or the SDS's
+/// name beside a host's) is no role at all.
 pub fn names(cert: &CertificateDer<'_>, dns: &str) -> bool {
     let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
         return false;
@@ -88,5 +91,8 @@ pub fn names(cert: &CertificateDer<'_>, dns: &str) -> bool {
     let Ok(sn) = ServerName::try_from(dns) else {
         return false;
     };
-    ee.verify_is_valid_for_subject_name(&sn).is_ok()
+    let mut all = ee.valid_dns_names();
+    let exactly_one =
+        matches!((all.next(), all.next()), (Some(n), None) if n.eq_ignore_ascii_case(dns));
+    exactly_one && ee.verify_is_valid_for_subject_name(&sn).is_ok()
 }

@@ -258,3 +258,50 @@ def test_sds_killed_mid_migration_then_rewire_resolve(aworld):
     assert led["settled"] and led["migrations"][0]["state"] in ("completed", "aborted"), led
     w.ledger = rewire.Ledger(w.workdir / "ledger.sqlite", w.key)
     assert settled_one_copy(w, eid) == led["enclaves"][0]["location"]
+
+
+def test_first_frame_in_the_same_segment_as_the_handshake_is_not_stranded(tmp_path):
+    """A TLS 1.3 client may send its first frame in the same TCP segment as its Finished. The
+    agent's handshake then reads it into rustls; the agent once went on to block on the socket
+    and the frame waited for bytes that never came (a migration whose first peer bytes sat
+    there timed out: about one run in six)."""
+    import socket
+    import ssl
+
+    tls = tmp_path / "tls"
+    ag.make_pki(tls, [])
+    port = ag.free_port()
+    p = subprocess.Popen([str(ag.AGENT), "run", "--name", "host-A", "--listen", f"127.0.0.1:{port}", "--monitor",
+                          f"qemu:{tmp_path / 'none.sock'}", "--ca", str(tls / "ca.pem"), "--cert", str(tls / "sds.pem"),
+                          "--key", str(tls / "sds.key")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert p.stdout is not None and p.stdout.readline().startswith(b"listening on")
+        ctx = net.LinkTls.from_dir(tls).context()
+        ctx.check_hostname = False  # the agent here wears the SDS's certificate; names are not the point
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_hostname="sds.rewire.invalid")
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(out.read())
+                inc.write(raw.recv(65536))
+        obj.write(rewire._rewire.link_encode(net.K_STATS, b""))
+        raw.sendall(out.read())  # Finished and the Stats request: one write
+        dec = rewire._rewire.LinkDecoder()
+        frame = None
+        while frame is None:
+            data = raw.recv(65536)  # times out (10 s) if the request was stranded
+            assert data, "the agent closed the connection"
+            inc.write(data)
+            try:
+                dec.push(obj.read(65536))
+            except ssl.SSLWantReadError:
+                continue
+            frame = dec.next()
+        assert frame[0] == net.K_STATS and b"connections_refused" in frame[1]
+    finally:
+        p.kill()
+        p.wait()

@@ -58,6 +58,17 @@ def _ledger(args: argparse.Namespace) -> Ledger:
     return Ledger(_home(args) / "ledger.sqlite", _key(args))
 
 
+def _u32(text: str) -> int:
+    """An argparse type: 0 .. 2**32 - 1 (what the monitor's commands carry)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"{v} is out of range (0 .. 4294967295)")
+    return v
+
+
 def _name_ok(name: str) -> str:
     if not name or "/" in name or name.startswith(".") or len(name) > 64:
         raise CliError(f"bad name {name!r}")
@@ -110,6 +121,18 @@ def cmd_host_add(args: argparse.Namespace) -> int:
             if not rw.link_valid_name(name):
                 raise CliError(f"bad host name {name!r} for an agent: letters, digits and '-' (a DNS label)")
             ai = net.probe_agent(args.agent, name, _tls(args), timeout=args.timeout)
+            # The agent is untrusted: what it says must be a device-signed SM certificate for
+            # the host id it claims, and must not take over another host's name or id.
+            info = rw.inspect(ai.certificate)
+            if (info.get("type") != "SmCertificate" or info.get("signature") != "valid"
+                    or bytes.fromhex(info["fields"]["device"]) != ai.host_id):
+                raise CliError(f"the agent at {args.agent} sent no valid SM certificate for the host id it claims")
+            for h in led.hosts():
+                if bytes(h["host_id"]) == ai.host_id and h["name"] not in (None, name):
+                    raise CliError(f"that monitor is already registered as host {h['name']!r}")
+                if h["name"] == name and bytes(h["host_id"]) != ai.host_id:
+                    raise CliError(f"host {name!r} is already registered with another device key "
+                                   f"({bytes(h['host_id']).hex()[:16]}): pick another name")
             led.add_host(ai.host_id, ai.certificate, name=name)
             led.set_agent(ai.host_id, args.agent)
             print(f"host {name}: {ai.host_id.hex()} (agent at {args.agent})")
@@ -347,15 +370,18 @@ def cmd_migrate_agents(args: argparse.Namespace, target_name: str) -> int:
         def on_ledger(ev: rw.LedgerEvent) -> None:
             print(f"{ms()} SDS ledger: {ev.kind} -> {led.host_name(ev.host)} epoch {ev.epoch}", flush=True)
 
+        rec = led.enclave(eid)
+        if rec is None:
+            raise CliError(f"no such enclave {args.enclave!r}")
         with _transport(args, led, on_report) as t:
-            t.connect_all()
+            t.connect_all([rec.location, target])  # the two it needs; others are not its business
             orch = Orchestrator(led, t, timeout=args.timeout, retries=args.retries, on_event=on_ledger)
             print(f"{ms()} SDS: ordering {args.enclave} -> {target_name} (persisted before sending)", flush=True)
             try:
                 out = orch.migrate(eid, target, ttl=args.ttl)
             except MigrationAborted as e:
-                print(f"{ms()} migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)}, "
-                      f"epoch {e.outcome.epoch}")
+                print(f"rewire: migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)}, "
+                      f"epoch {e.outcome.epoch} [MigrationAborted]", file=sys.stderr)
                 return EXIT_ERROR
             except OutcomeInDoubt as e:
                 print(f"rewire: {e}", file=sys.stderr)
@@ -375,6 +401,13 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             except OutcomeInDoubt as e:
                 print(f"rewire: {e}", file=sys.stderr)
                 return EXIT_IN_DOUBT
+            missed = dict(t.unreachable)
+        if missed:
+            for h, why in missed.items():
+                print(f"rewire: {why}", file=sys.stderr)
+            print("rewire: the ledger is settled, but not every host was asked: run again when they are reachable",
+                  file=sys.stderr)
+            return EXIT_IN_DOUBT
         print(f"settled after {rounds + 1} round(s): nothing in doubt")
     return EXIT_OK
 
@@ -396,7 +429,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
                     print(f"proof taken: {ev.kind} from {led.host_name(ev.host)}, epoch {ev.epoch}")
                 except rw.RewireError:
                     pass  # what the ledger already has
+            missed = dict(t.unreachable)
         changed = led.snapshot() != before
+        for h, why in missed.items():
+            print(f"rewire: {why}", file=sys.stderr)
+        if missed:
+            print(f"audit: {taken} new proof(s) from the hosts reached; {len(missed)} not reached", file=sys.stderr)
+            return EXIT_ERROR
         print(f"audit: {taken} new proof(s); the ledger {'changed' if changed else 'agrees with the hosts'}")
     return EXIT_OK
 
@@ -433,7 +472,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(f"{ms()} SDS: ordering {args.enclave} -> {args.to} (persisted before sending)")
             out = orch.migrate(eid, target, ttl=args.ttl)
         except MigrationAborted as e:
-            print(f"{ms()} migration aborted: {args.enclave} at {led.host_name(e.outcome.location)}")
+            print(f"rewire: migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)} "
+                  f"[MigrationAborted]", file=sys.stderr)
             return EXIT_ERROR
         except OutcomeInDoubt as e:
             print(f"rewire: {e}", file=sys.stderr)
@@ -527,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_host_add)
     s = hs.add_parser("run", help="tell a host (through its agent) to step its enclave every PERIOD ms (0: stop)")
     s.add_argument("name")
-    s.add_argument("period", type=int)
+    s.add_argument("period", type=_u32)
     s.set_defaults(func=cmd_host_run)
     s = hs.add_parser("endorse", help="sign the host's endorsement (ATL, accepted SM builds, validity)")
     s.add_argument("name")
@@ -564,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = es.add_parser("launch", help="launch a registered enclave on its host (the reference monitor, via its agent)")
     s.add_argument("name")
-    s.add_argument("--state", type=int, default=1024, help="bytes of runtime state (default 1024)")
-    s.add_argument("--run", type=int, default=100, metavar="MS", help="step it every MS ms (0: do not start it)")
+    s.add_argument("--state", type=_u32, default=1024, help="bytes of runtime state (default 1024)")
+    s.add_argument("--run", type=_u32, default=100, metavar="MS", help="step it every MS ms (0: do not start it)")
     s.add_argument("--timeout", type=float, default=30.0)
     s.set_defaults(func=cmd_enclave_launch)
 

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 from . import _rewire as rw
 
@@ -100,6 +100,10 @@ class AgentInfo:
 
 
 Report = Tuple[bytes, int, bytes]  # (host id, monitor frame type, payload)
+#: Seconds a send may block on an agent that does not read.
+SEND_TIMEOUT = 30.0
+#: Messages from monitors waiting for the orchestrator; beyond, the oldest go (the protocol re-sends).
+INBOX = 4096
 
 
 class _Conn:
@@ -108,8 +112,9 @@ class _Conn:
     runs on memory BIOs under a lock and no lock is held while the socket
     blocks for reading (the same shape as the agent's own connections)."""
 
-    def __init__(self, agent: Agent, tls: ssl.SSLContext, timeout: float,
+    def __init__(self, host_id: bytes, agent: Agent, tls: ssl.SSLContext, timeout: float,
                  on_frame: Callable[["_Conn", int, bytes], None]) -> None:
+        self.host_id = host_id
         self.agent = agent
         host, port = agent.endpoint()
         try:
@@ -121,21 +126,37 @@ class _Conn:
         self._lock = threading.Lock()  # the TLS object
         self._send_lock = threading.Lock()  # the socket's write side, in record order
         try:
-            self._handshake()
+            deadline = time.monotonic() + timeout
+            self._handshake(deadline)
+            self._exact_name()
         except ssl.SSLCertVerificationError as e:
             self.raw.close()
             raise AgentError(f"the agent at {agent.address} is not {agent.name}'s: {e.verify_message}") from None
         except (ssl.SSLError, OSError, EOFError) as e:
             self.raw.close()
             raise AgentError(f"TLS with the agent of {agent.name} at {agent.address} failed: {e}") from None
-        self.raw.settimeout(None)
+        # Reads wait as long as they must (the reader loops on timeouts); a send
+        # to an agent that stopped reading fails after this instead of hanging.
+        self.raw.settimeout(SEND_TIMEOUT)
         self._on_frame = on_frame
         self.closed = threading.Event()
         self.why = ""
         threading.Thread(target=self._read, daemon=True, name=f"rewire-agent-{agent.name}").start()
 
-    def _handshake(self) -> None:
+    def _exact_name(self) -> None:
+        """The certificate names exactly this agent: one DNS name, no wildcard (a role is a name)."""
+        cert = self._tls.getpeercert() or {}
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        if names != [agent_dns_name(self.agent.name)]:
+            raise ssl.SSLCertVerificationError(
+                f"the certificate must name exactly {agent_dns_name(self.agent.name)}, not {names}")
+
+    def _handshake(self, deadline: float) -> None:
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OSError("handshake took too long")
+            self.raw.settimeout(left)
             try:
                 self._tls.do_handshake()
                 break
@@ -163,15 +184,25 @@ class _Conn:
 
     def _read(self) -> None:
         dec = rw.LinkDecoder()
+        # The handshake may have taken records the agent sent right after it
+        # (its backlog): they are in the BIO already, so look before blocking.
+        first = True
         try:
             while True:
-                data = self.raw.recv(1 << 16)
-                if not data:
-                    self.close("closed by the agent")
-                    return
+                if first:
+                    first, data = False, b""
+                else:
+                    try:
+                        data = self.raw.recv(1 << 16)
+                    except socket.timeout:
+                        continue  # the send timeout; reading waits on
+                    if not data:
+                        self.close("closed by the agent")
+                        return
                 plain = b""
                 with self._lock:
-                    self._in.write(data)
+                    if data:
+                        self._in.write(data)
                     while True:
                         try:
                             chunk = self._tls.read(1 << 16)
@@ -197,6 +228,9 @@ class _Conn:
             self.close(f"the agent sent a bad frame: {e}")
         except (OSError, ssl.SSLError) as e:
             self.close(f"receive: {e}")
+        except Exception as e:  # noqa: BLE001 - a callback's or a parser's: never a silently dead reader
+            log.warning("link to %s: %r: closing", self.agent.name, e)
+            self.close(f"internal: {e!r}")
 
     def close(self, why: str = "closed") -> None:
         if not self.closed.is_set():
@@ -223,17 +257,20 @@ class TcpTransport:
     """
 
     def __init__(self, agents: Dict[bytes, Agent], tls: LinkTls, *, connect_timeout: float = 5.0,
-                 on_report: Optional[Callable[[bytes, int, bytes], None]] = None) -> None:
+                 on_report: Optional[Callable[[bytes, int, bytes], None]] = None,
+                 send_directory: bool = True) -> None:
         self.agents = dict(agents)
         self._tls = tls.context()
         self._timeout = connect_timeout
-        self._inbox: "queue.Queue[bytes]" = queue.Queue()
+        self._inbox: "queue.Queue[bytes]" = queue.Queue(INBOX)
         self._conns: Dict[bytes, _Conn] = {}
         self._lock = threading.Lock()
+        self._host_locks: Dict[bytes, threading.Lock] = {}
+        self._send_directory = send_directory
+        self.unreachable: Dict[bytes, str] = {}
         self._info: Dict[bytes, AgentInfo] = {}
         self._stats: Dict[bytes, Dict[str, int]] = {}
         self._info_cv = threading.Condition()
-        self._by_conn: Dict[int, bytes] = {}
         self.on_report = on_report
 
     # -- connections
@@ -241,31 +278,49 @@ class TcpTransport:
         return rw.link_directory([(h, a.name, a.address) for h, a in self.agents.items()])
 
     def connection(self, host: bytes) -> _Conn:
-        """The open connection to ``host``'s agent (opened if needed). Raises :class:`AgentError`."""
+        """The open connection to ``host``'s agent (opened if needed). Raises :class:`AgentError`.
+        One host's slow agent never holds up another's: each host has its own lock."""
         with self._lock:
-            c = self._conns.get(host)
-            if c is not None and not c.closed.is_set():
-                return c
             agent = self.agents.get(host)
             if agent is None:
                 raise AgentError(f"no agent known for host {host.hex()[:16]}")
-            c = _Conn(agent, self._tls, self._timeout, self._frame)
-            self._conns[host] = c
-            self._by_conn[id(c)] = host
-        c.send(K_PEERS, self._directory())
-        c.send(K_HELLO, b"")
+            lock = self._host_locks.setdefault(host, threading.Lock())
+        with lock:
+            c = self._conns.get(host)
+            if c is not None and not c.closed.is_set():
+                return c
+            try:
+                c = _Conn(host, agent, self._tls, self._timeout, self._frame)
+            except AgentError as e:
+                self.unreachable[host] = str(e)
+                raise
+            self.unreachable.pop(host, None)
+            with self._lock:
+                self._conns[host] = c
+            if self._send_directory:
+                c.send(K_PEERS, self._directory())
+            c.send(K_HELLO, b"")
         log.info("link to %s (%s) up", agent.name, agent.address)
         return c
 
-    def connect_all(self) -> None:
-        """Open every agent's connection now (clear errors up front)."""
-        for h in self.agents:
+    def connect_all(self, hosts: Optional[Iterable[bytes]] = None) -> None:
+        """Open these hosts' (default: every agent's) connections now: clear errors up front."""
+        for h in (self.agents if hosts is None else hosts):
             self.connection(h)
 
     def _frame(self, c: _Conn, kind: int, payload: bytes) -> None:
-        host = self._by_conn.get(id(c), b"")
+        host = c.host_id
         if kind == K_FROM_MONITOR:
-            self._inbox.put(payload)
+            while True:
+                try:
+                    self._inbox.put_nowait(payload)
+                    break
+                except queue.Full:
+                    try:
+                        self._inbox.get_nowait()
+                        log.warning("SDS inbox full: the oldest message from the hosts dropped")
+                    except queue.Empty:
+                        pass
         elif kind == K_INFO:
             hid, sm, em, cert = rw.link_info(payload)
             with self._info_cv:
@@ -275,7 +330,7 @@ class TcpTransport:
             stats: Dict[str, int] = {}
             for line in payload.decode("utf-8", "replace").splitlines():
                 key, _, value = line.rpartition(" ")
-                if key and value.isdigit():
+                if key and value.isascii() and value.isdigit() and len(value) <= 20:
                     stats[key] = int(value)
             with self._info_cv:
                 self._stats[host] = stats
@@ -353,8 +408,9 @@ class TcpTransport:
 
 
 def probe_agent(address: str, name: str, tls: LinkTls, timeout: float = 10.0) -> AgentInfo:
-    """Ask the agent at ``address`` (whose certificate must name ``name``) who its monitor is."""
-    t = TcpTransport({b"?" * 32: Agent(name, address)}, tls, connect_timeout=timeout)
+    """Ask the agent at ``address`` (whose certificate must name ``name``) who its monitor is.
+    Sends no directory: the agent keeps the one the SDS gave it."""
+    t = TcpTransport({b"?" * 32: Agent(name, address)}, tls, connect_timeout=timeout, send_directory=False)
     try:
         return t.info(b"?" * 32, timeout)
     finally:

@@ -9,6 +9,7 @@ committed by the :class:`~rewire.Ledger` before anything is sent.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -118,7 +119,7 @@ class Orchestrator:
         out = self.outcome(request_id)
         if out.state == "completed":
             return out
-        if out.state == "aborted":
+        if out.state in ("aborted", "withdrawn"):
             raise MigrationAborted(out)
         raise OutcomeInDoubt(request_id, out.state)
 
@@ -127,9 +128,15 @@ class Orchestrator:
         return row is not None and row["state"] in ("completed", "aborted", "withdrawn")
 
     def _receive_until(self, request_id: bytes) -> bool:
-        """Take proofs until ``request_id`` is decided (True) or a quiet period passes (False)."""
+        """Take proofs until ``request_id`` is decided (True), or for one round (False): a
+        quiet period or ``timeout`` in all, whichever is first (a host that streams stale
+        proofs cannot keep a round open)."""
+        deadline = time.monotonic() + self.timeout
         while not self._decided(request_id):
-            msg = self.transport.receive(self.timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            msg = self.transport.receive(left)
             if msg is None:
                 return False
             self._take(msg)
@@ -156,10 +163,14 @@ class Orchestrator:
         return MigrationOutcome(request_id, bytes(row["enclave_id"]), row["state"], rec.location, rec.epoch)
 
     def _receive_all(self) -> bool:
-        """Take proofs until a quiet period; True if the ledger changed."""
+        """Take proofs for one round (a quiet period or ``timeout`` in all); True if the ledger changed."""
         changed = False
+        deadline = time.monotonic() + self.timeout
         while True:
-            msg = self.transport.receive(self.timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return changed
+            msg = self.transport.receive(left)
             if msg is None:
                 return changed
             changed = self._take(msg) or changed
