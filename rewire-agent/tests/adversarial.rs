@@ -1076,3 +1076,102 @@ fn a_burst_of_large_frames_arrives_whole_and_in_order() {
         );
     }
 }
+
+/// Write a certificate with exactly `names`, issued by the test's operator CA
+/// (as any operator PKI could): `(cert, key)` files.
+fn issue_with_names(pki: &Pki, names: &[&str], file: &str) -> (PathBuf, PathBuf) {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256,
+    };
+    let ca_dir = pki.dir.join("ca");
+    let ca_key = KeyPair::from_pem(&fs::read_to_string(ca_dir.join("ca.key")).expect("ca.key")) // safe: test
+        .expect("ca key"); // safe: test
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params"); // safe: test
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "librewire operator CA");
+    ca.distinguished_name = dn;
+    ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let issuer = ca.self_signed(&ca_key).expect("issuer"); // safe: test
+    let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .expect("params"); // safe: test
+    p.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key"); // safe: test
+    let cert = p.signed_by(&key, &issuer, &ca_key).expect("sign"); // safe: test
+    let (c, k) = (
+        pki.dir.join(format!("{file}.pem")),
+        pki.dir.join(format!("{file}.key")),
+    );
+    fs::write(&c, cert.pem()).expect("write"); // safe: test
+    fs::write(&k, key.serialize_pem()).expect("write"); // safe: test
+    (c, k)
+}
+
+/// A role is exactly one name: a CA-issued certificate that names the SDS
+/// *and* a host, or a wildcard over the link's names, is no role at all
+/// (PeerMismatch), even when the host is in the directory; and the agent
+/// keeps serving the real SDS.
+#[test]
+fn certificates_naming_more_than_one_role_or_a_wildcard_are_refused() {
+    let mut a = start();
+    let mut sds = a.sds_ready();
+    let dir = directory();
+    a.give_directory(&mut sds, &dir);
+    let host_b = format!("{}.agent.rewire.invalid", dir.0[0].name);
+    for (names, file) in [
+        (vec!["sds.rewire.invalid", host_b.as_str()], "two"),
+        (vec!["*.rewire.invalid"], "wild"),
+        (vec!["*.agent.rewire.invalid"], "wild-agent"),
+    ] {
+        let cert = issue_with_names(&a.pki, &names, file);
+        let mut c = a.connect_as(&cert);
+        c.send(Kind::ToMonitor, b"must not arrive");
+        c.want_error(PEER_MISMATCH);
+        c.want_closed();
+    }
+    a.monitor_got_nothing_else(&mut sds, b"still the SDS");
+}
+
+/// Strangers holding TLS handshakes open take at most MAX_HANDSHAKES slots;
+/// the next connection is turned away at once (counted), an SDS connected
+/// before is not affected, and the slots come back when the strangers go.
+#[test]
+fn connections_stuck_in_the_handshake_are_capped() {
+    let mut a = start();
+    let mut sds = a.sds_ready();
+    let idle: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect_timeout(&a.addr, TIMEOUT).expect("connect")) // safe: test
+        .collect();
+    // Wait until the agent holds all 32 (its accept loop is asynchronous to us).
+    let deadline = Instant::now() + TIMEOUT;
+    let turned_away = loop {
+        let extra = TcpStream::connect_timeout(&a.addr, TIMEOUT).expect("connect"); // safe: test
+        extra
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout"); // safe: test
+        let mut b = [0u8; 1];
+        if let Ok(0) = (&extra).read(&mut b) {
+            break stat(&sds.stats(), "connections_turned_away");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 33rd handshake was never turned away"
+        );
+    };
+    assert!(turned_away >= 1);
+    a.monitor_got_nothing_else(&mut sds, b"the SDS is unaffected");
+    drop(idle);
+    // Their handshakes end with the sockets; a new SDS gets in.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(mut c) = a.try_connect(client_config(&a.pki.ca_pem(), Some(&a.sds_cert))) {
+            c.send(Kind::ToMonitor, b"new sds");
+            a.monitor.want(F_SDS, b"new sds");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slots never came back");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
