@@ -254,10 +254,7 @@ class AgentWorld:
         return self.q.name_of(rec.location)
 
     def event_time(self, host: str, event: str) -> Optional[float]:
-        for t, hn, e, _, _ in self.events:
-            if hn == host and e == event:
-                return t
-        return None
+        return q.first_event(self.events, host, event)
 
     def shutdown(self) -> None:
         for h in self.hosts.values():  # for a failed test's post-mortem

@@ -87,6 +87,14 @@ def sm_measurement_of(elf: Path = ELF) -> bytes:
     return hashlib.sha256(bytes(image)).digest()
 
 
+def first_event(events: List[Tuple[float, str, str, bytes, int]], host: str, event: str) -> Optional[float]:
+    """When ``host`` first reported ``event`` in a (time, host, event, request, reason) list."""
+    for t, hn, e, _, _ in events:
+        if hn == host and e == event:
+            return t
+    return None
+
+
 def _die_with_parent() -> None:
     """In the QEMU child: get SIGKILL when the relay goes away, so no emulated host outlives a test."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -410,10 +418,7 @@ class World:
         return self.abuses[h.name]
 
     def event_time(self, host: str, event: str) -> Optional[float]:
-        for t, hn, e, _, _ in self.events:
-            if hn == host and e == event:
-                return t
-        return None
+        return first_event(self.events, host, event)
 
     def shutdown(self) -> None:
         for h in self.hosts.values():

@@ -376,18 +376,24 @@ def cmd_migrate_agents(args: argparse.Namespace, target_name: str) -> int:
         with _transport(args, led, on_report) as t:
             t.connect_all([rec.location, target])  # the two it needs; others are not its business
             orch = Orchestrator(led, t, timeout=args.timeout, retries=args.retries, on_event=on_ledger)
-            print(f"{ms()} SDS: ordering {args.enclave} -> {target_name} (persisted before sending)", flush=True)
-            try:
-                out = orch.migrate(eid, target, ttl=args.ttl)
-            except MigrationAborted as e:
-                print(f"rewire: migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)}, "
-                      f"epoch {e.outcome.epoch} [MigrationAborted]", file=sys.stderr)
-                return EXIT_ERROR
-            except OutcomeInDoubt as e:
-                print(f"rewire: {e}", file=sys.stderr)
-                return EXIT_IN_DOUBT
-        print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
-        return EXIT_OK
+            return _run_migration(args, led, orch, eid, target, ms)
+
+
+def _run_migration(args: argparse.Namespace, led: Ledger, orch: Orchestrator, eid: bytes, target: bytes,
+                   ms: Any) -> int:
+    """Order and wait, with the CLI's outcome lines and exit codes (over agents or simulated)."""
+    print(f"{ms()} SDS: ordering {args.enclave} -> {args.to} (persisted before sending)", flush=True)
+    try:
+        out = orch.migrate(eid, target, ttl=args.ttl)
+    except MigrationAborted as e:
+        print(f"rewire: migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)}, "
+              f"epoch {e.outcome.epoch} [MigrationAborted]", file=sys.stderr)
+        return EXIT_ERROR
+    except OutcomeInDoubt as e:
+        print(f"rewire: {e}", file=sys.stderr)
+        return EXIT_IN_DOUBT
+    print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
+    return EXIT_OK
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
@@ -469,19 +475,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         tr = FleetTransport(fleet, on_event=on_event)
         orch = Orchestrator(led, tr, on_event=on_ledger)
         try:
-            print(f"{ms()} SDS: ordering {args.enclave} -> {args.to} (persisted before sending)")
-            out = orch.migrate(eid, target, ttl=args.ttl)
-        except MigrationAborted as e:
-            print(f"rewire: migration aborted: {args.enclave} stays at {led.host_name(e.outcome.location)} "
-                  f"[MigrationAborted]", file=sys.stderr)
-            return EXIT_ERROR
-        except OutcomeInDoubt as e:
-            print(f"rewire: {e}", file=sys.stderr)
-            return EXIT_IN_DOUBT
+            return _run_migration(args, led, orch, eid, target, ms)
         finally:
             _save_fleet(args, fleet, names)
-        print(f"{ms()} migration {out.state}: {args.enclave} at {led.host_name(out.location)}, epoch {out.epoch}")
-        return EXIT_OK if out.state == "completed" else EXIT_ERROR
 
 
 def _ledger_dict(led: Ledger) -> Dict[str, Any]:

@@ -145,8 +145,9 @@ class _Conn:
 
     def _exact_name(self) -> None:
         """The certificate names exactly this agent: one DNS name, no wildcard (a role is a name)."""
-        cert = self._tls.getpeercert() or {}
-        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        cert: Dict[str, Any] = dict(self._tls.getpeercert() or {})
+        sans: Tuple[Tuple[str, str], ...] = tuple(cert.get("subjectAltName", ()))
+        names = [v for k, v in sans if k == "DNS"]
         if names != [agent_dns_name(self.agent.name)]:
             raise ssl.SSLCertVerificationError(
                 f"the certificate must name exactly {agent_dns_name(self.agent.name)}, not {names}")
