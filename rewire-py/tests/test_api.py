@@ -382,3 +382,26 @@ def test_ledger_reads_see_another_writer(tmp_path):
         assert not reader.is_settled()  # the other Ledger's order, seen at once
         assert reader.enclave(eid).migration is not None
     reader.close()
+
+
+def test_migrate_many_overlaps_and_reports_each_job(tmp_path):
+    """issue 15, item 2: many migrations at once, one loop, one result per job (an outcome or
+    the error that ended it), every enclave in exactly one place afterwards."""
+    key = rewire.SigningKey.generate()
+    led = rewire.Ledger(tmp_path / "l.sqlite", key)
+    fleet = Fleet(sds_public_key=key.public_key, seed=21)
+    hosts = [fleet.add_host() for _ in range(4)]
+    for h, atl in zip(hosts, (3, 3, 3, 1)):
+        led.pin_device(h)
+        led.endorse_host(fleet.certificate(h), atl=atl)
+    eids = [os.urandom(16) for _ in range(3)]
+    for i, eid in enumerate(eids):
+        pol = led.register_enclave(eid, rewire.sha256(CODE), min_atl=2, host=hosts[i])
+        fleet.deploy(eid, CODE, hosts[i], state=STATE, sealed=SEALED, policy=pol)
+    orch = rewire.Orchestrator(led, FleetTransport(fleet))
+    # 0 -> 1 and 1 -> 2 at the same time (host 1 is source and target at once), 2 -> 3 refused (ATL 1).
+    out = orch.migrate_many([(eids[0], hosts[1]), (eids[1], hosts[2]), (eids[2], hosts[3])])
+    assert [type(o).__name__ for o in out] == ["MigrationOutcome", "MigrationOutcome", "AuthorisationError"]
+    assert out[0].location == hosts[1] and out[1].location == hosts[2]
+    assert [fleet.running_copies(e) for e in eids] == [[hosts[1]], [hosts[2]], [hosts[2]]]
+    assert led.is_settled()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._rewire import LedgerEvent, RewireError, StateError, error_for_code
 from .ledger import Ledger, Order
@@ -110,29 +110,63 @@ class Orchestrator:
 
     def wait(self, request_id: bytes) -> MigrationOutcome:
         """Take proofs until migration ``request_id`` is decided (see :meth:`migrate`)."""
-        for _ in range(self.retries):
-            if self._receive_until(request_id):
-                break
-            for host, msg in self.ledger.resolution():
-                self.transport.send(host, msg)
-            self._step("resolution-sent")
+        self._wait_all([request_id])
+        out = self._result(request_id, raise_=True)  # raises unless completed
+        assert isinstance(out, MigrationOutcome)  # safe: _result raised otherwise
+        return out
+
+    def migrate_many(
+        self, jobs: Sequence[Tuple[bytes, bytes]], *, ttl: int = 3600
+    ) -> List[Union[MigrationOutcome, RewireError]]:
+        """Order many migrations at once (``(enclave_id, target)`` each) and wait for all of
+        them in one loop: their protocol runs overlap on the hosts. Returns, per job in
+        order, its :class:`MigrationOutcome` or the error that ended it (a refused order,
+        :class:`MigrationAborted`, :class:`OutcomeInDoubt`); never raises for one job."""
+        results: List[Union[MigrationOutcome, RewireError, None]] = [None] * len(jobs)
+        rids: Dict[int, bytes] = {}
+        for i, (eid, target) in enumerate(jobs):
+            try:
+                order = self.ledger.order(eid, target, ttl=ttl)
+            except RewireError as e:
+                results[i] = e
+                continue
+            self.send_order(order)
+            rids[i] = order.request_id
+        self._wait_all(list(rids.values()))
+        for i, rid in rids.items():
+            results[i] = self._result(rid, raise_=False)
+        return [r for r in results if r is not None]
+
+    def _result(self, request_id: bytes, *, raise_: bool) -> Union[MigrationOutcome, RewireError]:
         out = self.outcome(request_id)
         if out.state == "completed":
             return out
-        if out.state in ("aborted", "withdrawn"):
-            raise MigrationAborted(out)
-        raise OutcomeInDoubt(request_id, out.state)
+        err: RewireError = (MigrationAborted(out) if out.state in ("aborted", "withdrawn")
+                            else OutcomeInDoubt(request_id, out.state))
+        if raise_:
+            raise err
+        return err
+
+    def _wait_all(self, request_ids: List[bytes]) -> None:
+        """Rounds until every one is decided or ``retries`` rounds passed; each round takes
+        proofs for a quiet period or ``timeout`` in all, then re-sends the core's resolution."""
+        for _ in range(self.retries):
+            if self._receive_until(request_ids):
+                return
+            for host, msg in self.ledger.resolution():
+                self.transport.send(host, msg)
+            self._step("resolution-sent")
 
     def _decided(self, request_id: bytes) -> bool:
         row = self.ledger.migration(request_id)
         return row is not None and row["state"] in ("completed", "aborted", "withdrawn")
 
-    def _receive_until(self, request_id: bytes) -> bool:
-        """Take proofs until ``request_id`` is decided (True), or for one round (False): a
-        quiet period or ``timeout`` in all, whichever is first (a host that streams stale
+    def _receive_until(self, request_ids: List[bytes]) -> bool:
+        """Take proofs until all ``request_ids`` are decided (True), or for one round (False):
+        a quiet period or ``timeout`` in all, whichever is first (a host that streams stale
         proofs cannot keep a round open)."""
         deadline = time.monotonic() + self.timeout
-        while not self._decided(request_id):
+        while not all(self._decided(r) for r in request_ids):
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
