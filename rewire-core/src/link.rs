@@ -367,9 +367,16 @@ mod tests {
         wire.extend(encode(Kind::Hello, b"").unwrap()); // safe: test
         let mut d = Decoder::new();
         let mut got = Vec::new();
-        for b in &wire {
+        // The bytes of the frame in progress are counted until it is whole.
+        for (i, b) in wire.iter().enumerate() {
             d.push(core::slice::from_ref(b)).unwrap(); // safe: test
             got.extend(all(&mut d).unwrap()); // safe: test
+            let expect = if i < 10 { (i + 1) % 11 } else { i - 10 };
+            assert_eq!(
+                d.buffered(),
+                if i == 10 || i == 18 { 0 } else { expect },
+                "after byte {i}"
+            );
         }
         assert_eq!(
             got,
@@ -385,6 +392,46 @@ mod tests {
             ]
         );
         assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_its_number_is_fixed() {
+        let all = [
+            (Kind::Hello, 1),
+            (Kind::Info, 2),
+            (Kind::ToMonitor, 3),
+            (Kind::FromMonitor, 4),
+            (Kind::Command, 5),
+            (Kind::Report, 6),
+            (Kind::Peers, 7),
+            (Kind::Peer, 8),
+            (Kind::Error, 9),
+            (Kind::Stats, 10),
+        ];
+        for (k, n) in all {
+            let f = encode(k, &[n]).unwrap(); // safe: test
+            assert_eq!(f[3], n, "{k:?} is {n} on the wire");
+            let mut d = Decoder::new();
+            d.push(&f).unwrap(); // safe: test
+            assert_eq!(
+                d.next(),
+                Ok(Some(Frame {
+                    kind: k,
+                    payload: vec![n]
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn caps_fit_what_the_link_carries() {
+        // The largest monitor output (OUT_MAX, 128 KiB) as a Peer frame (from[32] conn[16])
+        // or as a Report (one type byte) fits; the cap stays well under what a decoder
+        // may buffer for two frames.
+        assert!(MAX_PAYLOAD >= 128 * 1024 + 49);
+        assert!(MAX_PAYLOAD <= 129 * 1024);
+        assert_eq!(HEADER, 8);
+        assert!(MAX_TEXT == 255 && MAX_PEERS == 256);
     }
 
     #[test]
