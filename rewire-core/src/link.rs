@@ -30,6 +30,12 @@ pub const MAX_PEERS: usize = 256;
 pub const MAX_TEXT: usize = 255;
 const MAGIC: &[u8; 2] = b"RL";
 
+// The largest monitor output (OUT_MAX, 128 KiB) fits as a Peer frame (from[32]
+// conn[16]) or as a Report (one type byte), and the cap stays well under what
+// a decoder may buffer for two frames.
+const _: () = assert!(MAX_PAYLOAD >= 128 * 1024 + 49 && MAX_PAYLOAD <= 129 * 1024);
+const _: () = assert!(HEADER == 8 && MAX_TEXT == 255 && MAX_PEERS == 256);
+
 /// What a frame is. The numbers are on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -351,6 +357,7 @@ pub fn decode_error(p: &[u8]) -> Result<(u16, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
     use alloc::vec;
 
     fn all(d: &mut Decoder) -> Result<Vec<Frame>> {
@@ -421,17 +428,6 @@ mod tests {
                 }))
             );
         }
-    }
-
-    #[test]
-    fn caps_fit_what_the_link_carries() {
-        // The largest monitor output (OUT_MAX, 128 KiB) as a Peer frame (from[32] conn[16])
-        // or as a Report (one type byte) fits; the cap stays well under what a decoder
-        // may buffer for two frames.
-        assert!(MAX_PAYLOAD >= 128 * 1024 + 49);
-        assert!(MAX_PAYLOAD <= 129 * 1024);
-        assert_eq!(HEADER, 8);
-        assert!(MAX_TEXT == 255 && MAX_PEERS == 256);
     }
 
     #[test]
@@ -522,6 +518,49 @@ mod tests {
     }
 
     #[test]
+    fn directory_bounds_are_exact() {
+        assert_eq!(Directory::decode(&[]), Err(Error::Truncated));
+        assert_eq!(Directory::decode(&[0]), Err(Error::Truncated));
+        assert_eq!(Directory::decode(&[0, 0]), Ok(Directory::default()));
+        let peer = |i: usize| Peer {
+            host_id: [i as u8; 32],
+            name: format!("h{i}"),
+            address: "a:1".into(),
+        };
+        // MAX_PEERS peers is a directory; one more is not. (Host ids repeat past 255: give the
+        // last one a distinct id.)
+        let mut full = Directory((0..MAX_PEERS).map(peer).collect());
+        full.0[MAX_PEERS - 1].host_id = [0xee; 32];
+        full.0[MAX_PEERS - 1].host_id[0] = 1;
+        let p = full.encode().unwrap(); // safe: test
+        assert_eq!(Directory::decode(&p), Ok(full.clone()));
+        full.0.push(Peer {
+            host_id: [0xfe; 32],
+            name: "one-more".into(),
+            address: "a:1".into(),
+        });
+        assert_eq!(full.encode(), Err(Error::TooLarge));
+        // Same name under another id is a duplicate too.
+        let mut a = peer(1);
+        let b = Peer {
+            host_id: [9; 32],
+            ..peer(1)
+        };
+        let two = Directory(vec![a.clone(), b]).encode().unwrap(); // safe: test
+        assert_eq!(Directory::decode(&two), Err(Error::Duplicate));
+        // An address: not empty, at most MAX_TEXT bytes.
+        a.address = "x".repeat(MAX_TEXT);
+        assert!(Directory(vec![a.clone()]).encode().is_ok());
+        a.address.push('x');
+        assert_eq!(
+            Directory(vec![a.clone()]).encode(),
+            Err(Error::InvalidArgument)
+        );
+        a.address.clear();
+        assert_eq!(Directory(vec![a]).encode(), Err(Error::InvalidArgument));
+    }
+
+    #[test]
     fn info_and_error_payloads() {
         let i = Info {
             host_id: [1; 32],
@@ -541,6 +580,19 @@ mod tests {
         assert_eq!(c, 101);
         assert!(s.len() <= MAX_TEXT && s.chars().all(|c| c == 'é'));
         assert_eq!(decode_error(&[0]), Err(Error::Truncated));
+        assert_eq!(decode_error(&[0, 7]), Ok((7, String::new())));
+        let mut e = vec![0, 1];
+        e.extend_from_slice(&[b'a'; MAX_TEXT]);
+        assert_eq!(
+            decode_error(&e).map(|(c, t)| (c, t.len())),
+            Ok((1, MAX_TEXT))
+        );
+        e.push(b'a');
+        assert_eq!(decode_error(&e), Err(Error::TooLarge));
+        assert_eq!(
+            decode_error(&e[..3 + MAX_TEXT / 2]).map(|(_, t)| t.len()),
+            Ok(1 + MAX_TEXT / 2)
+        );
         assert_eq!(decode_error(&[0, 1, 0xff]), Err(Error::Decode));
     }
 }
