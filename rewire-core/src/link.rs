@@ -575,6 +575,8 @@ mod tests {
             Info::decode(&vec![0; 97 + crate::wire::MAX_SIGNED]),
             Err(Error::TooLarge)
         );
+        // a certificate of exactly the cap is taken
+        assert!(Info::decode(&vec![0; 96 + crate::wire::MAX_SIGNED]).is_ok());
         let e = encode_error(101, &"é".repeat(200));
         let (c, s) = decode_error(&e).unwrap(); // safe: test
         assert_eq!(c, 101);
