@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import librewire as rewire
+from librewire import net
 
 ROOT = Path(__file__).resolve().parents[2]
 ELF = ROOT / "target" / "monitor" / "monitor.elf"
@@ -50,8 +51,7 @@ F_ABUSE_REQ = 40  # hostile host only
 # monitor result codes (abi.h), negated in ecall results
 MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE, MON_ERR_FLASH, MON_ERR_TOO_LARGE = 900, 901, 902, 903, 904
 MON_ERR_NOT_DURABLE = 905
-EVENTS = {1: "validated", 2: "frozen", 3: "channel up", 4: "offered", 5: "offer accepted", 6: "target verified",
-          7: "stream done", 8: "pending ready", 9: "committed", 10: "activated", 11: "aborted", 12: "dropped"}
+EVENTS = net.EVENTS  # monitor events (F_EVENT) by number: one table, in librewire.net
 STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}
 FLASH_SIZE = 32 << 20
 ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pflash1

@@ -162,19 +162,29 @@ class Orchestrator:
         return row is not None and row["state"] in ("completed", "aborted", "withdrawn")
 
     def _receive_until(self, request_ids: List[bytes]) -> bool:
-        """Take proofs until all ``request_ids`` are decided (True), or for one round (False):
-        a quiet period or ``timeout`` in all, whichever is first (a host that streams stale
-        proofs cannot keep a round open)."""
+        """Take proofs until all ``request_ids`` are decided (True), or for one round (False)."""
+
+        def decided() -> bool:
+            return all(self._decided(r) for r in request_ids)
+
+        self._round(decided)
+        return decided()
+
+    def _round(self, done: Callable[[], bool]) -> bool:
+        """Take proofs until ``done()``, a quiet period, or ``timeout`` in all, whichever is
+        first (a host that streams stale proofs cannot keep a round open). True if the
+        ledger changed."""
+        changed = False
         deadline = time.monotonic() + self.timeout
-        while not all(self._decided(r) for r in request_ids):
+        while not done():
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                break
             msg = self.transport.receive(left)
             if msg is None:
-                return False
-            self._take(msg)
-        return True
+                break
+            changed = self._take(msg) or changed
+        return changed
 
     def _take(self, msg: bytes) -> bool:
         try:
@@ -197,17 +207,8 @@ class Orchestrator:
         return MigrationOutcome(request_id, bytes(row["enclave_id"]), row["state"], rec.location, rec.epoch)
 
     def _receive_all(self) -> bool:
-        """Take proofs for one round (a quiet period or ``timeout`` in all); True if the ledger changed."""
-        changed = False
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return changed
-            msg = self.transport.receive(left)
-            if msg is None:
-                return changed
-            changed = self._take(msg) or changed
+        """Take proofs for one round; True if the ledger changed."""
+        return self._round(lambda: False)
 
     def settle(self) -> int:
         """Bring every migration in the ledger to a decided state (also after
