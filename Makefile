@@ -16,7 +16,15 @@ export CC_riscv64imac_unknown_none_elf := riscv64-unknown-elf-gcc
 export AR_riscv64imac_unknown_none_elf := riscv64-unknown-elf-ar
 export CFLAGS_riscv64imac_unknown_none_elf := -march=rv64imac -mabi=lp64 -mcmodel=medany --specs=picolibc.specs
 
-.PHONY: all setup setup-riscv setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+# aarch64 bare metal (OP-TEE-class monitors): a no_std staticlib built for the
+# -linux-gnu target, so that ring assembles its aarch64 code (docs/building.md §5).
+AARCH64 := aarch64-unknown-linux-gnu
+export CC_aarch64_unknown_linux_gnu := aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_gnu := aarch64-linux-gnu-ar
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER := aarch64-linux-gnu-gcc
+A64_PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu/lib/libc.a
+
+.PHONY: all setup setup-riscv setup-aarch64 aarch64 test-aarch64 size-aarch64 setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -28,6 +36,9 @@ setup-riscv:
 
 setup-qemu:
 	@scripts/setup.sh riscv qemu
+
+setup-aarch64:
+	@scripts/setup.sh aarch64
 
 ## The main job: the reference monitor (monitor/, linking librewire.a) on two
 ## QEMU hosts; the SDS (Python `rewire`) orders a migration of a running enclave.
@@ -97,7 +108,7 @@ guards:
 	scripts/delete-guards.py
 
 ## Everything CI checks.
-test: setup-qemu lint test-rust c-tests install-test riscv test-python test-qemu fuzz-brief
+test: setup-qemu lint test-rust c-tests install-test riscv test-aarch64 test-python test-qemu fuzz-brief
 	@echo "make test: all passed"
 
 lint:
@@ -118,6 +129,35 @@ riscv: setup-riscv
 	$(CARGO) build -p rewire-ffi --no-default-features --target $(RISCV) --profile baremetal
 	@echo "riscv: rewire-core and librewire.a build for $(RISCV)"
 
+## rewire-core and librewire.a must build for bare-metal aarch64 at every commit.
+aarch64: setup-aarch64
+	$(CARGO) build -p rewire-core --no-default-features --target $(AARCH64) --profile baremetal
+	$(CARGO) build -p rewire-ffi --no-default-features --target $(AARCH64) --profile baremetal
+	@echo "aarch64: rewire-core and librewire.a build for aarch64 bare metal"
+
+## The C example (a whole migration: SDS and two monitors) linked freestanding
+## against the aarch64 librewire.a and run with no OS on QEMU virt (picolibc,
+## output and exit through semihosting).
+test-aarch64: aarch64
+	@mkdir -p target/aarch64
+	aarch64-linux-gnu-gcc --specs=picolibc.specs --oslib=semihost --crt0=semihost -O1 -g $(C_WARN) \
+	  -DREWIRE_BAREMETAL -Iinclude -Wl,--defsym=__flash=0x40000000 -Wl,--defsym=__flash_size=0x1000000 \
+	  -Wl,--defsym=__ram=0x41000000 -Wl,--defsym=__ram_size=0x4000000 \
+	  -o target/aarch64/migrate.elf examples/c/migrate.c target/$(AARCH64)/baremetal/librewire.a
+	timeout 300 qemu-system-aarch64 -machine virt -cpu max -m 256M -nographic -semihosting \
+	  -kernel target/aarch64/migrate.elf > target/aarch64/migrate.out 2>&1 || { cat target/aarch64/migrate.out; exit 1; }
+	@grep -qx OK target/aarch64/migrate.out || { cat target/aarch64/migrate.out; exit 1; }
+	@echo "test-aarch64: a whole migration ran on aarch64 bare metal (target/aarch64/migrate.out)"
+
+## P5 on aarch64: the same minimal monitor linked against the aarch64 librewire.a.
+size-aarch64: aarch64
+	@mkdir -p target/aarch64
+	aarch64-linux-gnu-gcc -ffreestanding -nostdlib -nostartfiles -Os -ffunction-sections -fdata-sections \
+	  -Iinclude -DREWIRE_BAREMETAL -Wl,--gc-sections -Wl,--no-warn-rwx-segments -T bench/size/link.ld \
+	  -o target/aarch64/size.elf bench/size/size.c target/$(AARCH64)/baremetal/librewire.a $(A64_PICOLIBC) -lgcc
+	aarch64-linux-gnu-size target/aarch64/size.elf
+	NM=aarch64-linux-gnu-nm python3 bench/size/breakdown.py target/aarch64/size.elf
+
 ## P5: link a minimal bare-metal monitor against librewire.a with --gc-sections and report its text.
 RUST_LLD_DIR := bench/size/lld
 size: riscv
@@ -130,7 +170,7 @@ size: riscv
 
 ## Performance goals P1-P5, each against its baseline in one run (see tests/benches/ratios.rs),
 ## and the AEAD choice on bare-metal RISC-V.
-bench: size bench-aead-riscv bench-stack
+bench: size size-aarch64 bench-aead-riscv bench-stack
 	REWIRE_P5_TEXT=$$(riscv64-unknown-elf-size target/size.elf | awk 'NR==2 {print $$1}') \
 	  $(CARGO) bench -q -p rewire-tests --bench ratios
 

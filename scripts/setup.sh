@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Install what librewire's build and tests need on a fresh Debian machine, as
-# root. Idempotent: each step checks before it installs. Usage: setup.sh [riscv] [qemu] [mold]
+# root. Idempotent: each step checks before it installs.
+# Usage: setup.sh [riscv] [aarch64] [qemu] [mold]
 set -euo pipefail
 
 need_riscv=0
+need_aarch64=0
 need_qemu=0
 need_mold=0
 for a in "$@"; do
     [ "$a" = mold ] && need_mold=1
     [ "$a" = riscv ] && need_riscv=1
+    [ "$a" = aarch64 ] && need_aarch64=1
     [ "$a" = qemu ] && need_qemu=1
 done
 
@@ -31,6 +34,11 @@ if command -v rustup >/dev/null 2>&1; then
         say "rustup target add riscv64imac-unknown-none-elf"
         rustup target add riscv64imac-unknown-none-elf
     fi
+    # aarch64 bare metal is built for the -linux-gnu target as a no_std staticlib (docs/building.md §5).
+    if [ "$need_aarch64" = 1 ] && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        say "rustup target add aarch64-unknown-linux-gnu"
+        rustup target add aarch64-unknown-linux-gnu
+    fi
 fi
 
 missing=()
@@ -45,6 +53,13 @@ ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ "$need_riscv" = 1 ]; then
     command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || missing+=(gcc-riscv64-unknown-elf)
     [ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
+fi
+# aarch64: the cross compiler ring's C and assembly need, picolibc (headers, memcpy, and the
+# semihosting runtime of `make test-aarch64`), QEMU for aarch64.
+if [ "$need_aarch64" = 1 ]; then
+    command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+    [ -f /usr/lib/picolibc/aarch64-linux-gnu/picolibc.specs ] || missing+=(picolibc-aarch64-linux-gnu)
+    command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
 fi
 # QEMU for bare-metal RISC-V (benchmarks; replaces Debian's newer qemu-utils, which nothing here needs).
 if [ "$need_qemu" = 1 ]; then

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Group an ELF's text symbols by the crate (or C library) they come from."""
+import os
 import re
 import subprocess
 import sys
 from collections import Counter
 
 elf = sys.argv[1]
-nm = subprocess.run(["riscv64-unknown-elf-nm", "--size-sort", "-C", "-S", elf], capture_output=True, text=True, check=True).stdout
+nm = subprocess.run([os.environ.get("NM", "riscv64-unknown-elf-nm"), "--size-sort", "-C", "-S", elf], capture_output=True, text=True, check=True).stdout
 by = Counter()
 for line in nm.splitlines():
     parts = line.split(maxsplit=3)

@@ -76,7 +76,22 @@ static void relay(world *w) {
 static const uint8_t SM_MEASUREMENT[32] = {0x5a, 0x5a, 0x5a, 0x5a};
 static const uint8_t ENCLAVE[16] = "c-demo-enclave-1";
 
+#ifdef REWIRE_BAREMETAL
+/* Bare metal (`make test-aarch64` runs this under QEMU, no OS): librewire's
+ * heap and the randomness its TLS draws (SIMULATED here, as in soft_host.h). */
+static uint8_t heap[8u << 20] __attribute__((aligned(16)));
+static soft_host tls_rng = {.name = "tls", .rng_state = 0x2468aceu};
+static void on_panic(void) __attribute__((noreturn));
+static void on_panic(void) {
+    fprintf(stderr, "librewire panicked\n");
+    exit(70);
+}
+#endif
+
 int main(void) {
+#ifdef REWIRE_BAREMETAL
+    CHECK(rewire_init(heap, sizeof heap, cb_random, &tls_rng, on_panic));
+#endif
     printf("librewire %s (header %s): C migration example\n", rewire_version(), REWIRE_VERSION);
     soft_host hosts[2] = {{.name = "A", .rng_state = 0x1234567u}, {.name = "B", .rng_state = 0x7654321u}};
     world w = {.cap = 64 * 1024, .verbose = 1};

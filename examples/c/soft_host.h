@@ -92,9 +92,13 @@ static uint32_t cb_random(void *ud, uint8_t *buf, size_t len) {
 
 static uint64_t cb_monotonic_ms(void *ud) {
     (void)ud;
+#ifdef REWIRE_BAREMETAL
+    return (uint64_t)time(NULL) * 1000u; /* picolibc on semihosting: seconds are what it has */
+#else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+#endif
 }
 
 static uint32_t cb_wall_time(void *ud, uint64_t *out) {

@@ -28,7 +28,12 @@ mod callbacks;
 mod monitor;
 mod sds;
 
-#[cfg(target_os = "none")]
+/// Bare metal: `target_os = "none"` (RISC-V), and aarch64 built as a no_std
+/// staticlib for the `-linux-gnu` target (docs/building.md §5).
+#[cfg(any(
+    target_os = "none",
+    all(target_arch = "aarch64", target_os = "linux", not(feature = "std"))
+))]
 mod baremetal;
 
 use core::ffi::c_char;
