@@ -23,8 +23,16 @@ export CC_aarch64_unknown_linux_gnu := aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu := aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER := aarch64-linux-gnu-gcc
 A64_PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu/lib/libc.a
+RV_SEMIHOST := --specs=picolibc.specs --oslib=semihost --crt0=semihost -march=rv64imac -mabi=lp64 -mcmodel=medany \
+  -O1 -g $(C_WARN) -DREWIRE_BAREMETAL -Iinclude -Wl,--defsym=__flash=0x80000000 -Wl,--defsym=__flash_size=0x1000000 \
+  -Wl,--defsym=__ram=0x81000000 -Wl,--defsym=__ram_size=0x4000000
+# C programs run with no OS on QEMU virt: picolibc's crt0 (MMU and FP on at
+# EL1), stdio and exit through semihosting; code at 0x40000000.
+A64_SEMIHOST := --specs=picolibc.specs --oslib=semihost --crt0=semihost -O1 -g $(C_WARN) -DREWIRE_BAREMETAL -Iinclude \
+  -Wl,--defsym=__flash=0x40000000 -Wl,--defsym=__flash_size=0x1000000 -Wl,--defsym=__ram=0x41000000 \
+  -Wl,--defsym=__ram_size=0x4000000
 
-.PHONY: all setup setup-riscv setup-aarch64 aarch64 test-aarch64 size-aarch64 setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: all setup setup-riscv setup-aarch64 aarch64 test-aarch64 test-riscv-c size-aarch64 bench-stack-c setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -108,7 +116,7 @@ guards:
 	scripts/delete-guards.py
 
 ## Everything CI checks.
-test: setup-qemu lint test-rust c-tests install-test riscv test-aarch64 test-python test-qemu fuzz-brief
+test: setup-qemu lint test-rust c-tests install-test riscv test-riscv-c test-aarch64 test-python test-qemu fuzz-brief
 	@echo "make test: all passed"
 
 lint:
@@ -135,19 +143,47 @@ aarch64: setup-aarch64
 	$(CARGO) build -p rewire-ffi --no-default-features --target $(AARCH64) --profile baremetal
 	@echo "aarch64: rewire-core and librewire.a build for aarch64 bare metal"
 
-## The C example (a whole migration: SDS and two monitors) linked freestanding
-## against the aarch64 librewire.a and run with no OS on QEMU virt (picolibc,
-## output and exit through semihosting).
+## The C example (a whole migration: SDS and two monitors) and the tests of
+## the bare-metal-only entry points (tests/c/baremetal.c), linked freestanding
+## against the bare-metal librewire.a and run with no OS on QEMU virt
+## (picolibc; output and exit through semihosting), on both architectures.
+BARE_C := examples/c/migrate.c tests/c/baremetal.c
+# $(call run-bare,qemu command,elf,out): run, keep the output, require a last line OK.
+define run-bare
+	timeout 300 $(1) -m 256M -nographic -semihosting -kernel $(2) > $(3) 2>&1 || { cat $(3); exit 1; }
+	@grep -qx OK $(3) || { cat $(3); exit 1; }
+endef
 test-aarch64: aarch64
 	@mkdir -p target/aarch64
-	aarch64-linux-gnu-gcc --specs=picolibc.specs --oslib=semihost --crt0=semihost -O1 -g $(C_WARN) \
-	  -DREWIRE_BAREMETAL -Iinclude -Wl,--defsym=__flash=0x40000000 -Wl,--defsym=__flash_size=0x1000000 \
-	  -Wl,--defsym=__ram=0x41000000 -Wl,--defsym=__ram_size=0x4000000 \
-	  -o target/aarch64/migrate.elf examples/c/migrate.c target/$(AARCH64)/baremetal/librewire.a
-	timeout 300 qemu-system-aarch64 -machine virt -cpu max -m 256M -nographic -semihosting \
-	  -kernel target/aarch64/migrate.elf > target/aarch64/migrate.out 2>&1 || { cat target/aarch64/migrate.out; exit 1; }
-	@grep -qx OK target/aarch64/migrate.out || { cat target/aarch64/migrate.out; exit 1; }
-	@echo "test-aarch64: a whole migration ran on aarch64 bare metal (target/aarch64/migrate.out)"
+	for c in $(BARE_C); do aarch64-linux-gnu-gcc $(A64_SEMIHOST) -o target/aarch64/$$(basename $$c .c).elf $$c \
+	  target/$(AARCH64)/baremetal/librewire.a || exit 1; done
+	$(call run-bare,qemu-system-aarch64 -machine virt -cpu max,target/aarch64/migrate.elf,target/aarch64/migrate.out)
+	$(call run-bare,qemu-system-aarch64 -machine virt -cpu max,target/aarch64/baremetal.elf,target/aarch64/baremetal.out)
+	@echo "test-aarch64: a whole migration and the bare-metal entry points ran on aarch64 with no OS (target/aarch64/*.out)"
+
+test-riscv-c: riscv
+	@mkdir -p target/riscv-c
+	for c in $(BARE_C); do riscv64-unknown-elf-gcc $(RV_SEMIHOST) -o target/riscv-c/$$(basename $$c .c).elf $$c \
+	  target/$(RISCV)/baremetal/librewire.a || exit 1; done
+	$(call run-bare,qemu-system-riscv64 -machine virt -bios none,target/riscv-c/migrate.elf,target/riscv-c/migrate.out)
+	$(call run-bare,qemu-system-riscv64 -machine virt -bios none,target/riscv-c/baremetal.elf,target/riscv-c/baremetal.out)
+	@echo "test-riscv-c: the same on riscv64 (target/riscv-c/*.out)"
+
+## Peak stack of each librewire entry point the C example calls, on both
+## architectures with no OS (bench/stack/probe.c wraps each one).
+# -Wl,--wrap=NAME for main and each entry point probe.c wraps.
+STACK_WRAP = -Wl,--wrap=main $$(sed -n 's/^PROBE[(][a-z_]*, \(rewire_[a-z_]*\),.*/-Wl,--wrap=\1/p' bench/stack/probe.c)
+bench-stack-c: riscv aarch64
+	@mkdir -p target/aarch64 target/riscv-c
+	aarch64-linux-gnu-gcc $(A64_SEMIHOST) $(STACK_WRAP) -o target/aarch64/stack.elf examples/c/migrate.c bench/stack/probe.c \
+	  target/$(AARCH64)/baremetal/librewire.a
+	riscv64-unknown-elf-gcc $(RV_SEMIHOST) $(STACK_WRAP) -o target/riscv-c/stack.elf examples/c/migrate.c bench/stack/probe.c \
+	  target/$(RISCV)/baremetal/librewire.a
+	timeout 300 qemu-system-aarch64 -machine virt -cpu max -m 256M -nographic -semihosting -kernel target/aarch64/stack.elf \
+	  2>&1 | grep '^stack ' > target/aarch64/stack.txt
+	timeout 300 qemu-system-riscv64 -machine virt -bios none -m 256M -nographic -semihosting -kernel target/riscv-c/stack.elf \
+	  2>&1 | grep '^stack ' > target/riscv-c/stack.txt
+	python3 bench/stack/table.py target/riscv-c/stack.txt target/aarch64/stack.txt
 
 ## P5 on aarch64: the same minimal monitor linked against the aarch64 librewire.a.
 size-aarch64: aarch64
@@ -170,7 +206,7 @@ size: riscv
 
 ## Performance goals P1-P5, each against its baseline in one run (see tests/benches/ratios.rs),
 ## and the AEAD choice on bare-metal RISC-V.
-bench: size size-aarch64 bench-aead-riscv bench-stack
+bench: size size-aarch64 bench-aead-riscv bench-stack bench-stack-c
 	REWIRE_P5_TEXT=$$(riscv64-unknown-elf-size target/size.elf | awk 'NR==2 {print $$1}') \
 	  $(CARGO) bench -q -p rewire-tests --bench ratios
 

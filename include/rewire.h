@@ -12,6 +12,13 @@
 #define REWIRE_VERSION_MINOR 1
 #define REWIRE_VERSION_PATCH 0
 
+// Functions returning a result (or a predicate) warn when the result is dropped.
+#if defined(__GNUC__) || defined(__clang__)
+#define REWIRE_MUST_USE __attribute__((warn_unused_result))
+#else
+#define REWIRE_MUST_USE
+#endif
+
 // Result codes: rewire-core's stable error codes (docs/protocol.md).
 // Not well-formed CBOR/COSE, or a field of the wrong type or size.
 #define REWIRE_ERR_DECODE 100
@@ -191,6 +198,22 @@
 
 #define REWIRE_LEDGER_DROPPED 4
 
+// Log levels (`rewire_set_log`): 0 turns logging off.
+#define REWIRE_LOG_OFF 0
+
+#define REWIRE_LOG_ERROR 1
+
+#define REWIRE_LOG_WARN 2
+
+#define REWIRE_LOG_INFO 3
+
+#define REWIRE_LOG_DEBUG 4
+
+#define REWIRE_LOG_TRACE 5
+
+// Longest line a log callback receives, without its NUL.
+#define REWIRE_MAX_LOG_LINE 255
+
 // An opaque monitor handle.
 //
 // Every call enters the handle exclusively: a callback that calls back into
@@ -208,8 +231,12 @@ typedef uint32_t rewire_result;
 
 // What the platform under the monitor provides. Every callback receives
 // `userdata` first and returns 0 on success (any other value is a failure).
-// All callbacks are required.
+// All callbacks are required. Set `struct_size = sizeof(rewire_platform_callbacks)`:
+// callbacks added later go at the end, and a library reads only the
+// members the caller's `struct_size` covers.
 typedef struct {
+  // `sizeof(rewire_platform_callbacks)` as the caller compiled it.
+  size_t struct_size;
   void *userdata;
   // Fill `buf[0..len]` with cryptographically secure random bytes.
   uint32_t (*random)(void *userdata,
@@ -242,8 +269,11 @@ typedef struct {
 
 // What the enclave framework provides. `id` points to 16 bytes; `section`
 // is `REWIRE_SECTION_CODE`, `_STATE` or `_SEALED`. Every operation must be
-// idempotent (see docs/c-api.md). All callbacks are required.
+// idempotent (see docs/c-api.md). All callbacks are required. Set
+// `struct_size = sizeof(rewire_enclave_callbacks)` (as for the platform's).
 typedef struct {
+  // `sizeof(rewire_enclave_callbacks)` as the caller compiled it.
+  size_t struct_size;
   void *userdata;
   uint32_t (*pause)(void *userdata,
                     const uint8_t *id);
@@ -285,6 +315,59 @@ typedef struct {
                      size_t *out_len);
 } rewire_enclave_callbacks;
 
+// A log callback: `level` (`REWIRE_LOG_ERROR` … `_TRACE`) and one line of
+// text, NUL-terminated, `len` bytes before the NUL (at most
+// `REWIRE_MAX_LOG_LINE`; longer lines are cut). The line is valid only
+// during the call.
+typedef void (*rewire_log_fn)(void *userdata,
+                              uint32_t level,
+                              const char *message,
+                              size_t len);
+
+#if defined(REWIRE_BAREMETAL)
+// What `rewire_init_with` takes. Zero-initialise it, set `struct_size =
+// sizeof(rewire_init_config)` and the members you use: fields added in later
+// versions go at the end, so a program built against this header keeps
+// working with a later library. Give **either** `heap`/`heap_len` **or**
+// both `alloc` and `free`.
+typedef struct {
+  // `sizeof(rewire_init_config)` as the caller compiled it.
+  size_t struct_size;
+  // Passed first to every callback below.
+  void *userdata;
+  // The built-in heap: `heap_len` bytes (at least 64 KiB) at `heap`, for
+  // librewire's exclusive use from now on. Heap sizing: as `rewire_init`.
+  uint8_t *heap;
+  size_t heap_len;
+  // Or the monitor's allocator: `alloc` returns `size` bytes aligned to
+  // `align` (a power of two, at most 4096), or NULL when there is no
+  // memory (librewire then ends in `on_panic`, as with a full heap);
+  // `free` releases what `alloc` returned, with the same `size` and
+  // `align`. librewire zeroizes its secrets before it frees them. A
+  // pointer not aligned as asked is released again and treated as NULL.
+  void *(*alloc)(void *userdata,
+                 size_t size,
+                 size_t align);
+  void (*free)(void *userdata,
+               void *ptr,
+               size_t size,
+               size_t align);
+  // Required: the randomness used inside TLS (the contract of
+  // `rewire_platform_callbacks.random`).
+  uint32_t (*random)(void *userdata,
+                     uint8_t *buf,
+                     size_t len);
+  // Called if librewire hits an internal bug (NULL: it spins forever):
+  // the panic message and the source file (NUL-terminated, truncated to
+  // 255 and 127 bytes; they never hold secrets) and line. It must not
+  // return.
+  void (*on_panic)(void *userdata,
+                   const char *message,
+                   const char *file,
+                   uint32_t line);
+} rewire_init_config;
+#endif
+
 // Success. The error codes (`REWIRE_ERR_*`) are generated from
 // rewire-core's error enum into the header.
 #define REWIRE_OK 0
@@ -301,6 +384,7 @@ const char *rewire_version(void);
 
 // Measure an SM image: SHA-256 of all `len` bytes the boot stage loads and
 // runs (code, read-only data, initialised data), 32 bytes into `out`.
+REWIRE_MUST_USE
 rewire_result rewire_boot_measure(const uint8_t *image,
                                   size_t len,
                                   uint8_t *out);
@@ -313,6 +397,7 @@ rewire_result rewire_boot_measure(const uint8_t *image,
 // `device_public_out`). Hand those three to the SM
 // (`rewire_monitor_new_from_handoff`), then wipe the root and the secret
 // from the boot stage's memory before jumping to it.
+REWIRE_MUST_USE
 rewire_result rewire_boot_handoff(const uint8_t *device_root,
                                   const uint8_t *sm_measurement,
                                   uint8_t *sm_secret_out,
@@ -328,6 +413,7 @@ rewire_result rewire_boot_handoff(const uint8_t *device_root,
 // recover its journal (refusing a rolled-back copy with
 // `REWIRE_ERR_ROLLBACK`) and settle every in-flight migration. The
 // callback structs are copied; their `userdata` must outlive the handle.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_new(const uint8_t *device_secret,
                                  const uint8_t *sm_measurement,
                                  const uint8_t *sds_public_key,
@@ -344,6 +430,7 @@ rewire_result rewire_monitor_new(const uint8_t *device_secret,
 // `REWIRE_ERR_BAD_SIGNATURE`, decode errors), naming another device
 // (`REWIRE_ERR_PEER_MISMATCH`) or an SM key the secret does not give
 // (`REWIRE_ERR_INVALID_ARGUMENT`). Otherwise as `rewire_monitor_new`.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_new_from_handoff(const uint8_t *sm_secret,
                                               const uint8_t *certificate,
                                               size_t cert_len,
@@ -359,26 +446,31 @@ rewire_result rewire_monitor_new_from_handoff(const uint8_t *sm_secret,
 void rewire_monitor_free(rewire_monitor *m);
 
 // The monitor's host id (its device public key), 32 bytes into `out`.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_host_id(const rewire_monitor *m,
                                      uint8_t *out);
 
 // The monitor's device-signed SM certificate (what the SDS endorses).
+REWIRE_MUST_USE
 rewire_result rewire_monitor_certificate(const rewire_monitor *m,
                                          uint8_t *buf,
                                          size_t cap,
                                          size_t *out_len);
 
 // Install an enclave the framework has loaded, under its SDS-signed policy.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_install(rewire_monitor *m,
                                      const uint8_t *policy,
                                      size_t policy_len);
 
 // A message from the SDS side: an order, a query, a forwarded RELEASE/ABORT.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_handle_sds(rewire_monitor *m,
                                         const uint8_t *msg,
                                         size_t len);
 
 // TLS bytes from peer host `from` (32 bytes, the relay's claim) on channel `conn` (16 bytes).
+REWIRE_MUST_USE
 rewire_result rewire_monitor_handle_peer(rewire_monitor *m,
                                          const uint8_t *from,
                                          const uint8_t *conn,
@@ -386,15 +478,18 @@ rewire_result rewire_monitor_handle_peer(rewire_monitor *m,
                                          size_t len);
 
 // The relay reports that channel `conn` (16 bytes) is gone.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_peer_closed(rewire_monitor *m,
                                          const uint8_t *conn);
 
 // Cap the incoming channels open at once (default 8). Each may buffer up to
 // about 70 KiB before it is authenticated: size the bare-metal heap for it.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_set_max_sessions(rewire_monitor *m,
                                               uint32_t max_sessions);
 
 // Let time pass: timeouts fire.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_tick(rewire_monitor *m);
 
 // Take the next message to send. Returns `REWIRE_ERR_EMPTY` when there is
@@ -402,6 +497,7 @@ rewire_result rewire_monitor_tick(rewire_monitor *m);
 // for a peer, `out_host` (32 bytes) and `out_conn` (16 bytes) say where;
 // the bytes go to `buf`. With `REWIRE_ERR_BUFFER_TOO_SMALL` the message
 // stays queued and `*out_len` says how much room it needs.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_poll_output(rewire_monitor *m,
                                          uint32_t *out_dest,
                                          uint8_t *out_host,
@@ -413,6 +509,7 @@ rewire_result rewire_monitor_poll_output(rewire_monitor *m,
 // Take the next progress event: `*out_event` is a `REWIRE_EVENT_*`, the
 // migration's request id goes to `out_request` (16 bytes); for
 // `REWIRE_EVENT_ABORTED`, `*out_reason` is the error code (else 0).
+REWIRE_MUST_USE
 rewire_result rewire_monitor_poll_event(rewire_monitor *m,
                                         uint32_t *out_event,
                                         uint8_t *out_request,
@@ -420,6 +517,7 @@ rewire_result rewire_monitor_poll_event(rewire_monitor *m,
 
 // The state (`REWIRE_STATE_*`) and epoch of an enclave (16-byte id) here.
 // `REWIRE_ERR_UNKNOWN_ENCLAVE` if this monitor has no record of it.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_status(const rewire_monitor *m,
                                     const uint8_t *enclave_id,
                                     uint32_t *out_state,
@@ -427,11 +525,13 @@ rewire_result rewire_monitor_status(const rewire_monitor *m,
 
 // Whether the enclave may be scheduled here now. A framework must ask
 // before it runs an enclave. NULL arguments answer false.
+REWIRE_MUST_USE
 bool rewire_monitor_may_run(const rewire_monitor *m,
                             const uint8_t *enclave_id);
 
 // Seal data for an installed enclave under this device's key (the blob the
 // framework stores as the enclave's Sealed section).
+REWIRE_MUST_USE
 rewire_result rewire_monitor_seal(rewire_monitor *m,
                                   const uint8_t *enclave_id,
                                   const uint8_t *data,
@@ -441,6 +541,7 @@ rewire_result rewire_monitor_seal(rewire_monitor *m,
                                   size_t *out_len);
 
 // Open a sealed blob of an enclave on this device.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_unseal(const rewire_monitor *m,
                                     const uint8_t *enclave_id,
                                     const uint8_t *blob,
@@ -453,6 +554,7 @@ rewire_result rewire_monitor_unseal(const rewire_monitor *m,
 // `image` is whatever the framework needs to resume it. Nothing changes
 // until rewire_monitor_checkpoint_commit: store the blob durably first,
 // keeping the previous checkpoint until the commit returns.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_checkpoint_seal(rewire_monitor *m,
                                              const uint8_t *enclave_id,
                                              const uint8_t *image,
@@ -466,6 +568,7 @@ rewire_result rewire_monitor_checkpoint_seal(rewire_monitor *m,
 // a blob this monitor did not seal for this enclave since its last commit,
 // or sealed before a restart or at another epoch
 // (REWIRE_ERR_STALE_CHECKPOINT); not a sealed blob (REWIRE_ERR_UNSEAL).
+REWIRE_MUST_USE
 rewire_result rewire_monitor_checkpoint_commit(rewire_monitor *m,
                                                const uint8_t *enclave_id,
                                                const uint8_t *blob,
@@ -475,6 +578,7 @@ rewire_result rewire_monitor_checkpoint_commit(rewire_monitor *m,
 // last, and only while the enclave is held here. Any other blob is
 // REWIRE_ERR_STALE_CHECKPOINT, the committed one tampered with
 // REWIRE_ERR_UNSEAL, a migrated enclave REWIRE_ERR_MIGRATED.
+REWIRE_MUST_USE
 rewire_result rewire_monitor_checkpoint_open(const rewire_monitor *m,
                                              const uint8_t *enclave_id,
                                              const uint8_t *blob,
@@ -484,10 +588,12 @@ rewire_result rewire_monitor_checkpoint_open(const rewire_monitor *m,
                                              size_t *out_len);
 
 // A new, empty SDS with the Ed25519 signing key of the 32-byte `seed`.
+REWIRE_MUST_USE
 rewire_result rewire_sds_new(const uint8_t *seed,
                              rewire_sds **out);
 
 // An SDS restored from a ledger saved by `rewire_sds_save` for the same key.
+REWIRE_MUST_USE
 rewire_result rewire_sds_load(const uint8_t *seed,
                               const uint8_t *ledger,
                               size_t len,
@@ -497,12 +603,14 @@ rewire_result rewire_sds_load(const uint8_t *seed,
 void rewire_sds_free(rewire_sds *s);
 
 // The durable ledger (registry and locations; no secrets). Persist it after every change.
+REWIRE_MUST_USE
 rewire_result rewire_sds_save(const rewire_sds *s,
                               uint8_t *buf,
                               size_t cap,
                               size_t *out_len);
 
 // The SDS public key (32 bytes), which monitors are provisioned with.
+REWIRE_MUST_USE
 rewire_result rewire_sds_public_key(const rewire_sds *s,
                                     uint8_t *out);
 
@@ -511,6 +619,7 @@ rewire_result rewire_sds_public_key(const rewire_sds *s,
 // seconds). Writes the signed endorsement. The certificate's device key
 // must have provenance first (`rewire_sds_certify_device`, or
 // `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
+REWIRE_MUST_USE
 rewire_result rewire_sds_endorse_host(rewire_sds *s,
                                       const uint8_t *certificate,
                                       size_t certificate_len,
@@ -525,6 +634,7 @@ rewire_result rewire_sds_endorse_host(rewire_sds *s,
 
 // Trust a device-key provenance root (32-byte public key of a manufacturer
 // or the operator's CA) to certify device keys.
+REWIRE_MUST_USE
 rewire_result rewire_sds_add_device_root(rewire_sds *s,
                                          const uint8_t *root);
 
@@ -533,6 +643,7 @@ rewire_result rewire_sds_add_device_root(rewire_sds *s,
 // the device key (the host id, 32 bytes) to `out_host`. Errors:
 // `DEVICE_NOT_CERTIFIED` (no registered root signed it), `BAD_SIGNATURE`,
 // decode errors.
+REWIRE_MUST_USE
 rewire_result rewire_sds_certify_device(rewire_sds *s,
                                         const uint8_t *certificate,
                                         size_t certificate_len,
@@ -540,11 +651,13 @@ rewire_result rewire_sds_certify_device(rewire_sds *s,
 
 // The operator vouches for a device key (32 bytes) by hand, without a
 // root's certificate: the explicit exception, kept in the ledger.
+REWIRE_MUST_USE
 rewire_result rewire_sds_pin_device(rewire_sds *s,
                                     const uint8_t *host);
 
 // Register an enclave (16-byte id, 32-byte measurement) placed on `host` at
 // epoch 0 with a minimum ATL. Writes its signed policy (for `rewire_monitor_install`).
+REWIRE_MUST_USE
 rewire_result rewire_sds_register_enclave(rewire_sds *s,
                                           const uint8_t *enclave_id,
                                           const uint8_t *measurement,
@@ -557,6 +670,7 @@ rewire_result rewire_sds_register_enclave(rewire_sds *s,
 // Order a migration of an enclave to `target` (32 bytes). `request_id` (16
 // bytes) must be fresh randomness; `deadline` is Unix seconds. Writes the
 // order message for the enclave's current host (`rewire_sds_location`).
+REWIRE_MUST_USE
 rewire_result rewire_sds_order(rewire_sds *s,
                                const uint8_t *enclave_id,
                                const uint8_t *target,
@@ -568,34 +682,55 @@ rewire_result rewire_sds_order(rewire_sds *s,
 
 // Take a proof from a monitor (RELEASE, ABORT, ACTIVE, DROPPED). On success
 // `*out_event` is a `REWIRE_LEDGER_*`. Forged or stale proofs change nothing.
+REWIRE_MUST_USE
 rewire_result rewire_sds_handle(rewire_sds *s,
                                 const uint8_t *msg,
                                 size_t len,
                                 uint32_t *out_event);
 
 // Where the ledger says an enclave lives: host (32 bytes) and epoch.
+REWIRE_MUST_USE
 rewire_result rewire_sds_location(const rewire_sds *s,
                                   const uint8_t *enclave_id,
                                   uint8_t *out_host,
                                   uint64_t *out_epoch);
 
 // Whether no migration is in doubt.
+REWIRE_MUST_USE
 bool rewire_sds_is_settled(const rewire_sds *s);
 
 // Queue what settles in-doubt migrations (re-sent orders, forwarded
 // RELEASE/ABORT); take them with `rewire_sds_poll`. Call it periodically.
+REWIRE_MUST_USE
 rewire_result rewire_sds_resolve(rewire_sds *s);
 
 // Queue audit queries (each enclave's host is asked for its latest proof).
+REWIRE_MUST_USE
 rewire_result rewire_sds_audit(rewire_sds *s);
 
 // Take the next queued message: the host to send it to (32 bytes) and the
 // bytes (deliver with `rewire_monitor_handle_sds`). `REWIRE_ERR_EMPTY` when none.
+REWIRE_MUST_USE
 rewire_result rewire_sds_poll(rewire_sds *s,
                               uint8_t *out_host,
                               uint8_t *buf,
                               size_t cap,
                               size_t *out_len);
+
+// Send librewire's log lines at `max_level` and more severe
+// (`REWIRE_LOG_ERROR` … `REWIRE_LOG_TRACE`) to `log`, with `userdata`;
+// `REWIRE_LOG_OFF` or a NULL `log` turns logging off. The lines name
+// protocol steps and result codes, never secrets. Call it at start-up
+// (on bare metal after `rewire_init`: it allocates once); a later call replaces the
+// callback, but an event already being delivered on another thread may
+// still reach the previous one. The callback must not call librewire.
+// `REWIRE_ERR_INVALID_ARGUMENT` for a level above `REWIRE_LOG_TRACE`;
+// `REWIRE_ERR_INVALID_STATE` if the program installed another `tracing`
+// subscriber first (Rust programs that link librewire).
+REWIRE_MUST_USE
+rewire_result rewire_set_log(rewire_log_fn log,
+                             void *userdata,
+                             uint32_t max_level);
 
 #if defined(REWIRE_BAREMETAL)
 // Bare metal only: give librewire its heap (`heap_len` bytes at `heap`) and
@@ -607,7 +742,11 @@ rewire_result rewire_sds_poll(rewire_sds *s,
 // `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
 // serves one migration and two incoming channels. An allocation that does
 // not fit ends in `on_panic`: size the heap for the sessions allowed.
-// Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
+// Calling it twice returns `REWIRE_ERR_INVALID_STATE`; until it has
+// succeeded, every other call returns `REWIRE_ERR_INVALID_STATE`.
+// `rewire_init_with` is the same with allocator hooks, and an `on_panic`
+// that is told the message and location.
+REWIRE_MUST_USE
 rewire_result rewire_init(uint8_t *heap,
                           size_t heap_len,
                           uint32_t (*random)(void *userdata,
@@ -615,6 +754,19 @@ rewire_result rewire_init(uint8_t *heap,
                                              size_t len),
                           void *random_userdata,
                           void (*on_panic)(void));
+#endif
+
+#if defined(REWIRE_BAREMETAL)
+// Bare metal only: `rewire_init` with a versioned config
+// (`rewire_init_config`): the built-in heap or the monitor's allocator
+// hooks, and an `on_panic` that receives the message and location.
+// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`;
+// `REWIRE_ERR_INVALID_ARGUMENT` for a `struct_size` smaller than the first
+// version's, a heap under 64 KiB, or not exactly one of heap and hooks
+// (`alloc` and `free` come together); `REWIRE_ERR_INVALID_STATE` when
+// librewire is already initialised. A refused call changes nothing.
+REWIRE_MUST_USE
+rewire_result rewire_init_with(const rewire_init_config *config);
 #endif
 
 #ifdef __cplusplus

@@ -15,7 +15,7 @@ fn main() {
     let mut config = cbindgen::Config::from_file(PathBuf::from(&crate_dir).join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
     let mut defines = format!(
-        "\n#define REWIRE_VERSION \"{version}\"\n#define REWIRE_VERSION_MAJOR {major}\n#define REWIRE_VERSION_MINOR {minor}\n#define REWIRE_VERSION_PATCH {patch}\n\n// Result codes: rewire-core's stable error codes (docs/protocol.md).\n"
+        "\n#define REWIRE_VERSION \"{version}\"\n#define REWIRE_VERSION_MAJOR {major}\n#define REWIRE_VERSION_MINOR {minor}\n#define REWIRE_VERSION_PATCH {patch}\n\n// Functions returning a result (or a predicate) warn when the result is dropped.\n#if defined(__GNUC__) || defined(__clang__)\n#define REWIRE_MUST_USE __attribute__((warn_unused_result))\n#else\n#define REWIRE_MUST_USE\n#endif\n\n// Result codes: rewire-core's stable error codes (docs/protocol.md).\n"
     );
     defines.push_str(&error_defines(
         &PathBuf::from(&crate_dir).join("../rewire-core/src/error.rs"),
@@ -36,6 +36,16 @@ fn main() {
             format!("librewire.so.{major}")
         };
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    }
+    // `rewire_baremetal`: the no_std bare-metal build (heap, panic handler,
+    // rewire_init): OS "none" (RISC-V), and aarch64 built as a no_std
+    // staticlib for the -linux-gnu target (docs/building.md §4.1).
+    println!("cargo:rustc-check-cfg=cfg(rewire_baremetal)");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let std = env::var_os("CARGO_FEATURE_STD").is_some();
+    if os == "none" || (arch == "aarch64" && os == "linux" && !std) {
+        println!("cargo:rustc-cfg=rewire_baremetal");
     }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=../rewire-core/src/error.rs");

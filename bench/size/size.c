@@ -27,8 +27,8 @@ static void __attribute__((noreturn)) die(void) { for (;;) {} }
 
 void _start(void) {
     uint8_t key[32] = {1}, id[16] = {2};
-    rewire_platform_callbacks p = {0, rnd, mono, wall, jr, jw, cr, cr};
-    rewire_enclave_callbacks e = {0, op, op, op, elen, exp_, imp, meas, att};
+    rewire_platform_callbacks p = {sizeof p, 0, rnd, mono, wall, jr, jw, cr, cr};
+    rewire_enclave_callbacks e = {sizeof e, 0, op, op, op, elen, exp_, imp, meas, att};
     rewire_monitor *m = 0;
     uint32_t d, ev, why;
     uint8_t host[32], conn[16];

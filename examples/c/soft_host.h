@@ -215,13 +215,13 @@ static uint32_t cb_attest(void *ud, const uint8_t *id, const uint8_t *report_dat
 }
 
 static rewire_platform_callbacks soft_platform(soft_host *h) {
-    rewire_platform_callbacks p = {h, cb_random, cb_monotonic_ms, cb_wall_time, cb_journal_read,
+    rewire_platform_callbacks p = {sizeof p, h, cb_random, cb_monotonic_ms, cb_wall_time, cb_journal_read,
                                    cb_journal_write, cb_counter_read, cb_counter_increment};
     return p;
 }
 
 static rewire_enclave_callbacks soft_framework(soft_host *h) {
-    rewire_enclave_callbacks e = {h, cb_pause, cb_resume, cb_destroy, cb_export_len,
+    rewire_enclave_callbacks e = {sizeof e, h, cb_pause, cb_resume, cb_destroy, cb_export_len,
                                   cb_export_data, cb_import_data, cb_measure, cb_attest};
     return e;
 }

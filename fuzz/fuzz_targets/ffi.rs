@@ -229,6 +229,7 @@ fuzz_target!(|data: &[u8]| {
         h: host,
     })) as *mut c_void;
     let pcb = rewire_platform_callbacks {
+        struct_size: std::mem::size_of::<rewire_platform_callbacks>(),
         userdata: ud,
         random: Some(random),
         monotonic_ms: Some(monotonic_ms),
@@ -239,6 +240,7 @@ fuzz_target!(|data: &[u8]| {
         counter_increment: Some(counter_increment),
     };
     let ecb = rewire_enclave_callbacks {
+        struct_size: std::mem::size_of::<rewire_enclave_callbacks>(),
         userdata: ud,
         pause: Some(pause),
         resume: Some(resume),

@@ -41,6 +41,8 @@ pub mod error;
 mod ids;
 mod journal;
 pub mod link;
+#[cfg(feature = "tracing")]
+pub mod log;
 pub mod monitor;
 pub mod platform;
 mod rng;

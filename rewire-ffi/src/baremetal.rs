@@ -1,9 +1,11 @@
-//! Bare-metal support: the heap the monitor hands librewire, the randomness
-//! hook ring needs for TLS, and the panic handler.
+//! Bare-metal support: the heap the monitor hands librewire (or its own
+//! allocator), the randomness hook ring needs for TLS, and the panic handler.
 //!
-//! Call `rewire_init` once, before any other function.
+//! Call `rewire_init` or `rewire_init_with` once, before any other function:
+//! until then every call returns `REWIRE_ERR_INVALID_STATE`.
 
-use core::ffi::c_void;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
@@ -11,16 +13,124 @@ use linked_list_allocator::LockedHeap;
 use crate::rewire_result;
 use rewire_core::Error;
 
-#[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+/// The built-in heap (`heap`/`heap_len`), or the monitor's allocator hooks.
+struct Allocator;
 
+#[global_allocator]
+static ALLOCATOR: Allocator = Allocator;
+static HEAP: LockedHeap = LockedHeap::empty();
+static HOOK_ALLOC: AtomicUsize = AtomicUsize::new(0);
+static HOOK_FREE: AtomicUsize = AtomicUsize::new(0);
+
+static USERDATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static RANDOM: AtomicUsize = AtomicUsize::new(0);
-static RANDOM_USERDATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static PANIC: AtomicUsize = AtomicUsize::new(0);
-static INITIALISED: AtomicBool = AtomicBool::new(false);
+static PANIC_WITH: AtomicUsize = AtomicUsize::new(0);
+static CLAIMED: AtomicBool = AtomicBool::new(false);
+static READY: AtomicBool = AtomicBool::new(false);
 
 type RandomFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> u32;
 type PanicFn = unsafe extern "C" fn() -> !;
+type PanicWithFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, u32) -> !;
+type AllocFn = unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void;
+type FreeFn = unsafe extern "C" fn(*mut c_void, *mut c_void, usize, usize);
+
+/// What `rewire_init_with` takes. Zero-initialise it, set `struct_size =
+/// sizeof(rewire_init_config)` and the members you use: fields added in later
+/// versions go at the end, so a program built against this header keeps
+/// working with a later library. Give **either** `heap`/`heap_len` **or**
+/// both `alloc` and `free`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rewire_init_config {
+    /// `sizeof(rewire_init_config)` as the caller compiled it.
+    pub struct_size: usize,
+    /// Passed first to every callback below.
+    pub userdata: *mut c_void,
+    /// The built-in heap: `heap_len` bytes (at least 64 KiB) at `heap`, for
+    /// librewire's exclusive use from now on. Heap sizing: as `rewire_init`.
+    pub heap: *mut u8,
+    pub heap_len: usize,
+    /// Or the monitor's allocator: `alloc` returns `size` bytes aligned to
+    /// `align` (a power of two, at most 4096), or NULL when there is no
+    /// memory (librewire then ends in `on_panic`, as with a full heap);
+    /// `free` releases what `alloc` returned, with the same `size` and
+    /// `align`. librewire zeroizes its secrets before it frees them. A
+    /// pointer not aligned as asked is released again and treated as NULL.
+    pub alloc: Option<
+        unsafe extern "C" fn(userdata: *mut c_void, size: usize, align: usize) -> *mut c_void,
+    >,
+    pub free: Option<
+        unsafe extern "C" fn(userdata: *mut c_void, ptr: *mut c_void, size: usize, align: usize),
+    >,
+    /// Required: the randomness used inside TLS (the contract of
+    /// `rewire_platform_callbacks.random`).
+    pub random:
+        Option<unsafe extern "C" fn(userdata: *mut c_void, buf: *mut u8, len: usize) -> u32>,
+    /// Called if librewire hits an internal bug (NULL: it spins forever):
+    /// the panic message and the source file (NUL-terminated, truncated to
+    /// 255 and 127 bytes; they never hold secrets) and line. It must not
+    /// return.
+    pub on_panic: Option<
+        unsafe extern "C" fn(
+            userdata: *mut c_void,
+            message: *const c_char,
+            file: *const c_char,
+            line: u32,
+        ) -> !,
+    >,
+}
+
+/// Whether `rewire_init` or `rewire_init_with` has completed.
+pub(crate) fn initialised() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
+// safe (the impl): each method forwards to the built-in heap or to the
+// monitor's hooks, whose contract (rewire_init_config) is GlobalAlloc's.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let a = HOOK_ALLOC.load(Ordering::Acquire);
+        if a == 0 {
+            // safe: GlobalAlloc's contract, passed on.
+            return unsafe { HEAP.alloc(layout) };
+        }
+        // safe: stored from an AllocFn in rewire_init_with.
+        let f = unsafe { core::mem::transmute::<usize, AllocFn>(a) };
+        // safe: the hook's contract.
+        let p = unsafe {
+            f(
+                USERDATA.load(Ordering::Acquire),
+                layout.size(),
+                layout.align(),
+            )
+        };
+        if !p.is_null() && (p as usize) % layout.align() != 0 {
+            // safe: p came from alloc with this size and align.
+            unsafe { self.dealloc(p as *mut u8, layout) };
+            return core::ptr::null_mut();
+        }
+        p as *mut u8
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let f = HOOK_FREE.load(Ordering::Acquire);
+        if f == 0 {
+            // safe: GlobalAlloc's contract, passed on.
+            return unsafe { HEAP.dealloc(ptr, layout) };
+        }
+        // safe: stored from a FreeFn in rewire_init_with.
+        let f = unsafe { core::mem::transmute::<usize, FreeFn>(f) };
+        // safe: the hook's contract.
+        unsafe {
+            f(
+                USERDATA.load(Ordering::Acquire),
+                ptr as *mut c_void,
+                layout.size(),
+                layout.align(),
+            )
+        }
+    }
+}
 
 /// Bare metal only: give librewire its heap (`heap_len` bytes at `heap`) and
 /// the randomness source
@@ -31,8 +141,12 @@ type PanicFn = unsafe extern "C" fn() -> !;
 /// `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
 /// serves one migration and two incoming channels. An allocation that does
 /// not fit ends in `on_panic`: size the heap for the sessions allowed.
-/// Calling it twice returns `REWIRE_ERR_INVALID_STATE`.
+/// Calling it twice returns `REWIRE_ERR_INVALID_STATE`; until it has
+/// succeeded, every other call returns `REWIRE_ERR_INVALID_STATE`.
+/// `rewire_init_with` is the same with allocator hooks, and an `on_panic`
+/// that is told the message and location.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_init(
     heap: *mut u8,
     heap_len: usize,
@@ -40,25 +154,83 @@ pub unsafe extern "C" fn rewire_init(
     random_userdata: *mut c_void,
     on_panic: Option<unsafe extern "C" fn() -> !>,
 ) -> rewire_result {
-    let Some(random) = random else {
+    let config = rewire_init_config {
+        struct_size: core::mem::size_of::<rewire_init_config>(),
+        userdata: random_userdata,
+        heap,
+        heap_len,
+        alloc: None,
+        free: None,
+        random,
+        on_panic: None,
+    };
+    // safe: a valid config on the stack.
+    let rc = unsafe { init(&config) };
+    if rc == 0 {
+        if let Some(p) = on_panic {
+            PANIC.store(p as usize, Ordering::SeqCst);
+        }
+    }
+    rc
+}
+
+/// Bare metal only: `rewire_init` with a versioned config
+/// (`rewire_init_config`): the built-in heap or the monitor's allocator
+/// hooks, and an `on_panic` that receives the message and location.
+/// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`;
+/// `REWIRE_ERR_INVALID_ARGUMENT` for a `struct_size` smaller than the first
+/// version's, a heap under 64 KiB, or not exactly one of heap and hooks
+/// (`alloc` and `free` come together); `REWIRE_ERR_INVALID_STATE` when
+/// librewire is already initialised. A refused call changes nothing.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn rewire_init_with(config: *const rewire_init_config) -> rewire_result {
+    // safe: NULL or a config of at least the struct_size it states.
+    match unsafe { crate::callbacks::versioned(config) } {
+        // safe: a copy on this stack.
+        Ok(c) => unsafe { init(&c) },
+        Err(e) => e.code(),
+    }
+}
+
+unsafe fn init(c: &rewire_init_config) -> rewire_result {
+    let Some(random) = c.random else {
         return Error::NullPointer.code();
     };
-    if heap.is_null() {
-        return Error::NullPointer.code();
-    }
-    if heap_len < 64 * 1024 {
+    let heap = !c.heap.is_null() || c.heap_len != 0;
+    let hooks = match (c.alloc, c.free) {
+        (Some(a), Some(f)) => Some((a, f)),
+        (None, None) => None,
+        _ => return Error::InvalidArgument.code(),
+    };
+    if heap == hooks.is_some() {
         return Error::InvalidArgument.code();
     }
-    if INITIALISED.swap(true, Ordering::SeqCst) {
+    if heap {
+        if c.heap.is_null() {
+            return Error::NullPointer.code();
+        }
+        if c.heap_len < 64 * 1024 {
+            return Error::InvalidArgument.code();
+        }
+    }
+    if CLAIMED.swap(true, Ordering::SeqCst) {
         return Error::InvalidState.code();
     }
-    RANDOM_USERDATA.store(random_userdata, Ordering::SeqCst);
+    USERDATA.store(c.userdata, Ordering::SeqCst);
     RANDOM.store(random as usize, Ordering::SeqCst);
-    if let Some(p) = on_panic {
-        PANIC.store(p as usize, Ordering::SeqCst);
+    if let Some(p) = c.on_panic {
+        PANIC_WITH.store(p as usize, Ordering::SeqCst);
     }
-    // safe: the monitor gives librewire exclusive use of this region, once.
-    unsafe { HEAP.lock().init(heap, heap_len) };
+    match hooks {
+        Some((a, f)) => {
+            HOOK_FREE.store(f as usize, Ordering::SeqCst);
+            HOOK_ALLOC.store(a as usize, Ordering::SeqCst);
+        }
+        // safe: the monitor gives librewire exclusive use of this region, once.
+        None => unsafe { HEAP.lock().init(c.heap, c.heap_len) },
+    }
+    READY.store(true, Ordering::Release);
     0
 }
 
@@ -73,13 +245,7 @@ fn platform_random(buf: &mut [u8]) -> bool {
     // safe: the value was stored from a RandomFn in rewire_init.
     let f: RandomFn = unsafe { core::mem::transmute::<usize, RandomFn>(f) };
     // safe: callback contract; buf is valid for its length.
-    let rc = unsafe {
-        f(
-            RANDOM_USERDATA.load(Ordering::SeqCst),
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    };
+    let rc = unsafe { f(USERDATA.load(Ordering::SeqCst), buf.as_mut_ptr(), buf.len()) };
     rc == 0 && healthy(buf)
 }
 
@@ -216,8 +382,65 @@ fn healthy(buf: &[u8]) -> bool {
     LAST.swap(head, Ordering::SeqCst) != head
 }
 
+/// A fixed buffer for the panic message: truncates, always NUL-terminated.
+struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Text<N> {
+    fn new() -> Self {
+        Text {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr() as *const c_char
+    }
+}
+
+impl<const N: usize> core::fmt::Write for Text<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len + 1 >= N {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len] = if b == 0 { b'?' } else { b };
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
+    let p = PANIC_WITH.load(Ordering::SeqCst);
+    if p != 0 {
+        let mut message = Text::<256>::new();
+        let _ = write!(message, "{}", info.message());
+        let mut file = Text::<128>::new();
+        let line = match info.location() {
+            Some(l) => {
+                let _ = file.write_str(l.file());
+                l.line()
+            }
+            None => 0,
+        };
+        // safe: stored from a PanicWithFn in rewire_init_with.
+        let f: PanicWithFn = unsafe { core::mem::transmute::<usize, PanicWithFn>(p) };
+        // safe: both strings are NUL-terminated buffers on this stack; the
+        // monitor's handler does not return.
+        unsafe {
+            f(
+                USERDATA.load(Ordering::SeqCst),
+                message.as_ptr(),
+                file.as_ptr(),
+                line,
+            )
+        }
+    }
     let p = PANIC.load(Ordering::SeqCst);
     if p != 0 {
         // safe: stored from a PanicFn in rewire_init.

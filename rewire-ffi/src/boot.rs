@@ -10,6 +10,7 @@ use crate::{array, guard, input, output, output_array, rewire_result};
 /// Measure an SM image: SHA-256 of all `len` bytes the boot stage loads and
 /// runs (code, read-only data, initialised data), 32 bytes into `out`.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_boot_measure(
     image: *const u8,
     len: usize,
@@ -27,6 +28,7 @@ pub unsafe extern "C" fn rewire_boot_measure(
 /// (`rewire_monitor_new_from_handoff`), then wipe the root and the secret
 /// from the boot stage's memory before jumping to it.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_boot_handoff(
     device_root: *const u8,
     sm_measurement: *const u8,

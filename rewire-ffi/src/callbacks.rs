@@ -9,10 +9,14 @@ use rewire_core::{Error, Platform, Section};
 
 /// What the platform under the monitor provides. Every callback receives
 /// `userdata` first and returns 0 on success (any other value is a failure).
-/// All callbacks are required.
+/// All callbacks are required. Set `struct_size = sizeof(rewire_platform_callbacks)`:
+/// callbacks added later go at the end, and a library reads only the
+/// members the caller's `struct_size` covers.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rewire_platform_callbacks {
+    /// `sizeof(rewire_platform_callbacks)` as the caller compiled it.
+    pub struct_size: usize,
     pub userdata: *mut c_void,
     /// Fill `buf[0..len]` with cryptographically secure random bytes.
     pub random:
@@ -45,10 +49,13 @@ pub struct rewire_platform_callbacks {
 
 /// What the enclave framework provides. `id` points to 16 bytes; `section`
 /// is `REWIRE_SECTION_CODE`, `_STATE` or `_SEALED`. Every operation must be
-/// idempotent (see docs/c-api.md). All callbacks are required.
+/// idempotent (see docs/c-api.md). All callbacks are required. Set
+/// `struct_size = sizeof(rewire_enclave_callbacks)` (as for the platform's).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rewire_enclave_callbacks {
+    /// `sizeof(rewire_enclave_callbacks)` as the caller compiled it.
+    pub struct_size: usize,
     pub userdata: *mut c_void,
     pub pause: Option<unsafe extern "C" fn(userdata: *mut c_void, id: *const u8) -> u32>,
     pub resume: Option<unsafe extern "C" fn(userdata: *mut c_void, id: *const u8) -> u32>,
@@ -100,6 +107,25 @@ pub struct rewire_enclave_callbacks {
             out_len: *mut usize,
         ) -> u32,
     >,
+}
+
+/// Copy a versioned C struct (its first member is `size_t struct_size`).
+/// `NullPointer` for NULL; `InvalidArgument` when `struct_size` is smaller
+/// than this library's layout: every member this version knows is required,
+/// and one it cannot see would be read past the caller's struct. A larger
+/// `struct_size` (a caller built against a later header) is accepted and
+/// the members beyond this version are ignored.
+pub(crate) unsafe fn versioned<T: Copy>(p: *const T) -> Result<T, Error> {
+    if p.is_null() {
+        return Err(Error::NullPointer);
+    }
+    // safe: every versioned struct starts with its size_t struct_size.
+    let size = unsafe { core::ptr::read_unaligned(p as *const usize) };
+    if size < core::mem::size_of::<T>() {
+        return Err(Error::InvalidArgument);
+    }
+    // safe: the caller's struct is at least size_of::<T>() bytes long.
+    Ok(unsafe { core::ptr::read_unaligned(p) })
 }
 
 impl rewire_platform_callbacks {
@@ -465,6 +491,7 @@ mod tests {
 
     fn platform(f: &Fake) -> rewire_platform_callbacks {
         rewire_platform_callbacks {
+            struct_size: core::mem::size_of::<rewire_platform_callbacks>(),
             userdata: f as *const Fake as *mut c_void,
             random: Some(random),
             monotonic_ms: Some(ms),
@@ -478,6 +505,7 @@ mod tests {
 
     fn enclave(f: &Fake) -> rewire_enclave_callbacks {
         rewire_enclave_callbacks {
+            struct_size: core::mem::size_of::<rewire_enclave_callbacks>(),
             userdata: f as *const Fake as *mut c_void,
             pause: Some(id_op),
             resume: Some(id_op),

@@ -28,20 +28,23 @@ mod callbacks;
 mod monitor;
 mod sds;
 
-/// Bare metal: `target_os = "none"` (RISC-V), and aarch64 built as a no_std
-/// staticlib for the `-linux-gnu` target (docs/building.md §5).
-#[cfg(any(
-    target_os = "none",
-    all(target_arch = "aarch64", target_os = "linux", not(feature = "std"))
-))]
+mod log;
+
+/// Bare metal (`rewire_baremetal`, set by build.rs): OS "none" (RISC-V), and
+/// aarch64 built as a no_std staticlib for the `-linux-gnu` target
+/// (docs/building.md §4.1).
+#[cfg(rewire_baremetal)]
 mod baremetal;
 
 use core::ffi::c_char;
 
 use rewire_core::Error;
 
+#[cfg(rewire_baremetal)]
+pub use baremetal::*;
 pub use boot::*;
 pub use callbacks::{rewire_enclave_callbacks, rewire_platform_callbacks};
+pub use log::*;
 pub use monitor::*;
 pub use sds::*;
 
@@ -80,6 +83,12 @@ const _: () = {
 /// Run an entry point: map the result to a code; in std builds, a panic
 /// becomes `REWIRE_ERR_INTERNAL` instead of unwinding into C.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> rewire_result {
+    // Bare metal: no heap before rewire_init, so every call would end in the
+    // allocation-failure panic; refuse it instead.
+    #[cfg(rewire_baremetal)]
+    if !baremetal::initialised() {
+        return Error::InvalidState.code();
+    }
     #[cfg(feature = "std")]
     let r =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(Error::Internal));

@@ -108,6 +108,7 @@ unsafe fn monitor_mut<'a>(m: *const rewire_monitor) -> Result<Entered<'a>, Error
 /// `REWIRE_ERR_ROLLBACK`) and settle every in-flight migration. The
 /// callback structs are copied; their `userdata` must outlive the handle.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_new(
     device_secret: *const u8,
     sm_measurement: *const u8,
@@ -133,6 +134,7 @@ pub unsafe extern "C" fn rewire_monitor_new(
 /// (`REWIRE_ERR_PEER_MISMATCH`) or an SM key the secret does not give
 /// (`REWIRE_ERR_INVALID_ARGUMENT`). Otherwise as `rewire_monitor_new`.
 #[no_mangle]
+#[must_use]
 #[allow(clippy::too_many_arguments)] // the C signature: one argument per input
 pub unsafe extern "C" fn rewire_monitor_new_from_handoff(
     sm_secret: *const u8,
@@ -168,12 +170,13 @@ unsafe fn start(
     if out.is_null() {
         return Err(Error::NullPointer);
     }
-    // safe: checked or documented pointers (see the functions called).
-    let (platform, enclaves) = unsafe { (platform.as_ref(), enclaves.as_ref()) };
-    let (platform, enclaves) = (
-        *platform.ok_or(Error::NullPointer)?,
-        *enclaves.ok_or(Error::NullPointer)?,
-    );
+    // safe: NULL or structs of at least the struct_size they state.
+    let (platform, enclaves) = unsafe {
+        (
+            crate::callbacks::versioned(platform)?,
+            crate::callbacks::versioned(enclaves)?,
+        )
+    };
     platform.check()?;
     enclaves.check()?;
     let id = identity()?;
@@ -184,7 +187,7 @@ unsafe fn start(
     }
     // Bare metal: a small heap; unauthenticated channels can each buffer
     // about 70 KiB, so allow two by default (rewire_monitor_set_max_sessions).
-    #[cfg(target_os = "none")]
+    #[cfg(rewire_baremetal)]
     {
         cfg.max_sessions = 2;
     }
@@ -210,6 +213,7 @@ pub unsafe extern "C" fn rewire_monitor_free(m: *mut rewire_monitor) {
 
 /// The monitor's host id (its device public key), 32 bytes into `out`.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_host_id(
     m: *const rewire_monitor,
     out: *mut u8,
@@ -219,6 +223,7 @@ pub unsafe extern "C" fn rewire_monitor_host_id(
 
 /// The monitor's device-signed SM certificate (what the SDS endorses).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_certificate(
     m: *const rewire_monitor,
     buf: *mut u8,
@@ -230,6 +235,7 @@ pub unsafe extern "C" fn rewire_monitor_certificate(
 
 /// Install an enclave the framework has loaded, under its SDS-signed policy.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_install(
     m: *mut rewire_monitor,
     policy: *const u8,
@@ -240,6 +246,7 @@ pub unsafe extern "C" fn rewire_monitor_install(
 
 /// A message from the SDS side: an order, a query, a forwarded RELEASE/ABORT.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_handle_sds(
     m: *mut rewire_monitor,
     msg: *const u8,
@@ -250,6 +257,7 @@ pub unsafe extern "C" fn rewire_monitor_handle_sds(
 
 /// TLS bytes from peer host `from` (32 bytes, the relay's claim) on channel `conn` (16 bytes).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_handle_peer(
     m: *mut rewire_monitor,
     from: *const u8,
@@ -266,6 +274,7 @@ pub unsafe extern "C" fn rewire_monitor_handle_peer(
 
 /// The relay reports that channel `conn` (16 bytes) is gone.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_peer_closed(
     m: *mut rewire_monitor,
     conn: *const u8,
@@ -276,6 +285,7 @@ pub unsafe extern "C" fn rewire_monitor_peer_closed(
 /// Cap the incoming channels open at once (default 8). Each may buffer up to
 /// about 70 KiB before it is authenticated: size the bare-metal heap for it.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_set_max_sessions(
     m: *mut rewire_monitor,
     max_sessions: u32,
@@ -291,6 +301,7 @@ pub unsafe extern "C" fn rewire_monitor_set_max_sessions(
 
 /// Let time pass: timeouts fire.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_tick(m: *mut rewire_monitor) -> rewire_result {
     guard(|| unsafe { monitor_mut(m)?.tick() })
 }
@@ -301,6 +312,7 @@ pub unsafe extern "C" fn rewire_monitor_tick(m: *mut rewire_monitor) -> rewire_r
 /// the bytes go to `buf`. With `REWIRE_ERR_BUFFER_TOO_SMALL` the message
 /// stays queued and `*out_len` says how much room it needs.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_poll_output(
     m: *mut rewire_monitor,
     out_dest: *mut u32,
@@ -339,6 +351,7 @@ pub unsafe extern "C" fn rewire_monitor_poll_output(
 /// migration's request id goes to `out_request` (16 bytes); for
 /// `REWIRE_EVENT_ABORTED`, `*out_reason` is the error code (else 0).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_poll_event(
     m: *mut rewire_monitor,
     out_event: *mut u32,
@@ -374,6 +387,7 @@ pub unsafe extern "C" fn rewire_monitor_poll_event(
 /// The state (`REWIRE_STATE_*`) and epoch of an enclave (16-byte id) here.
 /// `REWIRE_ERR_UNKNOWN_ENCLAVE` if this monitor has no record of it.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_status(
     m: *const rewire_monitor,
     enclave_id: *const u8,
@@ -402,6 +416,7 @@ pub unsafe extern "C" fn rewire_monitor_status(
 /// Whether the enclave may be scheduled here now. A framework must ask
 /// before it runs an enclave. NULL arguments answer false.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_may_run(
     m: *const rewire_monitor,
     enclave_id: *const u8,
@@ -417,6 +432,7 @@ pub unsafe extern "C" fn rewire_monitor_may_run(
 /// Seal data for an installed enclave under this device's key (the blob the
 /// framework stores as the enclave's Sealed section).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_seal(
     m: *mut rewire_monitor,
     enclave_id: *const u8,
@@ -435,6 +451,7 @@ pub unsafe extern "C" fn rewire_monitor_seal(
 
 /// Open a sealed blob of an enclave on this device.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_unseal(
     m: *const rewire_monitor,
     enclave_id: *const u8,
@@ -456,6 +473,7 @@ pub unsafe extern "C" fn rewire_monitor_unseal(
 /// until rewire_monitor_checkpoint_commit: store the blob durably first,
 /// keeping the previous checkpoint until the commit returns.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_checkpoint_seal(
     m: *mut rewire_monitor,
     enclave_id: *const u8,
@@ -478,6 +496,7 @@ pub unsafe extern "C" fn rewire_monitor_checkpoint_seal(
 /// or sealed before a restart or at another epoch
 /// (REWIRE_ERR_STALE_CHECKPOINT); not a sealed blob (REWIRE_ERR_UNSEAL).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_checkpoint_commit(
     m: *mut rewire_monitor,
     enclave_id: *const u8,
@@ -495,6 +514,7 @@ pub unsafe extern "C" fn rewire_monitor_checkpoint_commit(
 /// REWIRE_ERR_STALE_CHECKPOINT, the committed one tampered with
 /// REWIRE_ERR_UNSEAL, a migrated enclave REWIRE_ERR_MIGRATED.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_monitor_checkpoint_open(
     m: *const rewire_monitor,
     enclave_id: *const u8,

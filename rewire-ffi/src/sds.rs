@@ -45,6 +45,7 @@ fn handle(inner: Sds) -> rewire_sds {
 
 /// A new, empty SDS with the Ed25519 signing key of the 32-byte `seed`.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_new(
     seed: *const u8,
     out: *mut *mut rewire_sds,
@@ -59,6 +60,7 @@ pub unsafe extern "C" fn rewire_sds_new(
 
 /// An SDS restored from a ledger saved by `rewire_sds_save` for the same key.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_load(
     seed: *const u8,
     ledger: *const u8,
@@ -84,6 +86,7 @@ pub unsafe extern "C" fn rewire_sds_free(s: *mut rewire_sds) {
 
 /// The durable ledger (registry and locations; no secrets). Persist it after every change.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_save(
     s: *const rewire_sds,
     buf: *mut u8,
@@ -95,6 +98,7 @@ pub unsafe extern "C" fn rewire_sds_save(
 
 /// The SDS public key (32 bytes), which monitors are provisioned with.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_public_key(
     s: *const rewire_sds,
     out: *mut u8,
@@ -108,6 +112,7 @@ pub unsafe extern "C" fn rewire_sds_public_key(
 /// must have provenance first (`rewire_sds_certify_device`, or
 /// `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_endorse_host(
     s: *mut rewire_sds,
     certificate: *const u8,
@@ -146,6 +151,7 @@ pub unsafe extern "C" fn rewire_sds_endorse_host(
 /// Trust a device-key provenance root (32-byte public key of a manufacturer
 /// or the operator's CA) to certify device keys.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_add_device_root(
     s: *mut rewire_sds,
     root: *const u8,
@@ -163,6 +169,7 @@ pub unsafe extern "C" fn rewire_sds_add_device_root(
 /// `DEVICE_NOT_CERTIFIED` (no registered root signed it), `BAD_SIGNATURE`,
 /// decode errors.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_certify_device(
     s: *mut rewire_sds,
     certificate: *const u8,
@@ -182,6 +189,7 @@ pub unsafe extern "C" fn rewire_sds_certify_device(
 /// The operator vouches for a device key (32 bytes) by hand, without a
 /// root's certificate: the explicit exception, kept in the ledger.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_pin_device(
     s: *mut rewire_sds,
     host: *const u8,
@@ -196,6 +204,7 @@ pub unsafe extern "C" fn rewire_sds_pin_device(
 /// Register an enclave (16-byte id, 32-byte measurement) placed on `host` at
 /// epoch 0 with a minimum ATL. Writes its signed policy (for `rewire_monitor_install`).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_register_enclave(
     s: *mut rewire_sds,
     enclave_id: *const u8,
@@ -219,6 +228,7 @@ pub unsafe extern "C" fn rewire_sds_register_enclave(
 /// bytes) must be fresh randomness; `deadline` is Unix seconds. Writes the
 /// order message for the enclave's current host (`rewire_sds_location`).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_order(
     s: *mut rewire_sds,
     enclave_id: *const u8,
@@ -250,6 +260,7 @@ pub unsafe extern "C" fn rewire_sds_order(
 /// Take a proof from a monitor (RELEASE, ABORT, ACTIVE, DROPPED). On success
 /// `*out_event` is a `REWIRE_LEDGER_*`. Forged or stale proofs change nothing.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_handle(
     s: *mut rewire_sds,
     msg: *const u8,
@@ -275,6 +286,7 @@ pub unsafe extern "C" fn rewire_sds_handle(
 
 /// Where the ledger says an enclave lives: host (32 bytes) and epoch.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_location(
     s: *const rewire_sds,
     enclave_id: *const u8,
@@ -294,6 +306,7 @@ pub unsafe extern "C" fn rewire_sds_location(
 
 /// Whether no migration is in doubt.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_is_settled(s: *const rewire_sds) -> bool {
     let mut yes = false;
     let _ = guard(|| unsafe {
@@ -306,6 +319,7 @@ pub unsafe extern "C" fn rewire_sds_is_settled(s: *const rewire_sds) -> bool {
 /// Queue what settles in-doubt migrations (re-sent orders, forwarded
 /// RELEASE/ABORT); take them with `rewire_sds_poll`. Call it periodically.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_resolve(s: *mut rewire_sds) -> rewire_result {
     guard(|| unsafe {
         let sds = sds_mut(s)?;
@@ -317,6 +331,7 @@ pub unsafe extern "C" fn rewire_sds_resolve(s: *mut rewire_sds) -> rewire_result
 
 /// Queue audit queries (each enclave's host is asked for its latest proof).
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_audit(s: *mut rewire_sds) -> rewire_result {
     guard(|| unsafe {
         let sds = sds_mut(s)?;
@@ -329,6 +344,7 @@ pub unsafe extern "C" fn rewire_sds_audit(s: *mut rewire_sds) -> rewire_result {
 /// Take the next queued message: the host to send it to (32 bytes) and the
 /// bytes (deliver with `rewire_monitor_handle_sds`). `REWIRE_ERR_EMPTY` when none.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn rewire_sds_poll(
     s: *mut rewire_sds,
     out_host: *mut u8,

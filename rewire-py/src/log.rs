@@ -1,41 +1,15 @@
 //! rewire-core's `tracing` events → Python's `logging`, logger "librewire".
 //!
-//! A minimal `tracing::Subscriber`: no spans, each event's message and
-//! fields rendered as `message k=v …` and handed to
+//! A minimal `tracing::Subscriber`: no spans, each event rendered as
+//! `message k=v …` by `rewire_core::log::render` (as for C's log callback) and handed to
 //! `logging.getLogger("librewire").log(level, text)`. The core's events carry
 //! step names and error codes only, never secrets.
 
-use std::fmt::Write;
-
 use pyo3::prelude::*;
-use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Metadata, Subscriber};
 
 struct PyLogger;
-
-#[derive(Default)]
-struct Text {
-    message: String,
-    fields: String,
-}
-
-impl Visit for Text {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={:?}", field.name(), value);
-        }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.fields, " {}={}", field.name(), value);
-        }
-    }
-}
 
 fn py_level(l: &Level) -> u32 {
     match *l {
@@ -59,8 +33,8 @@ impl Subscriber for PyLogger {
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
         let level = py_level(meta.level());
-        let mut t = Text::default();
-        event.record(&mut t);
+        let mut line = String::new();
+        rewire_core::log::render(event, &mut line);
         Python::attach(|py| {
             let r = (|| -> PyResult<()> {
                 let logger = py
@@ -69,7 +43,7 @@ impl Subscriber for PyLogger {
                 if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
                     return Ok(());
                 }
-                let text = format!("{}{} [{}]", t.message, t.fields, meta.target());
+                let text = format!("{line} [{}]", meta.target());
                 logger.call_method1("log", (level, text))?;
                 Ok(())
             })();

@@ -5,25 +5,7 @@
  */
 #include "../../examples/c/soft_host.h"
 
-static int failures = 0;
-
-#define EXPECT(call, want)                                                                            \
-    do {                                                                                              \
-        rewire_result got_ = (call);                                                                  \
-        if (got_ != (want)) {                                                                         \
-            fprintf(stderr, "%s:%d: %s returned %u (%s), want %u (%s)\n", __FILE__, __LINE__, #call,  \
-                    got_, rewire_result_text(got_), (unsigned)(want), rewire_result_text(want));      \
-            failures++;                                                                               \
-        }                                                                                             \
-    } while (0)
-
-#define TRUE(cond)                                                                                    \
-    do {                                                                                              \
-        if (!(cond)) {                                                                                \
-            fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);                       \
-            failures++;                                                                               \
-        }                                                                                             \
-    } while (0)
+#include "expect.h"
 
 static const uint8_t SM[32] = {9, 9, 9};
 
@@ -36,6 +18,24 @@ static uint32_t reentrant_pause(void *ud, const uint8_t *id) {
     if (g_reenter) g_reenter_rc = rewire_monitor_status(g_reenter, id, &st, &ep);
     return cb_pause(ud, id);
 }
+/* The log callback: every line NUL-terminated, within the cap, kept for checks. */
+static int g_lines;
+static char g_log[8192];
+static void capture(void *ud, uint32_t level, const char *msg, size_t len) {
+    (void)ud;
+    if (strlen(msg) != len || len > REWIRE_MAX_LOG_LINE || level < REWIRE_LOG_ERROR || level > REWIRE_LOG_TRACE) {
+        fprintf(stderr, "bad log line (level %u, len %zu)\n", level, len);
+        failures++;
+    }
+    g_lines++;
+    size_t used = strlen(g_log);
+    if (used + len + 2 < sizeof g_log) {
+        memcpy(g_log + used, msg, len);
+        g_log[used + len] = '\n';
+        g_log[used + len + 1] = 0;
+    }
+}
+
 static const uint8_t EID[16] = "negative-enclave";
 static uint8_t code[1500], state[3000];
 
@@ -77,6 +77,38 @@ int main(void) {
     broken.counter_increment = NULL;
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &broken, &fa, &none), REWIRE_ERR_NULL_POINTER);
     TRUE(none == NULL);
+    /* Versioned callback structs: a struct_size below this library's layout
+       is refused (it would be read past its end); a larger one, from a later
+       header, is accepted and its unknown members ignored. */
+    rewire_platform_callbacks short_p = pa;
+    short_p.struct_size = sizeof pa - sizeof(void *);
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &short_p, &fa, &none), REWIRE_ERR_INVALID_ARGUMENT);
+    short_p.struct_size = 0;
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &short_p, &fa, &none), REWIRE_ERR_INVALID_ARGUMENT);
+    rewire_enclave_callbacks short_f = fa;
+    short_f.struct_size = sizeof fa - 1;
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &short_f, &none), REWIRE_ERR_INVALID_ARGUMENT);
+    TRUE(none == NULL);
+    {
+        soft_host c = {.rng_state = 44};
+        struct {
+            rewire_platform_callbacks p;
+            void *later_callback;
+        } later_p = {soft_platform(&c), (void *)&c};
+        struct {
+            rewire_enclave_callbacks f;
+            void *later_callback;
+        } later_f = {soft_framework(&c), (void *)&c};
+        later_p.p.struct_size = sizeof later_p;
+        later_f.f.struct_size = sizeof later_f;
+        CHECK(rewire_monitor_new(secret_a, SM, sds_key, 0, &later_p.p, &later_f.f, &none));
+        TRUE(none != NULL);
+        rewire_monitor_free(none);
+        none = NULL;
+        soft_free(&c);
+    }
+    /* The log callback: levels are checked. */
+    EXPECT(rewire_set_log(capture, NULL, REWIRE_LOG_TRACE + 1), REWIRE_ERR_INVALID_ARGUMENT);
     fa.pause = reentrant_pause;
     CHECK(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &fa, &ma));
     g_reenter = ma;
@@ -189,7 +221,8 @@ int main(void) {
     EXPECT(rewire_monitor_status(ma, EID, NULL, &ep), REWIRE_ERR_NULL_POINTER);
     intact(&a, ma);
 
-    /* The real order, with a too-small output buffer on the way. */
+    /* The real order, with a too-small output buffer on the way; logged from here on. */
+    CHECK(rewire_set_log(capture, NULL, REWIRE_LOG_INFO));
     CHECK(rewire_monitor_handle_sds(ma, order, order_len));
     TRUE(g_reenter_rc == REWIRE_ERR_INVALID_STATE); /* re-entry during pause */
     g_reenter = NULL;
@@ -204,7 +237,7 @@ int main(void) {
     rewire_result rc = rewire_monitor_handle_peer(mb, ida, conn, buf, len);
     TRUE(rc == REWIRE_ERR_TLS);
     while (rewire_monitor_poll_output(mb, &dest, host, conn, buf, sizeof buf, &len) == REWIRE_OK)
-        (void)rewire_monitor_handle_peer(ma, idb, conn, buf, len); /* B's alert */
+        rc = rewire_monitor_handle_peer(ma, idb, conn, buf, len); /* B's alert: A's channel fails */
     EXPECT(rewire_monitor_peer_closed(ma, rid), REWIRE_OK);
     intact(&a, ma);
     uint32_t ev, why;
@@ -212,6 +245,13 @@ int main(void) {
     int aborted = 0;
     while (rewire_monitor_poll_event(ma, &ev, evrid, &why) == REWIRE_OK) aborted |= ev == REWIRE_EVENT_ABORTED;
     TRUE(aborted);
+    /* The abort was logged, with its code; then logging is turned off. */
+    char want[64];
+    snprintf(want, sizeof want, "aborting outgoing migration error=%u", (unsigned)REWIRE_ERR_TLS);
+    TRUE(g_lines > 0 && strstr(g_log, "migration step") != NULL);
+    if (!strstr(g_log, want)) fprintf(stderr, "log was:\n%s", g_log);
+    TRUE(strstr(g_log, want) != NULL);
+    CHECK(rewire_set_log(NULL, NULL, REWIRE_LOG_TRACE));
     /* The ABORT proof reaches the SDS: the ledger keeps the enclave on A at epoch 1. */
     while (rewire_monitor_poll_output(ma, &dest, host, conn, buf, sizeof buf, &len) == REWIRE_OK) {
         uint32_t ledger;

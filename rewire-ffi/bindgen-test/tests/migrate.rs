@@ -207,6 +207,7 @@ fn migration_through_generated_bindings() {
         for i in 0..2 {
             let ud = &mut *hosts[i] as *mut Host as *mut c_void;
             let p = c::rewire_platform_callbacks {
+                struct_size: std::mem::size_of::<c::rewire_platform_callbacks>(),
                 userdata: ud,
                 random: Some(random),
                 monotonic_ms: Some(monotonic_ms),
@@ -217,6 +218,7 @@ fn migration_through_generated_bindings() {
                 counter_increment: Some(counter_increment),
             };
             let f = c::rewire_enclave_callbacks {
+                struct_size: std::mem::size_of::<c::rewire_enclave_callbacks>(),
                 userdata: ud,
                 pause: Some(pause),
                 resume: Some(resume),
