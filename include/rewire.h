@@ -60,6 +60,8 @@
 #define REWIRE_ERR_ENDORSEMENT_MISMATCH 212
 // The SDS has no provenance for this device key: no registered manufacturer or operator root certified it, and no operator pinned it.
 #define REWIRE_ERR_DEVICE_NOT_CERTIFIED 213
+// The target's endorsed platform cannot run the enclave's code (the policy names another platform: a RISC-V build ordered to an Arm host).
+#define REWIRE_ERR_PLATFORM_MISMATCH 214
 // A digest or size in the stream does not match the manifest.
 #define REWIRE_ERR_INTEGRITY 300
 // END arrived before the announced lengths were streamed. (A channel that closes mid-stream is `ChannelClosed` or `Tls`.)
@@ -132,6 +134,12 @@
 // `rewire_sds_poll` or a `REWIRE_DEST_SDS` output carries, and the cap a
 // receiver enforces.
 #define REWIRE_MAX_MESSAGE (24 * 1024)
+
+// Platforms (`rewire_sds_endorse_host`, `rewire_sds_register_enclave`):
+// what code a host runs, what an enclave's code is built for.
+#define REWIRE_PLATFORM_RISCV64 1
+
+#define REWIRE_PLATFORM_AARCH64 2
 
 // Largest framework evidence `attest` may return.
 #define REWIRE_MAX_EVIDENCE 1024
@@ -615,8 +623,10 @@ rewire_result rewire_sds_public_key(const rewire_sds *s,
                                     uint8_t *out);
 
 // Endorse a host from its SM certificate: `count` accepted SM measurements
-// (32 bytes each, back to back), its ATL and validity window (Unix
-// seconds). Writes the signed endorsement. The certificate's device key
+// (32 bytes each, back to back), the platform whose code it runs
+// (`REWIRE_PLATFORM_RISCV64`, `REWIRE_PLATFORM_AARCH64`, …; 0 is
+// `INVALID_ARGUMENT`), its ATL and validity window (Unix seconds). Writes
+// the signed endorsement. The certificate's device key
 // must have provenance first (`rewire_sds_certify_device`, or
 // `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
 REWIRE_MUST_USE
@@ -625,6 +635,7 @@ rewire_result rewire_sds_endorse_host(rewire_sds *s,
                                       size_t certificate_len,
                                       const uint8_t *sm_measurements,
                                       size_t count,
+                                      uint64_t platform,
                                       uint64_t atl,
                                       uint64_t not_before,
                                       uint64_t not_after,
@@ -655,12 +666,15 @@ REWIRE_MUST_USE
 rewire_result rewire_sds_pin_device(rewire_sds *s,
                                     const uint8_t *host);
 
-// Register an enclave (16-byte id, 32-byte measurement) placed on `host` at
-// epoch 0 with a minimum ATL. Writes its signed policy (for `rewire_monitor_install`).
+// Register an enclave (16-byte id, 32-byte measurement), its code built for
+// `platform`, placed on `host` at epoch 0 with a minimum ATL. Writes its
+// signed policy (for `rewire_monitor_install`). A host of another platform
+// is `PLATFORM_MISMATCH`; so is a later order to one.
 REWIRE_MUST_USE
 rewire_result rewire_sds_register_enclave(rewire_sds *s,
                                           const uint8_t *enclave_id,
                                           const uint8_t *measurement,
+                                          uint64_t platform,
                                           uint64_t min_atl,
                                           const uint8_t *host,
                                           uint8_t *buf,

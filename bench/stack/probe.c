@@ -64,13 +64,13 @@ static void report(void) {
 
 PROBE(rewire_result, rewire_sds_new, (const uint8_t *seed, rewire_sds **out), (seed, out))
 PROBE(rewire_result, rewire_sds_endorse_host,
-      (rewire_sds *s, const uint8_t *cert, size_t cert_len, const uint8_t *sm, size_t n, uint64_t atl,
-       uint64_t nb, uint64_t na, uint8_t *buf, size_t cap, size_t *len),
-      (s, cert, cert_len, sm, n, atl, nb, na, buf, cap, len))
+      (rewire_sds *s, const uint8_t *cert, size_t cert_len, const uint8_t *sm, size_t n, uint64_t platform,
+       uint64_t atl, uint64_t nb, uint64_t na, uint8_t *buf, size_t cap, size_t *len),
+      (s, cert, cert_len, sm, n, platform, atl, nb, na, buf, cap, len))
 PROBE(rewire_result, rewire_sds_register_enclave,
-      (rewire_sds *s, const uint8_t *id, const uint8_t *m, uint64_t atl, const uint8_t *host, uint8_t *buf, size_t cap,
-       size_t *len),
-      (s, id, m, atl, host, buf, cap, len))
+      (rewire_sds *s, const uint8_t *id, const uint8_t *m, uint64_t platform, uint64_t atl, const uint8_t *host,
+       uint8_t *buf, size_t cap, size_t *len),
+      (s, id, m, platform, atl, host, buf, cap, len))
 PROBE(rewire_result, rewire_sds_order,
       (rewire_sds *s, const uint8_t *id, const uint8_t *target, const uint8_t *rid, uint64_t deadline, uint8_t *buf,
        size_t cap, size_t *len),

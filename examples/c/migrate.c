@@ -120,7 +120,7 @@ int main(void) {
         uint8_t device[32];
         CHECK(rewire_monitor_host_id(w.mon[i], device));
         CHECK(rewire_sds_pin_device(w.sds, device));
-        CHECK(rewire_sds_endorse_host(w.sds, cert, cert_len, SM_MEASUREMENT, 1, 2, now - 60, now + 86400,
+        CHECK(rewire_sds_endorse_host(w.sds, cert, cert_len, SM_MEASUREMENT, 1, REWIRE_PLATFORM_RISCV64, 2, now - 60, now + 86400,
                                       endorsement, sizeof endorsement, &e_len));
         printf("host %c started and endorsed at ATL 2\n", 'A' + i);
     }
@@ -132,7 +132,7 @@ int main(void) {
     uint8_t measurement[32], policy[1024];
     size_t policy_len;
     soft_measure_bytes(code, sizeof code, measurement);
-    CHECK(rewire_sds_register_enclave(w.sds, ENCLAVE, measurement, 1, w.id[0], policy, sizeof policy, &policy_len));
+    CHECK(rewire_sds_register_enclave(w.sds, ENCLAVE, measurement, REWIRE_PLATFORM_RISCV64, 1, w.id[0], policy, sizeof policy, &policy_len));
     if (soft_load(&hosts[0], ENCLAVE, code, sizeof code, state, sizeof state)) return 1;
     CHECK(rewire_monitor_install(w.mon[0], policy, policy_len));
     const char secret_text[] = "the enclave's sealed secret";

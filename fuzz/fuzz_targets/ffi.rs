@@ -442,7 +442,7 @@ fuzz_target!(|data: &[u8]| {
                         ptr(&cert, null_it, &mut nulled),
                         cert.len(),
                         ms.as_ptr(),
-                        count,
+                        count, r.u8() as u64 % 3,
                         atl,
                         nb,
                         na,

@@ -142,7 +142,8 @@ fuzz_target!(|data: &[u8]| {
                     })
                     .collect();
                 let (atl, nb, na) = (r.u8() as u64 % 4, WALL0 - 10, WALL0 + r.u32() as u64);
-                if let Err(e) = sds.endorse_host(&cert, ms, atl, nb, na) {
+                let platform = r.u8() as u64 % 3; // 0 (refused), RISC-V, aarch64
+                if let Err(e) = sds.endorse_host(&cert, ms, platform, atl, nb, na) {
                     typed(e);
                 }
             }
@@ -153,7 +154,9 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     PublicKey(r.array())
                 };
-                if let Err(e) = sds.register_enclave(id, r.array(), r.u8() as u64 % 4, host) {
+                let platform = r.u8() as u64 % 3;
+                if let Err(e) = sds.register_enclave(id, r.array(), platform, r.u8() as u64 % 4, host)
+                {
                     typed(e);
                 }
             }

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() > 1 && data[0] & 2 == 2 {
         let mut sds = Sds::new(sds_key());
         sds.pin_device(end.host); // host 0's device key has provenance
-        match sds.endorse_host(&data[1..], vec![SM_MEASUREMENT], 1, WALL0, WALL0 + 10) {
+        match sds.endorse_host(&data[1..], vec![SM_MEASUREMENT], rewire_core::wire::PLATFORM_RISCV64, 1, WALL0, WALL0 + 10) {
             Ok(e) => {
                 assert!(verify_endorsement(&e, &k.sds.public()).is_ok());
             }

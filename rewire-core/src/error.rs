@@ -60,6 +60,9 @@ pub enum Error {
     /// The SDS has no provenance for this device key: no registered
     /// manufacturer or operator root certified it, and no operator pinned it.
     DeviceNotCertified = 213,
+    /// The target's endorsed platform cannot run the enclave's code (the
+    /// policy names another platform: a RISC-V build ordered to an Arm host).
+    PlatformMismatch = 214,
 
     // 3xx: integrity (G4).
     /// A digest or size in the stream does not match the manifest.
@@ -156,6 +159,7 @@ impl Error {
         Error::NoTrustedTime,
         Error::EndorsementMismatch,
         Error::DeviceNotCertified,
+        Error::PlatformMismatch,
         Error::Integrity,
         Error::Truncated,
         Error::MeasurementMismatch,
@@ -234,6 +238,7 @@ impl Error {
             Error::DeviceNotCertified => {
                 c"device key not certified by a registered root, nor pinned"
             }
+            Error::PlatformMismatch => c"target platform cannot run the enclave's code",
             Error::Integrity => c"stream digest or size mismatch",
             Error::Truncated => c"image stream truncated",
             Error::MeasurementMismatch => c"code measurement does not match the request",

@@ -459,6 +459,7 @@ mod tests {
         let policy = crate::wire::EnclavePolicy {
             enclave_id: [1; 16],
             measurement: [2; 32],
+            platform: crate::wire::PLATFORM_RISCV64,
             min_atl: 1,
         }
         .to_value();

@@ -36,6 +36,7 @@ const MAX_ENTRIES: usize = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
     pub endorsement: Vec<u8>,
+    pub platform: u64,
     pub atl: u64,
     pub sm_key: PublicKey,
 }
@@ -74,6 +75,7 @@ pub struct Migration {
 pub struct EnclaveEntry {
     pub policy: Vec<u8>,
     pub measurement: Measurement,
+    pub platform: u64,
     pub min_atl: u64,
     /// The host the enclave belongs to, and its epoch there.
     pub location: HostId,
@@ -228,16 +230,22 @@ impl Sds {
     /// The device key must have provenance first ([`Sds::certify_device`],
     /// or [`Sds::pin_device`]): a host cannot get a software-made device key
     /// endorsed by presenting a self-consistent certificate
-    /// (`DeviceNotCertified`). Returns the signed endorsement.
+    /// (`DeviceNotCertified`). `platform` says what code the host runs
+    /// (`wire::PLATFORM_RISCV64`, `PLATFORM_AARCH64`, …; 0 is refused).
+    /// Returns the signed endorsement.
     pub fn endorse_host(
         &mut self,
         certificate: &[u8],
         sm_measurements: Vec<Measurement>,
+        platform: u64,
         atl: u64,
         not_before: u64,
         not_after: u64,
     ) -> Result<Vec<u8>> {
-        if sm_measurements.is_empty() || sm_measurements.len() > crate::wire::MAX_SM_MEASUREMENTS {
+        if sm_measurements.is_empty()
+            || sm_measurements.len() > crate::wire::MAX_SM_MEASUREMENTS
+            || platform == 0
+        {
             return Err(Error::InvalidArgument);
         }
         let signed = Signed::parse(certificate)?;
@@ -248,6 +256,7 @@ impl Sds {
         let end = HostEndorsement {
             host: device,
             sm_measurements,
+            platform,
             atl,
             not_before,
             not_after,
@@ -258,6 +267,7 @@ impl Sds {
             device,
             HostEntry {
                 endorsement: bytes.clone(),
+                platform,
                 atl,
                 sm_key: cert.sm_key,
             },
@@ -265,15 +275,24 @@ impl Sds {
         Ok(bytes)
     }
 
-    /// Register an enclave placed on `host` at epoch 0. Returns its signed policy.
+    /// Register an enclave, whose code is built for `platform`, placed on
+    /// `host` at epoch 0. Returns its signed policy. A host of another
+    /// platform is `PlatformMismatch`; 0 is refused.
     pub fn register_enclave(
         &mut self,
         enclave_id: EnclaveId,
         measurement: Measurement,
+        platform: u64,
         min_atl: u64,
         host: HostId,
     ) -> Result<Vec<u8>> {
+        if platform == 0 {
+            return Err(Error::InvalidArgument);
+        }
         let h = self.hosts.get(&host).ok_or(Error::UnknownSigner)?;
+        if h.platform != platform {
+            return Err(Error::PlatformMismatch);
+        }
         if h.atl < min_atl {
             return Err(Error::AtlTooLow);
         }
@@ -281,6 +300,7 @@ impl Sds {
             // The same registration again (e.g. a caller retrying with a
             // bigger buffer) returns the same policy; anything else is refused.
             if e.measurement == measurement
+                && e.platform == platform
                 && e.min_atl == min_atl
                 && e.location == host
                 && e.epoch == 0
@@ -292,6 +312,7 @@ impl Sds {
         let policy = EnclavePolicy {
             enclave_id,
             measurement,
+            platform,
             min_atl,
         }
         .sign(&self.key)?;
@@ -300,6 +321,7 @@ impl Sds {
             EnclaveEntry {
                 policy: policy.clone(),
                 measurement,
+                platform,
                 min_atl,
                 location: host,
                 epoch: 0,
@@ -327,6 +349,9 @@ impl Sds {
             return Err(Error::WrongTarget);
         }
         let t = self.hosts.get(&target).ok_or(Error::WrongTarget)?;
+        if t.platform != e.platform {
+            return Err(Error::PlatformMismatch);
+        }
         if t.atl < e.min_atl {
             return Err(Error::AtlTooLow);
         }
@@ -568,6 +593,7 @@ impl Sds {
                 Value::Array(alloc::vec![
                     Value::Bytes(h.0.to_vec()),
                     Value::Bytes(e.endorsement.clone()),
+                    int(e.platform),
                     int(e.atl),
                     Value::Bytes(e.sm_key.0.to_vec()),
                 ])
@@ -595,6 +621,7 @@ impl Sds {
                     Value::Bytes(id.to_vec()),
                     Value::Bytes(e.policy.clone()),
                     Value::Bytes(e.measurement.to_vec()),
+                    int(e.platform),
                     int(e.min_atl),
                     Value::Bytes(e.location.0.to_vec()),
                     int(e.epoch),
@@ -691,7 +718,7 @@ impl Sds {
             sds.devices.insert(device, provenance);
         }
         for h in f.list(MAX_ENTRIES)? {
-            let mut it = tuple(h, 4)?.into_iter();
+            let mut it = tuple(h, 5)?.into_iter();
             let mut n = || it.next().ok_or(Error::Decode);
             let host = PublicKey(as_array(n()?)?);
             if !sds.devices.contains_key(&host)
@@ -701,13 +728,14 @@ impl Sds {
             }
             let entry = HostEntry {
                 endorsement: as_bytes(n()?, MAX_SIGNED)?,
+                platform: as_u64(n()?)?,
                 atl: as_u64(n()?)?,
                 sm_key: PublicKey(as_array(n()?)?),
             };
             sds.hosts.insert(host, entry);
         }
         for e in f.list(MAX_ENTRIES)? {
-            let mut it = tuple(e, 7)?.into_iter();
+            let mut it = tuple(e, 8)?.into_iter();
             let mut n = || it.next().ok_or(Error::Decode);
             let id: EnclaveId = as_array(n()?)?;
             if sds.enclaves.last_key_value().is_some_and(|(l, _)| *l >= id) {
@@ -715,6 +743,7 @@ impl Sds {
             }
             let policy = as_bytes(n()?, MAX_SIGNED)?;
             let measurement = as_array(n()?)?;
+            let platform = as_u64(n()?)?;
             let min_atl = as_u64(n()?)?;
             let location = PublicKey(as_array(n()?)?);
             let epoch = as_u64(n()?)?;
@@ -750,6 +779,7 @@ impl Sds {
                 EnclaveEntry {
                     policy,
                     measurement,
+                    platform,
                     min_atl,
                     location,
                     epoch,
@@ -781,6 +811,7 @@ mod tests {
     use super::*;
     use crate::cbor::int;
     use crate::crypto::Secret;
+    use crate::wire::PLATFORM_RISCV64;
 
     fn key() -> SigningKey {
         SigningKey::from_seed(Secret::from_bytes([1; 32])).unwrap() // safe: test
@@ -793,8 +824,15 @@ mod tests {
         let mut sds = Sds::new(key());
         let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
         sds.pin_device(id.host_id());
-        sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
-            .unwrap(); // safe: test
+        sds.endorse_host(
+            id.certificate(),
+            alloc::vec![[3; 32]],
+            PLATFORM_RISCV64,
+            1,
+            0,
+            10,
+        )
+        .unwrap(); // safe: test
         let bytes = sds.to_bytes().unwrap(); // safe: test
         assert!(Sds::from_bytes(key(), &bytes).is_ok());
         let decoded = cbor::decode(&bytes, 1 << 20).unwrap(); // safe: test
@@ -823,12 +861,20 @@ mod tests {
         let id = crate::monitor::Identity::derive(Secret::from_bytes([2; 32]), [3; 32]).unwrap(); // safe: test
         let mut sds = Sds::new(key());
         sds.pin_device(id.host_id());
-        sds.endorse_host(id.certificate(), alloc::vec![[3; 32]], 1, 0, u64::MAX)
-            .unwrap(); // safe: test
+        sds.endorse_host(
+            id.certificate(),
+            alloc::vec![[3; 32]],
+            PLATFORM_RISCV64,
+            1,
+            0,
+            u64::MAX,
+        )
+        .unwrap(); // safe: test
         let h = id.host_id();
         let entry = EnclaveEntry {
             policy: alloc::vec![1],
             measurement: [7; 32],
+            platform: crate::wire::PLATFORM_RISCV64,
             min_atl: 1,
             location: h,
             epoch: 1,
@@ -878,7 +924,14 @@ mod tests {
         sds.add_device_root(root(1).public());
         let d = device(2);
         assert_eq!(
-            sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10),
+            sds.endorse_host(
+                d.certificate(),
+                alloc::vec![[3; 32]],
+                PLATFORM_RISCV64,
+                1,
+                0,
+                10
+            ),
             Err(Error::DeviceNotCertified)
         );
         assert!(sds.host(&d.host_id()).is_none());
@@ -904,6 +957,7 @@ mod tests {
         let other_kind = HostEndorsement {
             host: d.host_id(),
             sm_measurements: alloc::vec![[3; 32]],
+            platform: crate::wire::PLATFORM_RISCV64,
             atl: 1,
             not_before: 0,
             not_after: 10,
@@ -916,7 +970,14 @@ mod tests {
         );
         assert_eq!(sds.provenance(&d.host_id()), None);
         assert_eq!(
-            sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10),
+            sds.endorse_host(
+                d.certificate(),
+                alloc::vec![[3; 32]],
+                PLATFORM_RISCV64,
+                1,
+                0,
+                10
+            ),
             Err(Error::DeviceNotCertified)
         );
         assert_eq!(
@@ -930,9 +991,86 @@ mod tests {
             })
         );
         assert!(sds
-            .endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .endorse_host(
+                d.certificate(),
+                alloc::vec![[3; 32]],
+                PLATFORM_RISCV64,
+                1,
+                0,
+                10
+            )
             .is_ok());
         assert_eq!(sds.host(&d.host_id()).map(|h| h.atl), Some(1));
+    }
+
+    /// A mixed fleet: an enclave is placed and ordered only on hosts of the
+    /// platform its code is built for; 0 is no platform; the platforms
+    /// survive the ledger.
+    #[test]
+    fn platforms_bound_placement_and_orders() {
+        use crate::wire::PLATFORM_AARCH64;
+        let mut sds = Sds::new(key());
+        let (rv, rv2, arm) = (device(2), device(3), device(4));
+        for d in [&rv, &rv2, &arm] {
+            sds.pin_device(d.host_id());
+        }
+        let ms = || alloc::vec![[3; 32]];
+        assert_eq!(
+            sds.endorse_host(rv.certificate(), ms(), 0, 1, 0, 10),
+            Err(Error::InvalidArgument)
+        );
+        sds.endorse_host(rv.certificate(), ms(), PLATFORM_RISCV64, 1, 0, 10)
+            .unwrap(); // safe: test
+        sds.endorse_host(rv2.certificate(), ms(), PLATFORM_RISCV64, 1, 0, 10)
+            .unwrap(); // safe: test
+        sds.endorse_host(arm.certificate(), ms(), PLATFORM_AARCH64, 1, 0, 10)
+            .unwrap(); // safe: test
+        let (e1, e2) = ([1; 16], [2; 16]);
+        assert_eq!(
+            sds.register_enclave(e1, [9; 32], PLATFORM_AARCH64, 1, rv.host_id()),
+            Err(Error::PlatformMismatch)
+        );
+        assert_eq!(
+            sds.register_enclave(e1, [9; 32], 0, 1, rv.host_id()),
+            Err(Error::InvalidArgument)
+        );
+        assert!(sds.enclave(&e1).is_none());
+        sds.register_enclave(e1, [9; 32], PLATFORM_RISCV64, 1, rv.host_id())
+            .unwrap(); // safe: test
+        let p2 = sds.register_enclave(e2, [8; 32], PLATFORM_AARCH64, 1, arm.host_id());
+        assert!(p2.is_ok());
+        // The same id registered again for another platform is refused.
+        assert_eq!(
+            sds.register_enclave(e1, [9; 32], PLATFORM_AARCH64, 1, arm.host_id()),
+            Err(Error::Busy)
+        );
+        assert_eq!(
+            sds.order(&e1, arm.host_id(), [5; 16], 5),
+            Err(Error::PlatformMismatch)
+        );
+        assert_eq!(
+            sds.order(&e2, rv.host_id(), [6; 16], 5),
+            Err(Error::PlatformMismatch)
+        );
+        assert!(sds.enclave(&e1).unwrap().migration.is_none()); // safe: test
+        assert!(sds.order(&e1, rv2.host_id(), [7; 16], 5).is_ok());
+        let back = Sds::from_bytes(key(), &sds.to_bytes().unwrap()).unwrap(); // safe: test
+        assert_eq!(
+            back.host(&arm.host_id()).map(|h| h.platform),
+            Some(PLATFORM_AARCH64)
+        );
+        assert_eq!(
+            back.host(&rv.host_id()).map(|h| h.platform),
+            Some(PLATFORM_RISCV64)
+        );
+        assert_eq!(
+            back.enclave(&e2).map(|e| e.platform),
+            Some(PLATFORM_AARCH64)
+        );
+        assert_eq!(
+            back.enclave(&e1).map(|e| e.platform),
+            Some(PLATFORM_RISCV64)
+        );
     }
 
     /// Pinning is the operator's explicit exception: it endorses, it is
@@ -945,7 +1083,14 @@ mod tests {
         let (p, c) = (device(2), device(3));
         sds.pin_device(p.host_id());
         assert!(sds
-            .endorse_host(p.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
+            .endorse_host(
+                p.certificate(),
+                alloc::vec![[3; 32]],
+                PLATFORM_RISCV64,
+                1,
+                0,
+                10
+            )
             .is_ok());
         sds.certify_device(&device_cert(&root(1), c.host_id()))
             .unwrap(); // safe: test
@@ -1026,8 +1171,15 @@ mod tests {
         let d = device(2);
         sds.certify_device(&device_cert(&root(1), d.host_id()))
             .unwrap(); // safe: test
-        sds.endorse_host(d.certificate(), alloc::vec![[3; 32]], 1, 0, 10)
-            .unwrap(); // safe: test
+        sds.endorse_host(
+            d.certificate(),
+            alloc::vec![[3; 32]],
+            PLATFORM_RISCV64,
+            1,
+            0,
+            10,
+        )
+        .unwrap(); // safe: test
         let bytes = sds.to_bytes().unwrap(); // safe: test
         assert!(Sds::from_bytes(key(), &bytes).is_ok());
         let edit = |at: usize, f: &dyn Fn(&mut Vec<Value>)| {
@@ -1057,6 +1209,7 @@ mod tests {
             EnclaveEntry {
                 policy: alloc::vec![1],
                 measurement: [7; 32],
+                platform: crate::wire::PLATFORM_RISCV64,
                 min_atl: 1,
                 location: h,
                 epoch: 1,
@@ -1101,7 +1254,7 @@ mod tests {
         let Value::Array(entry) = &mut enclaves[0] else {
             unreachable!("an enclave tuple") // safe: test
         };
-        let Value::Array(migration) = &mut entry[6] else {
+        let Value::Array(migration) = &mut entry[7] else {
             unreachable!("its migration") // safe: test
         };
         migration.push(int(0));

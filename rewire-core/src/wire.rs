@@ -212,11 +212,20 @@ impl MigrationRequest {
     }
 }
 
-/// SDS: this host (device key) may run these SM builds, at this ATL, in this window.
+/// Platform numbers the project uses (`HostEndorsement::platform`,
+/// `EnclavePolicy::platform`): what code a host can run. An operator may
+/// number further platforms; 0 is never valid.
+pub const PLATFORM_RISCV64: u64 = 1;
+/// aarch64 (an Arm secure-world monitor).
+pub const PLATFORM_AARCH64: u64 = 2;
+
+/// SDS: this host (device key) may run these SM builds, code built for this
+/// platform, at this ATL, in this window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEndorsement {
     pub host: HostId,
     pub sm_measurements: Vec<Measurement>,
+    pub platform: u64,
     pub atl: u64,
     pub not_before: u64,
     pub not_after: u64,
@@ -238,13 +247,14 @@ impl SignedBody for HostEndorsement {
         Builder::new(MsgType::HostEndorsement)
             .bytes(&self.host.0)
             .value(measurements_value(&self.sm_measurements))
+            .u64(self.platform)
             .u64(self.atl)
             .u64(self.not_before)
             .u64(self.not_after)
             .build()
     }
     fn from_value(v: Value) -> Result<Self> {
-        let mut f = Fields::open(v, MsgType::HostEndorsement, 5)?;
+        let mut f = Fields::open(v, MsgType::HostEndorsement, 6)?;
         let host = PublicKey(f.array()?);
         let ms = f
             .list(MAX_SM_MEASUREMENTS)?
@@ -254,6 +264,7 @@ impl SignedBody for HostEndorsement {
         Ok(HostEndorsement {
             host,
             sm_measurements: ms,
+            platform: f.u64()?,
             atl: f.u64()?,
             not_before: f.u64()?,
             not_after: f.u64()?,
@@ -261,12 +272,28 @@ impl SignedBody for HostEndorsement {
     }
 }
 
-/// SDS: the enclave `enclave_id` with code `measurement` may run only on hosts of ATL ≥ `min_atl`.
+/// SDS: the enclave `enclave_id` with code `measurement`, built for
+/// `platform`, may run only on hosts of that platform and ATL ≥ `min_atl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnclavePolicy {
     pub enclave_id: EnclaveId,
     pub measurement: Measurement,
+    pub platform: u64,
     pub min_atl: u64,
+}
+
+impl EnclavePolicy {
+    /// The checks a host endorsement must pass for this enclave to move
+    /// there: its platform runs the code, its ATL is high enough.
+    pub fn admits(&self, host: &HostEndorsement) -> Result<()> {
+        if host.platform != self.platform {
+            return Err(Error::PlatformMismatch);
+        }
+        if host.atl < self.min_atl {
+            return Err(Error::AtlTooLow);
+        }
+        Ok(())
+    }
 }
 
 impl SignedBody for EnclavePolicy {
@@ -274,14 +301,16 @@ impl SignedBody for EnclavePolicy {
         Builder::new(MsgType::EnclavePolicy)
             .bytes(&self.enclave_id)
             .bytes(&self.measurement)
+            .u64(self.platform)
             .u64(self.min_atl)
             .build()
     }
     fn from_value(v: Value) -> Result<Self> {
-        let mut f = Fields::open(v, MsgType::EnclavePolicy, 3)?;
+        let mut f = Fields::open(v, MsgType::EnclavePolicy, 4)?;
         Ok(EnclavePolicy {
             enclave_id: f.array()?,
             measurement: f.array()?,
+            platform: f.u64()?,
             min_atl: f.u64()?,
         })
     }

@@ -69,6 +69,10 @@ pub const REWIRE_MAX_SIGNED: usize = 4096;
 /// `rewire_sds_poll` or a `REWIRE_DEST_SDS` output carries, and the cap a
 /// receiver enforces.
 pub const REWIRE_MAX_MESSAGE: usize = 24 * 1024;
+/// Platforms (`rewire_sds_endorse_host`, `rewire_sds_register_enclave`):
+/// what code a host runs, what an enclave's code is built for.
+pub const REWIRE_PLATFORM_RISCV64: u64 = 1;
+pub const REWIRE_PLATFORM_AARCH64: u64 = 2;
 /// Largest framework evidence `attest` may return.
 pub const REWIRE_MAX_EVIDENCE: usize = 1024;
 /// Most SM measurements one endorsement names.
@@ -78,6 +82,8 @@ const _: () = {
     assert!(REWIRE_MAX_MESSAGE == rewire_core::wire::MAX_MESSAGE);
     assert!(REWIRE_MAX_EVIDENCE == rewire_core::wire::MAX_FRAMEWORK_EVIDENCE);
     assert!(REWIRE_MAX_SM_MEASUREMENTS == rewire_core::wire::MAX_SM_MEASUREMENTS);
+    assert!(REWIRE_PLATFORM_RISCV64 == rewire_core::wire::PLATFORM_RISCV64);
+    assert!(REWIRE_PLATFORM_AARCH64 == rewire_core::wire::PLATFORM_AARCH64);
 };
 
 /// Run an entry point: map the result to a code; in std builds, a panic

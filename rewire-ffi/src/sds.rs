@@ -107,8 +107,10 @@ pub unsafe extern "C" fn rewire_sds_public_key(
 }
 
 /// Endorse a host from its SM certificate: `count` accepted SM measurements
-/// (32 bytes each, back to back), its ATL and validity window (Unix
-/// seconds). Writes the signed endorsement. The certificate's device key
+/// (32 bytes each, back to back), the platform whose code it runs
+/// (`REWIRE_PLATFORM_RISCV64`, `REWIRE_PLATFORM_AARCH64`, …; 0 is
+/// `INVALID_ARGUMENT`), its ATL and validity window (Unix seconds). Writes
+/// the signed endorsement. The certificate's device key
 /// must have provenance first (`rewire_sds_certify_device`, or
 /// `rewire_sds_pin_device`): `DEVICE_NOT_CERTIFIED` otherwise.
 #[no_mangle]
@@ -119,6 +121,7 @@ pub unsafe extern "C" fn rewire_sds_endorse_host(
     certificate_len: usize,
     sm_measurements: *const u8,
     count: usize,
+    platform: u64,
     atl: u64,
     not_before: u64,
     not_after: u64,
@@ -143,7 +146,7 @@ pub unsafe extern "C" fn rewire_sds_endorse_host(
         let cert = input(certificate, certificate_len)?;
         let e = sds_mut(s)?
             .inner
-            .endorse_host(cert, ms, atl, not_before, not_after)?;
+            .endorse_host(cert, ms, platform, atl, not_before, not_after)?;
         output(&e, buf, cap, out_len)
     })
 }
@@ -201,14 +204,17 @@ pub unsafe extern "C" fn rewire_sds_pin_device(
     })
 }
 
-/// Register an enclave (16-byte id, 32-byte measurement) placed on `host` at
-/// epoch 0 with a minimum ATL. Writes its signed policy (for `rewire_monitor_install`).
+/// Register an enclave (16-byte id, 32-byte measurement), its code built for
+/// `platform`, placed on `host` at epoch 0 with a minimum ATL. Writes its
+/// signed policy (for `rewire_monitor_install`). A host of another platform
+/// is `PLATFORM_MISMATCH`; so is a later order to one.
 #[no_mangle]
 #[must_use]
 pub unsafe extern "C" fn rewire_sds_register_enclave(
     s: *mut rewire_sds,
     enclave_id: *const u8,
     measurement: *const u8,
+    platform: u64,
     min_atl: u64,
     host: *const u8,
     buf: *mut u8,
@@ -219,7 +225,9 @@ pub unsafe extern "C" fn rewire_sds_register_enclave(
         let id = array::<16>(enclave_id)?;
         let m = array::<32>(measurement)?;
         let h = PublicKey(array::<32>(host)?);
-        let p = sds_mut(s)?.inner.register_enclave(id, m, min_atl, h)?;
+        let p = sds_mut(s)?
+            .inner
+            .register_enclave(id, m, platform, min_atl, h)?;
         output(&p, buf, cap, out_len)
     })
 }

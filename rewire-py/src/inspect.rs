@@ -59,6 +59,7 @@ fn signed<'py>(
             "sm_measurements",
             e.sm_measurements.iter().map(|m| hex(m)).collect::<Vec<_>>(),
         )?;
+        field(&f, "platform", e.platform)?;
         field(&f, "atl", e.atl)?;
         field(&f, "not_before", e.not_before)?;
         field(&f, "not_after", e.not_after)?;
@@ -66,6 +67,7 @@ fn signed<'py>(
     } else if let Ok(p) = EnclavePolicy::from_value(v.clone()) {
         field(&f, "enclave_id", hex(&p.enclave_id))?;
         field(&f, "measurement", hex(&p.measurement))?;
+        field(&f, "platform", p.platform)?;
         field(&f, "min_atl", p.min_atl)?;
         "EnclavePolicy"
     } else if let Ok(c) = SmCertificate::from_value(v.clone()) {

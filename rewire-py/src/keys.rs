@@ -332,6 +332,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "SIM_SM_MEASUREMENT",
         PyBytes::new(m.py(), &SIM_SM_MEASUREMENT),
     )?;
+    m.add("PLATFORM_RISCV64", rewire_core::wire::PLATFORM_RISCV64)?;
+    m.add("PLATFORM_AARCH64", rewire_core::wire::PLATFORM_AARCH64)?;
     Ok(())
 }
 

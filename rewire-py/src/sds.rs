@@ -101,6 +101,7 @@ pub struct MigrationRecord {
 pub struct EnclaveRecord {
     pub enclave_id: Py<PyBytes>,
     pub measurement: Py<PyBytes>,
+    pub platform: u64,
     pub min_atl: u64,
     pub policy: Py<PyBytes>,
     /// The host the enclave belongs to, and its epoch there.
@@ -130,6 +131,7 @@ impl EnclaveRecord {
 #[pyclass(module = "librewire", frozen, get_all)]
 pub struct HostRecord {
     pub host_id: Py<PyBytes>,
+    pub platform: u64,
     pub atl: u64,
     pub sm_key: Py<PyBytes>,
     pub endorsement: Py<PyBytes>,
@@ -228,7 +230,11 @@ impl Sds {
 
     /// Register or re-endorse a host from its device-signed SM certificate.
     /// Its device key needs provenance first (`certify_device` or
-    /// `pin_device`). Returns the SDS-signed HostEndorsement.
+    /// `pin_device`). `platform` (keyword) says what code the host runs
+    /// (`PLATFORM_RISCV64`, `PLATFORM_AARCH64`). Returns the SDS-signed
+    /// HostEndorsement.
+    #[pyo3(signature = (certificate, sm_measurements, atl, not_before, not_after, *, platform))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
     fn endorse_host<'py>(
         &mut self,
         py: Python<'py>,
@@ -237,6 +243,7 @@ impl Sds {
         atl: u64,
         not_before: u64,
         not_after: u64,
+        platform: u64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let ms = sm_measurements
             .iter()
@@ -244,12 +251,15 @@ impl Sds {
             .collect::<PyResult<Vec<_>>>()?;
         let e = self
             .inner
-            .endorse_host(certificate, ms, atl, not_before, not_after)
+            .endorse_host(certificate, ms, platform, atl, not_before, not_after)
             .py_err()?;
         Ok(PyBytes::new(py, &e))
     }
 
-    /// Register an enclave placed on `host` at epoch 0. Returns its signed policy.
+    /// Register an enclave, its code built for `platform` (keyword), placed
+    /// on `host` at epoch 0. Returns its signed policy. A host of another
+    /// platform is `PlatformMismatch`.
+    #[pyo3(signature = (enclave_id, measurement, min_atl, host, *, platform))]
     fn register_enclave<'py>(
         &mut self,
         py: Python<'py>,
@@ -257,12 +267,14 @@ impl Sds {
         measurement: &[u8],
         min_atl: u64,
         host: &[u8],
+        platform: u64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let p = self
             .inner
             .register_enclave(
                 arr(enclave_id)?,
                 arr(measurement)?,
+                platform,
                 min_atl,
                 host_arg(host)?,
             )
@@ -333,6 +345,7 @@ impl Sds {
         let h = host_arg(host_id)?;
         Ok(self.inner.host(&h).map(|e| HostRecord {
             host_id: bytes(py, &h.0),
+            platform: e.platform,
             atl: e.atl,
             sm_key: bytes(py, &e.sm_key.0),
             endorsement: bytes(py, &e.endorsement),
@@ -391,6 +404,7 @@ pub fn enclave_record(
     Ok(EnclaveRecord {
         enclave_id: bytes(py, id),
         measurement: bytes(py, &e.measurement),
+        platform: e.platform,
         min_atl: e.min_atl,
         policy: bytes(py, &e.policy),
         location: bytes(py, &e.location.0),

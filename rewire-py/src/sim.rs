@@ -296,7 +296,14 @@ impl Fleet {
             let device = id.host_id();
             self.with_sds(|s| {
                 s.pin_device(device);
-                s.endorse_host(&cert, vec![sm], atl, nb, na)
+                s.endorse_host(
+                    &cert,
+                    vec![sm],
+                    rewire_core::wire::PLATFORM_RISCV64,
+                    atl,
+                    nb,
+                    na,
+                )
             })?;
         }
         let mut platform = self
@@ -347,7 +354,9 @@ impl Fleet {
             Some(p) => p,
             None => {
                 let m = rewire_core::crypto::sha256(&code);
-                self.with_sds(|s| s.register_enclave(eid, m, min_atl, hid))?
+                self.with_sds(|s| {
+                    s.register_enclave(eid, m, rewire_core::wire::PLATFORM_RISCV64, min_atl, hid)
+                })?
             }
         };
         self.w

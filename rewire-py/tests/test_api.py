@@ -104,8 +104,9 @@ def test_atl_violation_refused_by_sds_and_by_monitor(world):
     rogue = rewire.Sds(rewire.SigningKey.generate())
     for h in w.hosts:
         rogue.pin_device(h)
-        rogue.endorse_host(w.fleet.certificate(h), [rewire.SIM_SM_MEASUREMENT], 3, 0, 2**40)
-    rogue.register_enclave(w.eid, rewire.sha256(CODE), 0, a)
+        rogue.endorse_host(w.fleet.certificate(h), [rewire.SIM_SM_MEASUREMENT], 3, 0, 2**40,
+                           platform=rewire.PLATFORM_RISCV64)
+    rogue.register_enclave(w.eid, rewire.sha256(CODE), 0, a, platform=rewire.PLATFORM_RISCV64)
     w.fleet.send(a, rogue.order(w.eid, c, os.urandom(16), w.fleet.wall_time + 600))
     w.fleet.run()
     assert 201 in error_codes_at(w, a)  # UnknownSigner
@@ -329,9 +330,10 @@ def test_core_events_reach_python_logging(world, caplog):
     assert not any(SEALED.decode() in m for m in msgs)
 
 
-def test_ledger_schema_version_upgrade_and_refusal(tmp_path):
-    """issue 15, item 2: PRAGMA user_version; a pre-versioning file (no hosts.agent) is upgraded
-    in place with its data; a file from a newer librewire is refused, untouched."""
+def test_ledger_schema_version_refusals(tmp_path):
+    """issue 15, item 2 / issue 16, item 3: PRAGMA user_version. A ledger from before platforms
+    (versions 0 and 1: its signed endorsements and policies name none) and one from a newer
+    librewire are refused with LedgerVersionError, and left untouched."""
     import sqlite3
 
     from librewire.ledger import SCHEMA_VERSION, LedgerVersionError
@@ -342,20 +344,13 @@ def test_ledger_schema_version_upgrade_and_refusal(tmp_path):
         led.pin_device(b"\x01" * 32)
         led.add_host(b"\x02" * 32, b"certificate", name="old")
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    # Make it look like a 0.1.0 ledger: version 0, hosts without the agent column.
-    db.executescript(
-        "CREATE TABLE h2 AS SELECT host_id, name, certificate, atl, endorsement, not_before, not_after FROM hosts;"
-        "DROP TABLE hosts; ALTER TABLE h2 RENAME TO hosts; PRAGMA user_version=0;")
-    db.close()
-    with rewire.Ledger(path, key) as led:
-        assert [r[0] for r in sqlite3.connect(path).execute("PRAGMA user_version")] == [SCHEMA_VERSION]
-        (row,) = led.hosts()
-        assert row["name"] == "old" and row["agent"] is None  # the data survived, the column is new
-        led.set_agent(b"\x02" * 32, "127.0.0.1:7401")
-        assert led.agents() == {b"\x02" * 32: ("old", "127.0.0.1:7401")}
-        assert len(led.devices()) == 1
-    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    for old in (0, 1):
+        db.execute(f"PRAGMA user_version={old}")
+        db.commit()
+        with pytest.raises(LedgerVersionError, match="predates platforms"):
+            rewire.Ledger(path, key)
+        assert [r[0] for r in sqlite3.connect(path).execute("PRAGMA user_version")] == [old]
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.commit()
     db.close()

@@ -69,6 +69,43 @@ def test_full_flow(tmp_path):
     assert info["type"] == "Order"
     assert info["signed"]["request"]["signer_name"] == "sds" and info["signed"]["request"]["trusted"]
     assert info["signed"]["target_endorsement"]["fields"]["atl"] == 3
+    assert info["signed"]["target_endorsement"]["fields"]["platform"] == 1
+
+
+def test_mixed_fleet_orders_only_within_a_platform(tmp_path):
+    """issue 16, item 3: one ledger, RISC-V and aarch64 hosts; an enclave goes only where its
+    platform runs. A refused order is one typed line and leaves the ledger as it was."""
+    home = tmp_path / "home"
+    rw(home, "keygen", check=0)
+    for name, platform in (("rv1", "riscv64"), ("rv2", "riscv64"), ("arm1", "aarch64"), ("arm2", "aarch64")):
+        rw(home, "host", "add", name, check=0)
+        p = rw(home, "host", "endorse", name, "--atl", "2", "--pin", "--platform", platform, check=0)
+        assert f"({platform})" in p.stdout
+    code = tmp_path / "code.bin"
+    code.write_bytes(b"risc-v enclave" * 10)
+    p = rw(home, "enclave", "register", "arm-app", "--code", str(code), "--host", "rv1", "--min-atl", "1",
+           "--platform", "aarch64")
+    assert p.returncode == 1 and "PlatformMismatch" in p.stderr and "Traceback" not in p.stderr
+    rw(home, "enclave", "register", "rv-app", "--code", str(code), "--host", "rv1", "--min-atl", "1", check=0)
+    rw(home, "enclave", "register", "arm-app", "--code", str(code), "--host", "arm1", "--min-atl", "1",
+       "--platform", "aarch64", check=0)
+    before = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    for app, target in (("rv-app", "arm1"), ("arm-app", "rv2")):
+        p = rw(home, "migrate", "--sim", app, "--to", target)
+        assert p.returncode == 1 and "PlatformMismatch" in p.stderr, p.stdout + p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+        p = rw(home, "request", "sign", app, "--to", target, "--out", str(tmp_path / "x"))
+        assert p.returncode == 1 and "PlatformMismatch" in p.stderr
+    assert json.loads(rw(home, "ledger", "show", "--json", check=0).stdout) == before
+    rw(home, "migrate", "--sim", "rv-app", "--to", "rv2", check=0)
+    rw(home, "migrate", "--sim", "arm-app", "--to", "arm2", check=0)
+    d = json.loads(rw(home, "ledger", "show", "--json", check=0).stdout)
+    where = {e["name"]: (e["location"], e["platform"]) for e in d["enclaves"]}
+    assert where == {"rv-app": ("rv2", "riscv64"), "arm-app": ("arm2", "aarch64")}
+    assert {h["name"]: h["platform"] for h in d["hosts"]} == {
+        "rv1": "riscv64", "rv2": "riscv64", "arm1": "aarch64", "arm2": "aarch64"}
+    p = rw(home, "host", "endorse", "rv1", "--atl", "2", "--platform", "sparc")
+    assert p.returncode == 2 and "invalid choice" in p.stderr
 
 
 def test_bad_input_is_one_line_not_a_traceback(tmp_path):

@@ -801,6 +801,7 @@ impl World<Sds> {
                 .endorse_host(
                     keys::identity(i).certificate(),
                     vec![SM_MEASUREMENT],
+                    rewire_core::wire::PLATFORM_RISCV64,
                     atl,
                     WALL0 - 10,
                     WALL0 + 86_400 * 365,
@@ -819,12 +820,36 @@ impl World<Sds> {
         w
     }
 
+    /// The SDS endorses host `h` again, now as a host of `platform` (its ATL
+    /// and SM build unchanged): a mixed fleet.
+    pub fn endorse_platform(&mut self, h: usize, platform: u64) {
+        let id = self.hosts[h].id;
+        let atl = self.sds().host(&id).expect("host").atl; // safe: test helper
+        self.sds()
+            .endorse_host(
+                keys::identity(h).certificate(),
+                vec![SM_MEASUREMENT],
+                platform,
+                atl,
+                WALL0 - 10,
+                WALL0 + 86_400 * 365,
+            )
+            .expect("endorse"); // safe: fixed valid inputs
+        self.save_sds();
+    }
+
     /// Deploy an enclave on host `h` under a policy with `min_atl`; returns the policy.
     pub fn deploy(&mut self, h: usize, eid: EnclaveId, img: &Image, min_atl: u64) -> Vec<u8> {
         let hid = self.hosts[h].id;
         let policy = self
             .sds()
-            .register_enclave(eid, img.measurement(), min_atl, hid)
+            .register_enclave(
+                eid,
+                img.measurement(),
+                rewire_core::wire::PLATFORM_RISCV64,
+                min_atl,
+                hid,
+            )
             .expect("register"); // safe: test setup
         self.save_sds();
         self.install_enclave(

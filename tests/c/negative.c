@@ -131,7 +131,7 @@ int main(void) {
     /* Device provenance: a device key nobody certified or pinned is not
        endorsed; a certificate from no registered root is refused. */
     size_t cert_a_len = len;
-    EXPECT(rewire_sds_endorse_host(sds, cert, cert_a_len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len),
+    EXPECT(rewire_sds_endorse_host(sds, cert, cert_a_len, SM, 1, REWIRE_PLATFORM_RISCV64, 2, now - 5, now + 999, buf, sizeof buf, &len),
            REWIRE_ERR_DEVICE_NOT_CERTIFIED);
     uint8_t certified[32];
     EXPECT(rewire_sds_certify_device(sds, cert, cert_a_len, certified), REWIRE_ERR_DEVICE_NOT_CERTIFIED);
@@ -142,18 +142,25 @@ int main(void) {
     CHECK(rewire_sds_pin_device(sds, ida));
     CHECK(rewire_sds_pin_device(sds, idb));
     len = cert_a_len;
-    EXPECT(rewire_sds_endorse_host(sds, cert, len, SM, 0, 2, now - 5, now + 999, buf, sizeof buf, &len),
+    EXPECT(rewire_sds_endorse_host(sds, cert, len, SM, 0, REWIRE_PLATFORM_RISCV64, 2, now - 5, now + 999, buf, sizeof buf, &len),
            REWIRE_ERR_INVALID_ARGUMENT);
-    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));
+    EXPECT(rewire_sds_endorse_host(sds, cert, len, SM, 1, 0, 2, now - 5, now + 999, buf, sizeof buf, &len),
+           REWIRE_ERR_INVALID_ARGUMENT); /* no platform */
+    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, REWIRE_PLATFORM_RISCV64, 2, now - 5, now + 999, buf, sizeof buf, &len));
     CHECK(rewire_monitor_certificate(mb, cert, sizeof cert, &len));
-    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, 2, now - 5, now + 999, buf, sizeof buf, &len));
+    CHECK(rewire_sds_endorse_host(sds, cert, len, SM, 1, REWIRE_PLATFORM_RISCV64, 2, now - 5, now + 999, buf, sizeof buf, &len));
     uint8_t m[32];
     soft_measure_bytes(code, sizeof code, m);
     /* Too small a buffer: the required length; a retry gets the same policy. */
-    EXPECT(rewire_sds_register_enclave(sds, EID, m, 1, ida, policy, 8, &policy_len), REWIRE_ERR_BUFFER_TOO_SMALL);
+    EXPECT(rewire_sds_register_enclave(sds, EID, m, REWIRE_PLATFORM_RISCV64, 1, ida, policy, 8, &policy_len), REWIRE_ERR_BUFFER_TOO_SMALL);
     TRUE(policy_len > 8);
-    CHECK(rewire_sds_register_enclave(sds, EID, m, 1, ida, policy, sizeof policy, &policy_len));
-    EXPECT(rewire_sds_register_enclave(sds, EID, m, 2, ida, policy, sizeof policy, &len), REWIRE_ERR_BUSY);
+    CHECK(rewire_sds_register_enclave(sds, EID, m, REWIRE_PLATFORM_RISCV64, 1, ida, policy, sizeof policy, &policy_len));
+    EXPECT(rewire_sds_register_enclave(sds, EID, m, REWIRE_PLATFORM_RISCV64, 2, ida, policy, sizeof policy, &len), REWIRE_ERR_BUSY);
+    /* Platforms: an aarch64 build cannot be placed on a RISC-V host; 0 is no platform. */
+    const uint8_t EID2[16] = "arm-built-enclav";
+    EXPECT(rewire_sds_register_enclave(sds, EID2, m, REWIRE_PLATFORM_AARCH64, 1, ida, policy, sizeof policy, &len),
+           REWIRE_ERR_PLATFORM_MISMATCH);
+    EXPECT(rewire_sds_register_enclave(sds, EID2, m, 0, 1, ida, policy, sizeof policy, &len), REWIRE_ERR_INVALID_ARGUMENT);
     EXPECT(rewire_monitor_set_max_sessions(ma, 0), REWIRE_ERR_INVALID_ARGUMENT);
     EXPECT(rewire_monitor_set_max_sessions(NULL, 2), REWIRE_ERR_NULL_POINTER);
     CHECK(rewire_monitor_set_max_sessions(mb, 4));

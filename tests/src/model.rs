@@ -474,6 +474,7 @@ impl Seed {
             sds.endorse_host(
                 id.certificate(),
                 vec![SM_MEASUREMENT],
+                rewire_core::wire::PLATFORM_RISCV64,
                 2,
                 WALL0 - 10,
                 WALL0 + 86_400 * 365,
@@ -486,7 +487,13 @@ impl Seed {
         }
         let (source, target) = (hosts[SOURCE].host_id(), hosts[TARGET].host_id());
         let policy = sds
-            .register_enclave(EID, img.measurement(), 1, source)
+            .register_enclave(
+                EID,
+                img.measurement(),
+                rewire_core::wire::PLATFORM_RISCV64,
+                1,
+                source,
+            )
             .map_err(|x| e("register", x))?;
         let m = &mut hosts[SOURCE];
         m.enclave_host()

@@ -117,6 +117,24 @@ fn g1_target_atl_below_policy() {
 }
 
 #[test]
+fn g1_cross_platform_order_refused() {
+    // One SDS, a RISC-V and an aarch64 host: the SDS will not order the
+    // RISC-V enclave to the aarch64 host, and a signed order for it anyway
+    // (a buggy or bypassed SDS) is refused by the monitors.
+    let (mut w, img) = world();
+    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    assert_eq!(w.order(&EID, 1, [1; 16]), Err(Error::PlatformMismatch));
+    let req = w.request(&EID, 1, [1; 16]);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    order_refused(&mut w, order, Error::PlatformMismatch, &img);
+    // Re-endorsed as RISC-V, the same host takes it.
+    w.endorse_platform(1, rewire_core::wire::PLATFORM_RISCV64);
+    w.order(&EID, 1, [2; 16]).unwrap();
+    run(&mut w);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+}
+
+#[test]
 fn g1_no_trusted_time_fails_closed() {
     let (mut w, img) = world();
     w.mon(0).platform().wall_base = None;
@@ -677,7 +695,14 @@ fn g1_older_endorsement_substituted() {
     // The SDS re-endorses host 1 (e.g. after dropping an SM build).
     let cert = identity(1).certificate().to_vec();
     w.sds()
-        .endorse_host(&cert, vec![SM_MEASUREMENT], 3, WALL0 - 5, WALL0 + 86_400)
+        .endorse_host(
+            &cert,
+            vec![SM_MEASUREMENT],
+            rewire_core::wire::PLATFORM_RISCV64,
+            3,
+            WALL0 - 5,
+            WALL0 + 86_400,
+        )
         .unwrap();
     w.order(&EID, 1, [1; 16]).unwrap();
     let p = w.net.pop_back().unwrap();
@@ -710,11 +735,23 @@ fn g1_request_naming_another_policy() {
 fn g1_oversized_endorsement_is_not_signed() {
     let (mut w, _) = world();
     let cert = identity(1).certificate().to_vec();
-    let r = w
-        .sds()
-        .endorse_host(&cert, vec![SM_MEASUREMENT; 17], 2, WALL0, WALL0 + 10);
+    let r = w.sds().endorse_host(
+        &cert,
+        vec![SM_MEASUREMENT; 17],
+        rewire_core::wire::PLATFORM_RISCV64,
+        2,
+        WALL0,
+        WALL0 + 10,
+    );
     assert_eq!(r, Err(Error::InvalidArgument));
-    let r = w.sds().endorse_host(&cert, vec![], 2, WALL0, WALL0 + 10);
+    let r = w.sds().endorse_host(
+        &cert,
+        vec![],
+        rewire_core::wire::PLATFORM_RISCV64,
+        2,
+        WALL0,
+        WALL0 + 10,
+    );
     assert_eq!(r, Err(Error::InvalidArgument));
 }
 
@@ -732,6 +769,7 @@ fn g1_a_device_key_made_in_software_is_not_endorsed() {
     let r = w.sds().endorse_host(
         fake.certificate(),
         vec![SM_MEASUREMENT],
+        rewire_core::wire::PLATFORM_RISCV64,
         3,
         WALL0 - 10,
         WALL0 + 86_400,

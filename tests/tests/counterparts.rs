@@ -107,6 +107,19 @@ fn source_alone_refuses_request_for_another_measurement() {
 }
 
 #[test]
+fn source_alone_refuses_target_of_another_platform() {
+    // Against a target that would accept anything, a source without this
+    // check would stream the enclave to a host that cannot run its code,
+    // then destroy its own copy once that target attests.
+    let (mut w, img) = world(&[2, 2], 1);
+    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    compromised_targets(&mut w);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    source_refuses(&mut w, order, Error::PlatformMismatch, &img);
+}
+
+#[test]
 fn source_alone_refuses_low_atl_target() {
     // Against a malicious low-ATL target that answers ACCEPT, a source
     // without this check would stream the enclave's plaintext state to it.
@@ -310,6 +323,18 @@ fn target_refuses(w: &mut World, order: Vec<u8>, e: Error, img: &Image) {
         .status(&EID)
         .is_none_or(|s| s.state == EnclaveState::Gone));
     w.assert_intact_at(0, &EID, img);
+}
+
+#[test]
+fn target_alone_refuses_when_its_platform_cannot_run_the_enclave() {
+    // A mixed fleet: host 1 is an aarch64 host, the enclave a RISC-V build.
+    // Imported there, it would measure right and attest, the source would be
+    // destroyed, and the enclave could never run again: lost.
+    let (mut w, img) = world(&[2, 2], 1);
+    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::PlatformMismatch, &img);
 }
 
 #[test]

@@ -136,7 +136,13 @@ fn migrate_an_enclave_that_never_sealed_anything() {
     let hid = w.hosts[0].id;
     let policy = w
         .sds()
-        .register_enclave(EID, img.measurement(), 1, hid)
+        .register_enclave(
+            EID,
+            img.measurement(),
+            rewire_core::wire::PLATFORM_RISCV64,
+            1,
+            hid,
+        )
         .unwrap();
     w.save_sds();
     let m = w.mon(0);

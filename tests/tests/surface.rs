@@ -314,15 +314,28 @@ fn sds_registers_an_enclave_again_only_unchanged() {
     let (h0, h1) = (w.hosts[0].id, w.hosts[1].id);
     let m = img.measurement();
     let policy = w.sds().enclave(&EID).unwrap().policy.clone();
-    assert_eq!(w.sds().register_enclave(EID, m, 1, h0), Ok(policy));
+    assert_eq!(
+        w.sds()
+            .register_enclave(EID, m, rewire_core::wire::PLATFORM_RISCV64, 1, h0),
+        Ok(policy)
+    );
     let mut other = m;
     other[0] ^= 1;
     assert_eq!(
-        w.sds().register_enclave(EID, other, 1, h0),
+        w.sds()
+            .register_enclave(EID, other, rewire_core::wire::PLATFORM_RISCV64, 1, h0),
         Err(Error::Busy)
     );
-    assert_eq!(w.sds().register_enclave(EID, m, 2, h0), Err(Error::Busy));
-    assert_eq!(w.sds().register_enclave(EID, m, 1, h1), Err(Error::Busy));
+    assert_eq!(
+        w.sds()
+            .register_enclave(EID, m, rewire_core::wire::PLATFORM_RISCV64, 2, h0),
+        Err(Error::Busy)
+    );
+    assert_eq!(
+        w.sds()
+            .register_enclave(EID, m, rewire_core::wire::PLATFORM_RISCV64, 1, h1),
+        Err(Error::Busy)
+    );
     assert_eq!(
         w.sds().enclaves().map(|(id, _)| *id).collect::<Vec<_>>(),
         vec![EID]
@@ -331,7 +344,11 @@ fn sds_registers_an_enclave_again_only_unchanged() {
     w.run();
     assert_eq!(w.assert_exactly_one(&EID, &img), 1);
     // Where it is now, but at epoch 1: not the registration it was.
-    assert_eq!(w.sds().register_enclave(EID, m, 1, h1), Err(Error::Busy));
+    assert_eq!(
+        w.sds()
+            .register_enclave(EID, m, rewire_core::wire::PLATFORM_RISCV64, 1, h1),
+        Err(Error::Busy)
+    );
     let shown = format!("{:?}", w.sds());
     assert!(
         shown.starts_with("Sds {") && shown.contains("hosts: 3"),
@@ -352,15 +369,36 @@ fn sds_endorsement_takes_up_to_the_cap_of_sm_builds() {
     }
     assert!(w
         .sds()
-        .endorse_host(&cert, builds.clone(), 2, 0, u64::MAX)
+        .endorse_host(
+            &cert,
+            builds.clone(),
+            rewire_core::wire::PLATFORM_RISCV64,
+            2,
+            0,
+            u64::MAX
+        )
         .is_ok());
     builds.push([0xee; 32]);
     assert_eq!(
-        w.sds().endorse_host(&cert, builds, 2, 0, u64::MAX),
+        w.sds().endorse_host(
+            &cert,
+            builds,
+            rewire_core::wire::PLATFORM_RISCV64,
+            2,
+            0,
+            u64::MAX
+        ),
         Err(Error::InvalidArgument)
     );
     assert_eq!(
-        w.sds().endorse_host(&cert, vec![], 2, 0, u64::MAX),
+        w.sds().endorse_host(
+            &cert,
+            vec![],
+            rewire_core::wire::PLATFORM_RISCV64,
+            2,
+            0,
+            u64::MAX
+        ),
         Err(Error::InvalidArgument)
     );
 }

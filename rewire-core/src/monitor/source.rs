@@ -99,9 +99,9 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
         src_end.check_valid(now)?;
         tgt_end.check_valid(now)?;
-        if tgt_end.atl < policy.min_atl {
-            return Err(Error::AtlTooLow);
-        }
+        // The target's platform runs the code (PlatformMismatch), at a high
+        // enough ATL (AtlTooLow).
+        policy.admits(&tgt_end)?;
         if !src_end.sm_measurements.contains(&self.id.sm_measurement) {
             return Err(Error::SmNotEndorsed);
         }

@@ -160,8 +160,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if !tgt_end.sm_measurements.contains(&self.id.sm_measurement) && !any_target {
             return Err(Error::SmNotEndorsed);
         }
-        if tgt_end.atl < policy.min_atl && !any_offer {
-            return Err(Error::AtlTooLow);
+        if !any_offer {
+            policy.admits(&tgt_end)?;
         }
         next_epoch(req.epoch)?;
         // G2: never accept an epoch older than one this host has seen.

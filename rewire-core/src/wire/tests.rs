@@ -53,6 +53,7 @@ fn signed_round_trip_and_rejections() {
     let pol = EnclavePolicy {
         enclave_id: [0; 16],
         measurement: [0; 32],
+        platform: crate::wire::PLATFORM_RISCV64,
         min_atl: 1,
     }
     .sign(&k)
@@ -166,6 +167,7 @@ fn endorsements_are_valid_from_not_before_to_not_after_inclusive() {
     let e = HostEndorsement {
         host: key(1).public(),
         sm_measurements: alloc::vec![[1; 32]],
+        platform: crate::wire::PLATFORM_RISCV64,
         atl: 1,
         not_before: 100,
         not_after: 200,

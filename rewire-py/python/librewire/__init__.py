@@ -11,6 +11,8 @@ import logging as _logging
 
 from ._rewire import (
     SIM_SM_MEASUREMENT,
+    PLATFORM_RISCV64,
+    PLATFORM_AARCH64,
     ApiError,
     AuthorisationError,
     ChannelError,
@@ -49,6 +51,8 @@ TimeoutError = MigrationTimeout
 
 __all__ = [
     "SIM_SM_MEASUREMENT",
+    "PLATFORM_RISCV64",
+    "PLATFORM_AARCH64",
     "Agent",
     "AgentError",
     "AgentInfo",

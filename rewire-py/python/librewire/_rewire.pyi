@@ -26,6 +26,8 @@ __all__ = [
     "RewireError",
     "RollbackError",
     "SIM_SM_MEASUREMENT",
+    "PLATFORM_RISCV64",
+    "PLATFORM_AARCH64",
     "Sds",
     "SigningKey",
     "StateError",
@@ -42,6 +44,8 @@ __all__ = [
     "sha256",
 ]
 SIM_SM_MEASUREMENT: bytes
+PLATFORM_RISCV64: int
+PLATFORM_AARCH64: int
 
 _Path = Union[str, os.PathLike[str]]
 
@@ -138,6 +142,8 @@ class EnclaveRecord:
     @property
     def measurement(self) -> bytes: ...
     @property
+    def platform(self) -> int: ...
+    @property
     def min_atl(self) -> int: ...
     @property
     def policy(self) -> bytes: ...
@@ -152,6 +158,8 @@ class EnclaveRecord:
 class HostRecord:
     @property
     def host_id(self) -> bytes: ...
+    @property
+    def platform(self) -> int: ...
     @property
     def atl(self) -> int: ...
     @property
@@ -173,9 +181,18 @@ class Sds:
     def pin_device(self, host_id: bytes) -> None: ...
     def provenance(self, host_id: bytes) -> Optional[Tuple[str, Optional[bytes]]]: ...
     def endorse_host(
-        self, certificate: bytes, sm_measurements: Sequence[bytes], atl: int, not_before: int, not_after: int
+        self,
+        certificate: bytes,
+        sm_measurements: Sequence[bytes],
+        atl: int,
+        not_before: int,
+        not_after: int,
+        *,
+        platform: int,
     ) -> bytes: ...
-    def register_enclave(self, enclave_id: bytes, measurement: bytes, min_atl: int, host: bytes) -> bytes: ...
+    def register_enclave(
+        self, enclave_id: bytes, measurement: bytes, min_atl: int, host: bytes, *, platform: int
+    ) -> bytes: ...
     def order(self, enclave_id: bytes, target: bytes, request_id: bytes, deadline: int) -> bytes: ...
     def withdraw(self, enclave_id: bytes, request_id: bytes) -> None: ...
     def handle(self, message: bytes) -> LedgerEvent: ...

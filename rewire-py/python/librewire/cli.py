@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import _rewire as rw
 from . import net
-from .ledger import Ledger, Order
+from .ledger import PLATFORMS, Ledger, Order
 from .orchestrator import MigrationAborted, Orchestrator, OutcomeInDoubt
 
 EXIT_OK = 0
@@ -165,13 +165,15 @@ def cmd_host_endorse(args: argparse.Namespace) -> int:
             raise CliError(f"unknown host {args.name!r} (rewire host add first)")
         ms = [bytes.fromhex(m) for m in args.sm_measurement] if args.sm_measurement else [rw.SIM_SM_MEASUREMENT]
         dev_cert = Path(args.device_cert).read_bytes() if args.device_cert else None
-        end = led.endorse_host(bytes(rows[0]["certificate"]), atl=args.atl, sm_measurements=ms,
-                               valid_for=args.valid_days * 86400, device_certificate=dev_cert, pin=args.pin)
+        end = led.endorse_host(bytes(rows[0]["certificate"]), atl=args.atl, platform=args.platform,
+                               sm_measurements=ms, valid_for=args.valid_days * 86400,
+                               device_certificate=dev_cert, pin=args.pin)
         if args.pin:
             print(f"host {args.name}: device key pinned by the operator (recorded in the ledger)")
         if args.out:
             Path(args.out).write_bytes(end)
-    print(f"host {args.name} endorsed at ATL {args.atl} for {args.valid_days} days ({len(end)} B endorsement)")
+    print(f"host {args.name} endorsed ({args.platform}) at ATL {args.atl} for {args.valid_days} days "
+          f"({len(end)} B endorsement)")
     return EXIT_OK
 
 
@@ -193,7 +195,7 @@ def cmd_host_list(args: argparse.Namespace) -> int:
         for h in led.hosts():
             atl = "-" if h["atl"] is None else h["atl"]
             agent = f"  agent {h['agent']}" if h.get("agent") else ""
-            print(f"{h['name'] or '-':12} {bytes(h['host_id']).hex()}  ATL {atl}{agent}")
+            print(f"{h['name'] or '-':12} {bytes(h['host_id']).hex()}  {h['platform'] or '-':8} ATL {atl}{agent}")
     return EXIT_OK
 
 
@@ -217,7 +219,7 @@ def cmd_enclave_register(args: argparse.Namespace) -> int:
         raise CliError("--id must be 16 bytes of hex")
     with _ledger(args) as led:
         host = led.host_id(args.host)
-        led.register_enclave(eid, measurement, min_atl=args.min_atl, host=host, name=name)
+        led.register_enclave(eid, measurement, min_atl=args.min_atl, host=host, platform=args.platform, name=name)
     d = _home(args) / "enclaves" / name
     d.mkdir(parents=True, exist_ok=True)
     (d / "code").write_bytes(code)
@@ -225,7 +227,7 @@ def cmd_enclave_register(args: argparse.Namespace) -> int:
     fd = os.open(d / "sealed", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(sealed)
-    print(f"enclave {name}: {eid.hex()} on {args.host}, min ATL {args.min_atl}")
+    print(f"enclave {name}: {eid.hex()} ({args.platform}) on {args.host}, min ATL {args.min_atl}")
     return EXIT_OK
 
 
@@ -486,9 +488,9 @@ def _ledger_dict(led: Ledger) -> Dict[str, Any]:
 
     return {
         "sds_public_key": led.public_key.hex(),
-        "hosts": [{"name": r["name"], "host_id": h(r["host_id"]), "atl": r["atl"],
+        "hosts": [{"name": r["name"], "host_id": h(r["host_id"]), "platform": r["platform"], "atl": r["atl"],
                    "not_after": r["not_after"]} for r in led.hosts()],
-        "enclaves": [{"name": r["name"], "enclave_id": h(r["enclave_id"]),
+        "enclaves": [{"name": r["name"], "enclave_id": h(r["enclave_id"]), "platform": r["platform"],
                       "location": led.host_name(bytes(r["location"])), "epoch": r["epoch"],
                       "min_atl": r["min_atl"]} for r in led.enclaves()],
         "migrations": [{"request_id": h(r["request_id"]), "enclave_id": h(r["enclave_id"]),
@@ -509,10 +511,12 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
     print(f"SDS {d['sds_public_key'][:16]}…  settled: {d['settled']}")
     print("hosts:")
     for x in d["hosts"]:
-        print(f"  {x['name'] or '-':12} ATL {x['atl'] if x['atl'] is not None else '-':>3}  {x['host_id'][:16]}…")
+        print(f"  {x['name'] or '-':12} {x['platform'] or '-':8} ATL {x['atl'] if x['atl'] is not None else '-':>3}  "
+              f"{x['host_id'][:16]}…")
     print("enclaves:")
     for x in d["enclaves"]:
-        print(f"  {x['name'] or '-':12} at {x['location']:12} epoch {x['epoch']}  (min ATL {x['min_atl']})")
+        print(f"  {x['name'] or '-':12} {x['platform']:8} at {x['location']:12} epoch {x['epoch']}  "
+              f"(min ATL {x['min_atl']})")
     print("migrations:")
     for x in d["migrations"]:
         print(f"  {x['request_id'][:16]}… {x['source']} -> {x['target']} from epoch {x['epoch']}: {x['state']}")
@@ -568,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = hs.add_parser("endorse", help="sign the host's endorsement (ATL, accepted SM builds, validity)")
     s.add_argument("name")
     s.add_argument("--atl", type=int, required=True, help="authorisation trust level")
+    s.add_argument("--platform", choices=sorted(PLATFORMS), default="riscv64",
+                   help="what code the host runs (default riscv64); orders only go to hosts of the enclave's platform")
     s.add_argument("--sm-measurement", action="append", help="accepted SM measurement (hex); repeatable; default: the simulated SM")
     s.add_argument("--valid-days", type=int, default=365)
     s.add_argument("--out", help="also write the endorsement to this file")
@@ -593,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--measurement", help="the enclave's measurement, 64 hex digits (as its framework measures it)")
     s.add_argument("--host", required=True, help="host (name or hex id) it runs on now")
     s.add_argument("--min-atl", type=int, required=True, help="lowest ATL of any host that may run it")
+    s.add_argument("--platform", choices=sorted(PLATFORMS), default="riscv64",
+                   help="what its code is built for (default riscv64): it is placed and ordered only on hosts of it")
     s.add_argument("--state", help="initial runtime state (simulation)")
     s.add_argument("--sealed", help="sealed data plaintext (simulation)")
     s.add_argument("--id", help="enclave id, 32 hex digits (default: random)")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._rewire import (
+    PLATFORM_AARCH64,
+    PLATFORM_RISCV64,
     SIM_SM_MEASUREMENT,
     EnclaveRecord,
     LedgerEvent,
@@ -32,11 +34,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (
     host_id BLOB PRIMARY KEY, name TEXT UNIQUE, certificate BLOB,
     atl INTEGER, endorsement BLOB, not_before INTEGER, not_after INTEGER,
-    agent TEXT);
+    agent TEXT, platform TEXT);
 CREATE TABLE IF NOT EXISTS enclaves (
     enclave_id BLOB PRIMARY KEY, name TEXT UNIQUE, measurement BLOB NOT NULL,
     min_atl INTEGER NOT NULL, policy BLOB NOT NULL,
-    location BLOB NOT NULL, epoch INTEGER NOT NULL);
+    location BLOB NOT NULL, epoch INTEGER NOT NULL, platform TEXT);
 CREATE TABLE IF NOT EXISTS migrations (
     request_id BLOB PRIMARY KEY, enclave_id BLOB NOT NULL,
     source BLOB NOT NULL, target BLOB NOT NULL, epoch INTEGER NOT NULL,
@@ -53,10 +55,26 @@ CREATE TABLE IF NOT EXISTS proofs (
 
 #: The schema this code writes (``PRAGMA user_version``). 0 is a ledger from
 #: before versioning (0.1.0 before the host link): same tables, no hosts.agent.
-SCHEMA_VERSION = 1
+#: 2 added platforms, which are inside every signed endorsement and policy.
+SCHEMA_VERSION = 2
 
-#: Upgrades, each in the transaction that sets the new version: from version k to k + 1.
-_UPGRADES = {0: ["ALTER TABLE hosts ADD COLUMN agent TEXT"]}
+#: Upgrades, each in the transaction that sets the new version: from version k to k + 1
+#: (none since platforms: nothing older than _OLDEST_READABLE can be upgraded).
+_UPGRADES: Dict[int, List[str]] = {}
+
+#: Ledgers older than this cannot be upgraded: their signed objects predate a field.
+_OLDEST_READABLE = 2
+
+#: Platform names (the ledger, the CLI) and their numbers in signed objects.
+PLATFORMS = {"riscv64": PLATFORM_RISCV64, "aarch64": PLATFORM_AARCH64}
+
+
+def platform_number(name: str) -> int:
+    """The number of a platform name (``riscv64``, ``aarch64``)."""
+    try:
+        return PLATFORMS[name]
+    except KeyError:
+        raise ValueError(f"unknown platform {name!r}: one of {', '.join(PLATFORMS)}") from None
 
 
 class LedgerVersionError(RewireError):
@@ -151,6 +169,10 @@ class Ledger:
             if v > SCHEMA_VERSION:
                 raise LedgerVersionError(f"{self.path}: ledger schema {v} is newer than this librewire's "
                                          f"({SCHEMA_VERSION}): upgrade librewire")
+            if not fresh and v < _OLDEST_READABLE:
+                raise LedgerVersionError(f"{self.path}: ledger schema {v} predates platforms: its signed "
+                                         "endorsements and policies name none, so no order could be checked "
+                                         "against them; start a new ledger and endorse the hosts again")
             for stmt in SCHEMA.split(";"):  # CREATE TABLE IF NOT EXISTS: also tables newer than an old file
                 if stmt.strip():
                     db.execute(stmt)
@@ -296,6 +318,7 @@ class Ledger:
         certificate: bytes,
         *,
         atl: int,
+        platform: str = "riscv64",
         sm_measurements: Sequence[bytes] = (SIM_SM_MEASUREMENT,),
         not_before: Optional[int] = None,
         not_after: Optional[int] = None,
@@ -305,13 +328,15 @@ class Ledger:
         pin: bool = False,
     ) -> bytes:
         """Endorse a host (the core verifies the certificate and signs a
-        HostEndorsement with its ATL and validity). Its device key needs provenance:
+        HostEndorsement with its platform — ``riscv64`` or ``aarch64``, what code it runs —,
+        ATL and validity). Its device key needs provenance:
         from earlier (:meth:`certify_device`, :meth:`pin_device`), or given here as
         ``device_certificate`` (which must name the certificate's device: ``PeerMismatch``
         otherwise) or ``pin=True``, in the same transaction: a refused endorsement records
         no provenance either. Returns the endorsement."""
         if device_certificate is not None and pin:
             raise error_for_code(702)  # InvalidArgument: one source of provenance
+        number = platform_number(platform)
         nb = int(time.time()) - 60 if not_before is None else not_before
         na = nb + valid_for if not_after is None else not_after
         with self._tx("host-endorsed") as c:
@@ -319,16 +344,16 @@ class Ledger:
                 self._certify(c, device_certificate, certificate)
             elif pin:
                 self._pin(c, bytes.fromhex(inspect(certificate)["fields"]["device"]))
-            end = self._sds.endorse_host(certificate, list(sm_measurements), atl, nb, na)
+            end = self._sds.endorse_host(certificate, list(sm_measurements), atl, nb, na, platform=number)
             info = inspect(end)
             host_id = bytes.fromhex(info["fields"]["host"])
             c.execute(
-                "INSERT INTO hosts (host_id, name, certificate, atl, endorsement, not_before, not_after) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
+                "INSERT INTO hosts (host_id, name, certificate, atl, endorsement, not_before, not_after, platform) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET "
                 "certificate=excluded.certificate, atl=excluded.atl, endorsement=excluded.endorsement, "
-                "not_before=excluded.not_before, not_after=excluded.not_after, "
+                "not_before=excluded.not_before, not_after=excluded.not_after, platform=excluded.platform, "
                 "name=COALESCE(excluded.name, hosts.name)",
-                (host_id, name, certificate, atl, end, nb, na),
+                (host_id, name, certificate, atl, end, nb, na, platform),
             )
         return end
 
@@ -339,14 +364,19 @@ class Ledger:
         *,
         min_atl: int,
         host: bytes,
+        platform: str = "riscv64",
         name: Optional[str] = None,
     ) -> bytes:
-        """Register an enclave placed on ``host`` at epoch 0; returns its signed policy."""
+        """Register an enclave, its code built for ``platform``, placed on ``host`` at
+        epoch 0; returns its signed policy. A host of another platform is
+        ``PlatformMismatch``, and so is any later order to one."""
+        number = platform_number(platform)
         with self._tx("enclave-registered") as c:
-            policy = self._sds.register_enclave(enclave_id, measurement, min_atl, host)
+            policy = self._sds.register_enclave(enclave_id, measurement, min_atl, host, platform=number)
             c.execute(
-                "INSERT INTO enclaves VALUES (?, ?, ?, ?, ?, ?, 0)",
-                (enclave_id, name, measurement, min_atl, policy, host),
+                "INSERT INTO enclaves (enclave_id, name, measurement, min_atl, policy, location, epoch, platform) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                (enclave_id, name, measurement, min_atl, policy, host, platform),
             )
         return policy
 

@@ -131,6 +131,7 @@ pub fn fleet(state_len: u64) -> Fleet {
         sds.endorse_host(
             id.certificate(),
             vec![[0x5a; 32]],
+            rewire_core::wire::PLATFORM_RISCV64,
             1,
             WALL - 10,
             WALL + 10_000,
@@ -150,7 +151,13 @@ pub fn fleet(state_len: u64) -> Fleet {
     let host_a = f.mons[0].host_id();
     let policy = f
         .sds
-        .register_enclave(EID, sha256(CODE), 1, host_a)
+        .register_enclave(
+            EID,
+            sha256(CODE),
+            rewire_core::wire::PLATFORM_RISCV64,
+            1,
+            host_a,
+        )
         .unwrap();
     f.mons[0].install(&policy).unwrap();
     let blob = f.mons[0]

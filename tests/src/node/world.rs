@@ -108,6 +108,7 @@ impl ProcWorld {
             sds.endorse_host(
                 identity(i).certificate(),
                 vec![SM_MEASUREMENT],
+                rewire_core::wire::PLATFORM_RISCV64,
                 2,
                 now - 600,
                 now + 86_400 * 365,
@@ -162,7 +163,13 @@ impl ProcWorld {
         for (h, eid, img) in list {
             let hid = identity(*h).host_id();
             let policy = sds
-                .register_enclave(*eid, img.measurement(), 1, hid)
+                .register_enclave(
+                    *eid,
+                    img.measurement(),
+                    rewire_core::wire::PLATFORM_RISCV64,
+                    1,
+                    hid,
+                )
                 .expect("register"); // safe: test setup
             by_host.entry(*h).or_default().push((*eid, policy, img));
             self.images.insert(*eid, img.clone());
