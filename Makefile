@@ -134,13 +134,13 @@ test-python: setup
 ## rewire-core and the C ABI's static library must build for bare-metal RISC-V at every commit.
 riscv: setup-riscv
 	$(CARGO) build -p rewire-core --no-default-features --target $(RISCV) --profile baremetal
-	$(CARGO) build -p rewire-ffi --no-default-features --target $(RISCV) --profile baremetal
+	$(CARGO) build -p rewire-ffi --no-default-features --features log --target $(RISCV) --profile baremetal
 	@echo "riscv: rewire-core and librewire.a build for $(RISCV)"
 
 ## rewire-core and librewire.a must build for bare-metal aarch64 at every commit.
 aarch64: setup-aarch64
 	$(CARGO) build -p rewire-core --no-default-features --target $(AARCH64) --profile baremetal
-	$(CARGO) build -p rewire-ffi --no-default-features --target $(AARCH64) --profile baremetal
+	$(CARGO) build -p rewire-ffi --no-default-features --features log --target $(AARCH64) --profile baremetal
 	@echo "aarch64: rewire-core and librewire.a build for aarch64 bare metal"
 
 ## The C example (a whole migration: SDS and two monitors) and the tests of
@@ -194,14 +194,20 @@ size-aarch64: aarch64
 	aarch64-linux-gnu-size target/aarch64/size.elf
 	NM=aarch64-linux-gnu-nm python3 bench/size/breakdown.py target/aarch64/size.elf
 
-## P5: link a minimal bare-metal monitor against librewire.a with --gc-sections and report its text.
+## P5: link a minimal bare-metal monitor against librewire.a with --gc-sections and report its text:
+## target/size.elf from an archive without the `log` feature (the size-minimal build, P5), and
+## target/size-log.elf from the standard one (rewire_set_log delivers the core's events).
 RUST_LLD_DIR := bench/size/lld
+# $(call rv-size-link,archive,elf)
+rv-size-link = riscv64-unknown-elf-gcc -march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany -ffreestanding -nostdlib \
+	  -nostartfiles -Os -ffunction-sections -fdata-sections -Iinclude -DREWIRE_BAREMETAL -B $(RUST_LLD_DIR)/ -mno-relax \
+	  -Wl,--gc-sections -T bench/size/link.ld -o $(2) bench/size/size.c $(1) \
+	  /usr/lib/picolibc/riscv64-unknown-elf/lib/rv64imac/lp64/libc.a -lgcc
 size: riscv
-	riscv64-unknown-elf-gcc -march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany -ffreestanding -nostdlib -nostartfiles \
-	  -Os -ffunction-sections -fdata-sections -Iinclude -DREWIRE_BAREMETAL -B $(RUST_LLD_DIR)/ -mno-relax \
-	  -Wl,--gc-sections -T bench/size/link.ld -o target/size.elf bench/size/size.c \
-	  target/$(RISCV)/baremetal/librewire.a /usr/lib/picolibc/riscv64-unknown-elf/lib/rv64imac/lp64/libc.a -lgcc
-	riscv64-unknown-elf-size target/size.elf
+	$(CARGO) build -q -p rewire-ffi --no-default-features --target $(RISCV) --profile baremetal --target-dir target/nolog
+	$(call rv-size-link,target/nolog/$(RISCV)/baremetal/librewire.a,target/size.elf)
+	$(call rv-size-link,target/$(RISCV)/baremetal/librewire.a,target/size-log.elf)
+	riscv64-unknown-elf-size target/size.elf target/size-log.elf
 	python3 bench/size/breakdown.py target/size.elf
 
 ## Performance goals P1-P5, each against its baseline in one run (see tests/benches/ratios.rs),

@@ -4,15 +4,14 @@
 //! the first time `rewire_set_log` is called (from one thread at start-up); every event at or above the
 //! chosen level is rendered by `rewire_core::log::render` into a fixed
 //! buffer (no allocation) and handed to the callback. The events carry step
-//! names and error codes, never secrets.
+//! names and error codes, never secrets. Built without the `log` feature
+//! (a size-minimal bare-metal archive) the core has no events: the callback
+//! is accepted and never called.
 
 use core::ffi::{c_char, c_void};
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use rewire_core::Error;
-use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, Metadata, Subscriber};
 
 use crate::rewire_result;
 
@@ -40,6 +39,7 @@ static LOG_USERDATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static LOG_MAX: AtomicU32 = AtomicU32::new(REWIRE_LOG_OFF);
 /// Held while the three above change together, and while they are read.
 static LOG_LOCK: AtomicBool = AtomicBool::new(false);
+#[cfg(feature = "log")]
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn locked<R>(f: impl FnOnce() -> R) -> R {
@@ -54,88 +54,110 @@ fn locked<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-fn level_number(l: &Level) -> u32 {
-    match *l {
-        Level::ERROR => REWIRE_LOG_ERROR,
-        Level::WARN => REWIRE_LOG_WARN,
-        Level::INFO => REWIRE_LOG_INFO,
-        Level::DEBUG => REWIRE_LOG_DEBUG,
-        _ => REWIRE_LOG_TRACE,
+#[cfg(feature = "log")]
+mod subscriber {
+    use super::*;
+    use core::fmt::Write;
+    use tracing_core::span::{Attributes, Id, Record};
+    use tracing_core::{Event, Level, Metadata, Subscriber};
+
+    fn level_number(l: &Level) -> u32 {
+        match *l {
+            Level::ERROR => REWIRE_LOG_ERROR,
+            Level::WARN => REWIRE_LOG_WARN,
+            Level::INFO => REWIRE_LOG_INFO,
+            Level::DEBUG => REWIRE_LOG_DEBUG,
+            _ => REWIRE_LOG_TRACE,
+        }
     }
-}
 
-struct CLog;
+    struct CLog;
 
-/// A handle on the installed dispatcher. tracing keeps the global one
-/// through a pointer into its allocation, which leak checkers (valgrind,
-/// LeakSanitizer) report as lost; this keeps it reachable.
-struct Keep(core::cell::UnsafeCell<Option<tracing_core::Dispatch>>);
-// safe: written once under LOG_LOCK and never read.
-unsafe impl Sync for Keep {}
-static KEEP: Keep = Keep(core::cell::UnsafeCell::new(None));
+    /// A handle on the installed dispatcher. tracing keeps the global one
+    /// through a pointer into its allocation, which leak checkers (valgrind,
+    /// LeakSanitizer) report as lost; this keeps it reachable.
+    struct Keep(core::cell::UnsafeCell<Option<tracing_core::Dispatch>>);
+    // safe: written once under LOG_LOCK and never read.
+    unsafe impl Sync for Keep {}
+    static KEEP: Keep = Keep(core::cell::UnsafeCell::new(None));
 
-/// One line in a fixed buffer: truncates at `REWIRE_MAX_LOG_LINE`, NUL kept.
-struct Line {
-    buf: [u8; REWIRE_MAX_LOG_LINE + 1],
-    len: usize,
-}
+    /// One line in a fixed buffer: truncates at `REWIRE_MAX_LOG_LINE`, NUL kept.
+    struct Line {
+        buf: [u8; REWIRE_MAX_LOG_LINE + 1],
+        len: usize,
+    }
 
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len >= REWIRE_MAX_LOG_LINE {
-                return Err(core::fmt::Error);
+    impl Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.len >= REWIRE_MAX_LOG_LINE {
+                    return Err(core::fmt::Error);
+                }
+                // A NUL inside the text would end the C string early.
+                self.buf[self.len] = if b == 0 { b'?' } else { b };
+                self.len += 1;
             }
-            // A NUL inside the text would end the C string early.
-            self.buf[self.len] = if b == 0 { b'?' } else { b };
-            self.len += 1;
+            Ok(())
+        }
+    }
+
+    impl Subscriber for CLog {
+        fn enabled(&self, meta: &Metadata<'_>) -> bool {
+            level_number(meta.level()) <= LOG_MAX.load(Ordering::Relaxed)
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let level = level_number(event.metadata().level());
+            let (f, userdata, max) = locked(|| {
+                (
+                    LOG_FN.load(Ordering::Relaxed),
+                    LOG_USERDATA.load(Ordering::Relaxed),
+                    LOG_MAX.load(Ordering::Relaxed),
+                )
+            });
+            if f == 0 || level > max {
+                return;
+            }
+            let mut line = Line {
+                buf: [0; REWIRE_MAX_LOG_LINE + 1],
+                len: 0,
+            };
+            rewire_core::log::render(event, &mut line);
+            type LogFn = unsafe extern "C" fn(*mut c_void, u32, *const c_char, usize);
+            // safe: stored from a rewire_log_fn in rewire_set_log.
+            let f = unsafe { core::mem::transmute::<usize, LogFn>(f) };
+            // safe: the line is NUL-terminated (buf has one byte more than
+            // len can reach) and lives across the call.
+            unsafe {
+                f(
+                    userdata,
+                    level,
+                    line.buf.as_ptr() as *const c_char,
+                    line.len,
+                )
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Install the subscriber once (under LOG_LOCK).
+    pub(super) fn install() -> Result<(), Error> {
+        if !INSTALLED.load(Ordering::SeqCst) {
+            let d = tracing_core::Dispatch::new(CLog);
+            if tracing_core::dispatcher::set_global_default(d.clone()).is_err() {
+                return Err(Error::InvalidState);
+            }
+            // safe: written once, under LOG_LOCK, before INSTALLED is set.
+            unsafe { *KEEP.0.get() = Some(d) };
+            INSTALLED.store(true, Ordering::SeqCst);
         }
         Ok(())
     }
-}
-
-impl Subscriber for CLog {
-    fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        level_number(meta.level()) <= LOG_MAX.load(Ordering::Relaxed)
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let level = level_number(event.metadata().level());
-        let (f, userdata, max) = locked(|| {
-            (
-                LOG_FN.load(Ordering::Relaxed),
-                LOG_USERDATA.load(Ordering::Relaxed),
-                LOG_MAX.load(Ordering::Relaxed),
-            )
-        });
-        if f == 0 || level > max {
-            return;
-        }
-        let mut line = Line {
-            buf: [0; REWIRE_MAX_LOG_LINE + 1],
-            len: 0,
-        };
-        rewire_core::log::render(event, &mut line);
-        type LogFn = unsafe extern "C" fn(*mut c_void, u32, *const c_char, usize);
-        // safe: stored from a rewire_log_fn in rewire_set_log.
-        let f = unsafe { core::mem::transmute::<usize, LogFn>(f) };
-        // safe: the line is NUL-terminated (buf has one byte more than
-        // len can reach) and lives across the call.
-        unsafe {
-            f(
-                userdata,
-                level,
-                line.buf.as_ptr() as *const c_char,
-                line.len,
-            )
-        }
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
 }
 
 /// Send librewire's log lines at `max_level` and more severe
@@ -160,15 +182,8 @@ pub unsafe extern "C" fn rewire_set_log(
             return Err(Error::InvalidArgument);
         }
         locked(|| {
-            if !INSTALLED.load(Ordering::SeqCst) {
-                let d = tracing_core::Dispatch::new(CLog);
-                if tracing_core::dispatcher::set_global_default(d.clone()).is_err() {
-                    return Err(Error::InvalidState);
-                }
-                // safe: written once, under LOG_LOCK, before INSTALLED is set.
-                unsafe { *KEEP.0.get() = Some(d) };
-                INSTALLED.store(true, Ordering::SeqCst);
-            }
+            #[cfg(feature = "log")]
+            subscriber::install()?;
             let max = if log.is_some() {
                 max_level
             } else {
@@ -177,14 +192,15 @@ pub unsafe extern "C" fn rewire_set_log(
             LOG_FN.store(log.map_or(0, |f| f as usize), Ordering::Relaxed);
             LOG_USERDATA.store(userdata, Ordering::Relaxed);
             LOG_MAX.store(max, Ordering::Relaxed);
-            Ok(())
+            Ok::<(), Error>(())
         })?;
+        #[cfg(feature = "log")]
         tracing_core::callsite::rebuild_interest_cache();
         Ok(())
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "log"))]
 mod tests {
     use super::*;
     use core::ffi::CStr;
