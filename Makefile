@@ -252,6 +252,22 @@ c-tests: setup
 	    cat target/c/$$n.asan.log; exit 1; fi; \
 	  echo "c-tests: $$n: AddressSanitizer + UBSan clean"; \
 	done
+	@# The bare-metal-only entry points (rewire_init_with, allocator hooks, calls before
+	@# init, on_panic with its message): the no_std archive built for x86_64 Linux, linked
+	@# with the C library, so that valgrind and ASan can watch them (tests/c/baremetal.c).
+	$(CARGO) build -q -p rewire-ffi --no-default-features --features log --target x86_64-unknown-linux-gnu --profile baremetal
+	$(CC) -O1 -g $(C_WARN) -DREWIRE_BAREMETAL -Iinclude -o target/c/baremetal tests/c/baremetal.c \
+	  target/x86_64-unknown-linux-gnu/baremetal/librewire.a
+	@valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+	  target/c/baremetal > target/c/baremetal.valgrind.log 2>&1 && grep -qx OK target/c/baremetal.valgrind.log \
+	  || { cat target/c/baremetal.valgrind.log; exit 1; }
+	@echo "c-tests: baremetal: valgrind clean (0 errors, 0 leaks)"
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all $(C_WARN) \
+	  -DREWIRE_BAREMETAL -Iinclude -o target/c/baremetal-asan tests/c/baremetal.c \
+	  target/x86_64-unknown-linux-gnu/baremetal/librewire.a
+	@ASAN_OPTIONS=detect_leaks=1 target/c/baremetal-asan > target/c/baremetal.asan.log 2>&1 \
+	  && grep -qx OK target/c/baremetal.asan.log || { cat target/c/baremetal.asan.log; exit 1; }
+	@echo "c-tests: baremetal: AddressSanitizer + UBSan clean"
 
 ## Install the header, the libraries and a pkg-config file under PREFIX.
 install:

@@ -38,13 +38,13 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     }
     // `rewire_baremetal`: the no_std bare-metal build (heap, panic handler,
-    // rewire_init): OS "none" (RISC-V), and aarch64 built as a no_std
-    // staticlib for the -linux-gnu target (docs/building.md §4.1).
+    // rewire_init): OS "none" (RISC-V), and a no_std staticlib for a
+    // -linux-gnu target: aarch64 bare metal (docs/building.md §4.1), and
+    // x86_64 for the bare-metal C tests under valgrind and ASan.
     println!("cargo:rustc-check-cfg=cfg(rewire_baremetal)");
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let std = env::var_os("CARGO_FEATURE_STD").is_some();
-    if os == "none" || (arch == "aarch64" && os == "linux" && !std) {
+    if os == "none" || (os == "linux" && !std) {
         println!("cargo:rustc-cfg=rewire_baremetal");
     }
     println!("cargo:rerun-if-changed=src");

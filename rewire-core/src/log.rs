@@ -79,6 +79,11 @@ mod tests {
             tracing::info!(error = 301u32, step = "offer", "aborting {}", "now");
         });
         assert_eq!(*out.lock().unwrap(), "aborting now error=301 step=offer");
+        // A message given as a plain str (record_str, not record_debug).
+        tracing::subscriber::with_default(Capture(out.clone()), || {
+            tracing::info!(step = "commit", message = "plain");
+        });
+        assert_eq!(*out.lock().unwrap(), "plain step=commit");
     }
 
     #[test]

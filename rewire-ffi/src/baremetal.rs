@@ -261,34 +261,66 @@ fn platform_getrandom(buf: &mut [u8]) -> Result<(), getrandom::Error> {
 #[cfg(target_os = "none")]
 getrandom::register_custom_getrandom!(platform_getrandom);
 
+/// A `-linux-gnu` target's prebuilt `alloc` was compiled to unwind, and its
+/// formatting code names the unwinder; librewire is built with
+/// `panic = "abort"`, so nothing ever unwinds. Both only halt.
+#[cfg(target_os = "linux")]
+mod unwind_stubs {
+    #[no_mangle]
+    pub extern "C" fn _Unwind_Resume(_exception: *mut core::ffi::c_void) -> ! {
+        panic!("unwinding on bare metal")
+    }
+
+    /// Referenced from unwind tables, never called.
+    #[no_mangle]
+    pub extern "C" fn rust_eh_personality() -> ! {
+        panic!("unwinding on bare metal")
+    }
+}
+
 /// aarch64 bare metal is built for the `-linux-gnu` target (docs/building.md
-/// §5), so its crypto asks a kernel for two things; librewire.a answers both
-/// itself and the monitor links no libc stand-ins for them.
-#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+/// §4.1), so its crypto asks a kernel for two things; librewire.a answers both
+/// itself and the monitor links no libc stand-ins for them. The x86_64 test
+/// build (the bare-metal C tests under valgrind and ASan, linked with glibc)
+/// answers getrandom the same way and leaves errno to the C library.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "aarch64", target_arch = "x86_64")
+))]
 mod linux_shims {
-    use core::ffi::{c_int, c_long, c_ulong};
-    use core::sync::atomic::{AtomicI32, Ordering};
+    use core::ffi::{c_int, c_long};
 
-    const SYS_GETRANDOM: c_long = 278; // aarch64's number
-    const AT_HWCAP: c_ulong = 16;
-    const ENOSYS: i32 = 38;
-    const EIO: i32 = 5;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_GETRANDOM: c_long = 278;
+    #[cfg(target_arch = "x86_64")]
+    const SYS_GETRANDOM: c_long = 318;
+    const ENOSYS: c_int = 38;
+    const EIO: c_int = 5;
 
-    static ERRNO: AtomicI32 = AtomicI32::new(0);
+    #[cfg(not(target_arch = "aarch64"))]
+    extern "C" {
+        fn __errno_location() -> *mut c_int;
+    }
+
+    fn set_errno(e: c_int) {
+        // safe: the C library's (or, on aarch64, our own) errno location.
+        unsafe { *__errno_location() = e };
+    }
 
     /// getrandom 0.2 fills its buffer with `syscall(SYS_getrandom, buf, len,
     /// 0)`: answered from the `rewire_init` callback. Every other number
-    /// fails with ENOSYS. The C prototype is variadic; on AAPCS64 ELF
-    /// targets variadic integer arguments travel in x0..x7 exactly like
-    /// fixed ones, so this fixed-argument definition receives them.
+    /// fails with ENOSYS. The C prototype is variadic; on AAPCS64 and
+    /// x86-64 SysV ELF targets variadic integer arguments travel in the
+    /// same registers as fixed ones, so this fixed-argument definition
+    /// receives them.
     #[no_mangle]
     pub unsafe extern "C" fn syscall(nr: c_long, buf: *mut u8, len: usize) -> c_long {
         if nr != SYS_GETRANDOM {
-            ERRNO.store(ENOSYS, Ordering::SeqCst);
+            set_errno(ENOSYS);
             return -1;
         }
         if buf.is_null() || len > isize::MAX as usize {
-            ERRNO.store(EIO, Ordering::SeqCst);
+            set_errno(EIO);
             return -1;
         }
         // safe: getrandom passes its own buffer of `len` writable bytes.
@@ -297,71 +329,70 @@ mod linux_shims {
             len as c_long
         } else {
             out.fill(0);
-            ERRNO.store(EIO, Ordering::SeqCst);
+            set_errno(EIO);
             -1
         }
     }
 
-    /// Where getrandom reads the error of a failed `syscall`.
-    #[no_mangle]
-    pub extern "C" fn __errno_location() -> *mut c_int {
-        ERRNO.as_ptr()
-    }
+    #[cfg(target_arch = "aarch64")]
+    pub use aarch64::*;
 
-    /// ring's CPU-feature probe (`getauxval(AT_HWCAP)`), answered from
-    /// ID_AA64ISAR0_EL1, which every exception level a monitor runs at
-    /// (EL1..EL3) may read: AES, PMULL, SHA-256 and SHA-512 instructions
-    /// select ring's hardware paths. Any other query answers 0.
-    #[no_mangle]
-    pub extern "C" fn getauxval(kind: c_ulong) -> c_ulong {
-        if kind != AT_HWCAP {
-            return 0;
-        }
-        let isar0: u64;
-        // safe: a read of an ID register: no memory, no side effect.
-        unsafe {
-            core::arch::asm!("mrs {}, ID_AA64ISAR0_EL1", out(reg) isar0,
-                options(nomem, nostack, preserves_flags))
-        };
-        hwcap(isar0)
-    }
+    /// What a kernel's C library would provide on aarch64 bare metal.
+    #[cfg(target_arch = "aarch64")]
+    mod aarch64 {
+        use core::ffi::{c_int, c_ulong};
+        use core::sync::atomic::AtomicI32;
 
-    /// The target's prebuilt `alloc` was compiled to unwind, and its
-    /// formatting code names the unwinder; librewire is built with
-    /// `panic = "abort"`, so nothing ever unwinds. Both only halt.
-    #[no_mangle]
-    pub extern "C" fn _Unwind_Resume(_exception: *mut core::ffi::c_void) -> ! {
-        panic!("unwinding on bare metal")
-    }
+        const AT_HWCAP: c_ulong = 16;
+        static ERRNO: AtomicI32 = AtomicI32::new(0);
 
-    /// See `_Unwind_Resume`: referenced from unwind tables, never called.
-    #[no_mangle]
-    pub extern "C" fn rust_eh_personality() -> ! {
-        panic!("unwinding on bare metal")
-    }
+        /// Where getrandom reads the error of a failed `syscall`.
+        #[no_mangle]
+        pub extern "C" fn __errno_location() -> *mut c_int {
+            ERRNO.as_ptr()
+        }
 
-    /// AT_HWCAP bits (Linux's arm64 numbering) for an ID_AA64ISAR0_EL1 value.
-    pub(super) fn hwcap(isar0: u64) -> c_ulong {
-        const HWCAP_AES: c_ulong = 1 << 3;
-        const HWCAP_PMULL: c_ulong = 1 << 4;
-        const HWCAP_SHA2: c_ulong = 1 << 6;
-        const HWCAP_SHA512: c_ulong = 1 << 21;
-        let aes = (isar0 >> 4) & 0xf; // 1: AES, 2: AES + PMULL
-        let sha2 = (isar0 >> 12) & 0xf; // 1: SHA-256, 2: + SHA-512
-        let mut caps = 0;
-        if aes >= 1 {
-            caps |= HWCAP_AES;
+        /// ring's CPU-feature probe (`getauxval(AT_HWCAP)`), answered from
+        /// ID_AA64ISAR0_EL1, which every exception level a monitor runs at
+        /// (EL1..EL3) may read: AES, PMULL, SHA-256 and SHA-512 instructions
+        /// select ring's hardware paths. Any other query answers 0.
+        #[no_mangle]
+        pub extern "C" fn getauxval(kind: c_ulong) -> c_ulong {
+            if kind != AT_HWCAP {
+                return 0;
+            }
+            let isar0: u64;
+            // safe: a read of an ID register: no memory, no side effect.
+            unsafe {
+                core::arch::asm!("mrs {}, ID_AA64ISAR0_EL1", out(reg) isar0,
+                    options(nomem, nostack, preserves_flags))
+            };
+            hwcap(isar0)
         }
-        if aes >= 2 {
-            caps |= HWCAP_PMULL;
+
+        /// AT_HWCAP bits (Linux's arm64 numbering) for an ID_AA64ISAR0_EL1 value.
+        pub(super) fn hwcap(isar0: u64) -> c_ulong {
+            const HWCAP_AES: c_ulong = 1 << 3;
+            const HWCAP_PMULL: c_ulong = 1 << 4;
+            const HWCAP_SHA2: c_ulong = 1 << 6;
+            const HWCAP_SHA512: c_ulong = 1 << 21;
+            let aes = (isar0 >> 4) & 0xf; // 1: AES, 2: AES + PMULL
+            let sha2 = (isar0 >> 12) & 0xf; // 1: SHA-256, 2: + SHA-512
+            let mut caps = 0;
+            if aes >= 1 {
+                caps |= HWCAP_AES;
+            }
+            if aes >= 2 {
+                caps |= HWCAP_PMULL;
+            }
+            if sha2 >= 1 {
+                caps |= HWCAP_SHA2;
+            }
+            if sha2 >= 2 {
+                caps |= HWCAP_SHA512;
+            }
+            caps
         }
-        if sha2 >= 1 {
-            caps |= HWCAP_SHA2;
-        }
-        if sha2 >= 2 {
-            caps |= HWCAP_SHA512;
-        }
-        caps
     }
 }
 

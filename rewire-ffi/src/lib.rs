@@ -31,8 +31,8 @@ mod sds;
 mod log;
 
 /// Bare metal (`rewire_baremetal`, set by build.rs): OS "none" (RISC-V), and
-/// aarch64 built as a no_std staticlib for the `-linux-gnu` target
-/// (docs/building.md §4.1).
+/// a no_std staticlib for a `-linux-gnu` target: aarch64 bare metal
+/// (docs/building.md §4.1), x86_64 for the C tests under valgrind and ASan.
 #[cfg(rewire_baremetal)]
 mod baremetal;
 

@@ -20,8 +20,8 @@ struct pool {
 static void *hook_alloc(void *ud, size_t size, size_t align) {
     struct pool *p = ud;
     if (p->fail) return NULL;
-    void *m = aligned_alloc(align < sizeof(void *) ? sizeof(void *) : align,
-                            (size + align - 1) / align * align);
+    size_t a = align < sizeof(void *) ? sizeof(void *) : align;
+    void *m = aligned_alloc(a, (size + a - 1) / a * a); /* C11: size a multiple of the alignment */
     if (m) {
         p->live_bytes += size;
         p->allocs++;
