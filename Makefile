@@ -32,7 +32,7 @@ A64_SEMIHOST := --specs=picolibc.specs --oslib=semihost --crt0=semihost -O1 -g $
   -Wl,--defsym=__flash=0x40000000 -Wl,--defsym=__flash_size=0x1000000 -Wl,--defsym=__ram=0x41000000 \
   -Wl,--defsym=__ram_size=0x4000000
 
-.PHONY: all setup setup-riscv setup-aarch64 aarch64 test-aarch64 test-riscv-c size-aarch64 bench-stack-c setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
+.PHONY: demo-arm all setup setup-riscv setup-aarch64 aarch64 test-aarch64 test-riscv-c size-aarch64 bench-stack-c setup-qemu demo agent demo-inprocess monitor pyenv test-qemu verify-deep test-processes-long fuzz fuzz-brief mutants mutants-diff guards test lint test-rust test-python riscv header c-tests install install-test bench bench-aead-riscv size clean
 
 all: test
 
@@ -43,7 +43,7 @@ setup-riscv:
 	@scripts/setup.sh riscv
 
 setup-qemu:
-	@scripts/setup.sh riscv qemu
+	@scripts/setup.sh riscv aarch64 qemu
 
 setup-aarch64:
 	@scripts/setup.sh aarch64
@@ -55,6 +55,11 @@ STATE ?= 1024
 demo: setup-qemu monitor agent pyenv
 	target/pyenv/bin/python monitor/linux/demo.py --state $(STATE)
 
+## The same on Arm: the reference monitor at EL3 (TrustZone, QEMU virt secure=on), the
+## enclave at S-EL0, the host in the normal world; two aarch64 QEMU hosts.
+demo-arm: setup-qemu monitor agent pyenv
+	target/pyenv/bin/python monitor/linux/demo.py --arch aarch64 --state $(STATE)
+
 ## The host agent (rewire-agent/): target/debug/rewire-agent.
 agent: setup
 	$(CARGO) build -q -p rewire-agent
@@ -63,16 +68,17 @@ agent: setup
 demo-inprocess: setup
 	$(CARGO) run --release -q -p rewire-tests --bin rewire-demo
 
-## The reference monitor for QEMU virt.
-monitor: riscv
+## The reference monitors for QEMU virt: RISC-V (target/monitor) and Arm (target/monitor-arm).
+monitor: riscv aarch64
 	$(MAKE) -s -C monitor
 
 pyenv: setup
 	@scripts/pyenv.sh
 
-## System tests: QEMU hosts, kill/restart, a forged request at the relay, a rolled-back journal.
+## System tests: QEMU hosts (RISC-V, and Arm for a representative subset), kill/restart, a
+## forged request at the relay, a rolled-back journal.
 test-qemu: setup-qemu monitor agent pyenv
-	cd target && timeout 900 pyenv/bin/python -m pytest -q -p no:cacheprovider ../tests/system
+	cd target && timeout 1500 pyenv/bin/python -m pytest -q -p no:cacheprovider ../tests/system
 
 ## Deeper model check of SDS + SMS + SMT than the CI bound in `make test` (about 8 min on 2 cores).
 verify-deep:
@@ -220,6 +226,7 @@ bench: size size-aarch64 bench-aead-riscv bench-stack bench-stack-c
 ## QEMU: monitor-stack.elf paints its stacks; a 1 KiB and a 1 MiB migration and a recovery.
 bench-stack: setup-qemu monitor pyenv
 	cd target && timeout 900 pyenv/bin/python ../monitor/linux/stack.py
+	cd target && timeout 900 pyenv/bin/python ../monitor/linux/stack.py --arch aarch64
 
 ## ring's ChaCha20-Poly1305 vs AES-256-GCM on riscv64imac, bare metal under QEMU:
 ## retired instructions (minstret) to seal 16 KiB.

@@ -1,6 +1,6 @@
 /*
  * The reference monitor's own ABI: the ecalls that the untrusted host program
- * and the enclave make into the M-mode monitor, the memory map, and the frames
+ * and the enclave make into the monitor (ecall on RISC-V, SMC/SVC on Arm), the memory map, and the frames
  * the host exchanges with the relay on Linux. Shared by monitor.c, host.c,
  * enclave.c and mirrored in monitor/linux/qemu_world.py.
  */
@@ -9,22 +9,18 @@
 
 #include <stdint.h>
 
-/* Memory map (QEMU virt, -m 256M). Each region is a naturally aligned power of two (PMP NAPOT). */
-#define MON_BASE 0x80000000UL /* M-mode only: monitor, librewire, its heap */
-#define HOST_BASE 0x84000000UL /* the untrusted host program, U-mode */
-#define HOST_SIZE 0x01000000UL
-#define ENC_BASE 0x85000000UL /* the enclave, U-mode */
-#define ENC_SIZE 0x00400000UL
+/* Memory map: per architecture (riscv/platform.h, arm/platform.h): MON_BASE,
+ * HOST_BASE/HOST_SIZE, ENC_BASE/ENC_SIZE, the UART, the virtio-mmio
+ * transports, FLASH_HOST (untrusted storage) and FLASH_MON (counter, fuses). */
+#if defined(__aarch64__)
+#include "arm/platform.h"
+#else
+#include "riscv/platform.h"
+#endif
 #define ENC_CODE_MAX 0x10000UL /* code: ENC_BASE .. +64 KiB (measured, migrated) */
 #define ENC_STACK_TOP (ENC_BASE + 0x20000UL) /* scratch stack, not migrated */
 #define ENC_STATE (ENC_BASE + 0x20000UL) /* state: migrated byte for byte */
 #define ENC_STATE_MAX (ENC_SIZE - 0x20000UL)
-#define MMIO_BASE 0x10000000UL /* UART 0x10000000, virtio-mmio 0x10001000..0x10008fff */
-#define MMIO_SIZE 0x00010000UL
-#define FLASH_BASE 0x22000000UL /* pflash1: 32 MiB, backed by a file on the Linux side */
-#define FLASH_HOST 0x22000000UL /* first 16 MiB: untrusted storage the host may read and write */
-#define FLASH_HOST_SIZE 0x01000000UL
-#define FLASH_MON 0x23000000UL /* last 16 MiB: monotonic counter and root of trust, M-mode only */
 
 /* Untrusted storage layout (offsets from FLASH_HOST): two journal slots, two checkpoint slots. */
 #define JOURNAL_SLOT0 0x000000UL

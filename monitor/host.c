@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "abi.h"
+#include "user_arch.h"
 
 #ifdef HOSTILE_FLASH_CMD
 /* The hostile variant (monitor-hostile.elf, built from this file with
@@ -24,14 +25,10 @@ static int hostile_armed;
 #define HOSTILE_CMD() do {} while (0)
 #endif
 
+/* A call into the monitor (user_arch.h: ecall on RISC-V, SMC on Arm). */
 static long ecall(long n, long a0, long a1, long a2) {
     HOSTILE_CMD();
-    register long r0 __asm__("a0") = a0;
-    register long r1 __asm__("a1") = a1;
-    register long r2 __asm__("a2") = a2;
-    register long r7 __asm__("a7") = n;
-    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r7) : "memory");
-    return r0;
+    return mon_call(n, a0, a1, a2);
 }
 
 static void copy(void *d, const void *s, size_t n) {
@@ -45,11 +42,7 @@ static void zero(void *d, size_t n) {
 }
 
 /* ---------------------------------------------------------------- UART */
-#define UART ((volatile uint8_t *)MMIO_BASE)
-static void putc_(char c) {
-    while (!(UART[5] & 0x20)) {}
-    UART[0] = (uint8_t)c;
-}
+static void putc_(char c) { user_putc(c); }
 static void puts_(const char *s) { while (*s) putc_(*s++); }
 static void putd(long v) {
     char b[24]; int i = 23; b[i] = 0;
@@ -78,7 +71,7 @@ static volatile uint32_t *vio;
 
 static uint32_t rd(unsigned off) { return vio[off / 4]; }
 static void wr(unsigned off, uint32_t v) { vio[off / 4] = v; }
-static void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+static void fence(void) { user_fence(); }
 
 static int setup_queue(unsigned q, struct vq *v) {
     wr(0x30, q);
@@ -93,7 +86,7 @@ static int setup_queue(unsigned q, struct vq *v) {
 }
 
 static int virtio_init(void) {
-    for (uintptr_t base = 0x10001000; base <= 0x10008000; base += 0x1000) {
+    for (uintptr_t base = VIRTIO_FIRST; base <= VIRTIO_LAST; base += VIRTIO_STRIDE) {
         vio = (volatile uint32_t *)base;
         if (rd(0) == 0x74726976 && rd(4) == 2 && rd(8) == 3) break; /* modern virtio-mmio, console */
         vio = 0;
@@ -208,13 +201,7 @@ static int rx_frame(void) {
     return 0;
 }
 
-static long probe(uintptr_t addr, long *faulted) {
-    register long a0 __asm__("a0") = (long)addr;
-    register long t6 __asm__("t6") = 0;
-    __asm__ volatile("ld a0, 0(a0)" : "+r"(a0), "+r"(t6)::"memory");
-    *faulted = t6;
-    return a0;
-}
+static long probe(uintptr_t addr, long *faulted) { return user_probe(addr, faulted); }
 
 static uint32_t run_period;
 static uint64_t next_run;
@@ -258,9 +245,9 @@ static void dispatch(void) {
         hostile_armed = 1;
         HOSTILE_CMD();
 #endif
-        say("trying to read the enclave's memory at 0x85020000...\n");
+        say("trying to read the enclave's memory at " ENC_STATE_TEXT "...\n");
         probe(ENC_STATE, &faulted);
-        say(faulted ? "...denied by PMP\n" : "...READ SUCCEEDED\n");
+        say(faulted ? "...denied by " ISOLATION "\n" : "...READ SUCCEEDED\n");
         uint8_t b[4] = {(uint8_t)(faulted ? 0xff : 0), (uint8_t)(faulted ? 0xff : 0), (uint8_t)(faulted ? 0xff : 0),
                         (uint8_t)(faulted ? 0xff : 0)};
         send(F_PROBE, b, 4);
@@ -282,11 +269,17 @@ static void dispatch(void) {
             {H_STATUS, (long)ENC_BASE, 0},
             {H_PEER, 0, 10},                              /* shorter than from[32] conn[16] */
         };
-        uint8_t b[4 * (sizeof calls / sizeof calls[0])];
-        for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        const size_t n = sizeof calls / sizeof calls[0];
+        uint8_t b[4 * (n + 1)];
+        for (size_t i = 0; i < n; i++) {
             long r = ecall(calls[i][0], calls[i][1] ? calls[i][1] : (long)in, calls[i][2], 4096);
             for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)((uint32_t)r >> (8 * k));
         }
+        /* Last: the registers after a call into librewire (H_INFO) and after an enclave step
+         * (H_RUN: the enclave's registers, and the monitor's for its E_* calls, in between):
+         * how many came back changed (user_arch.h), 0 expected. */
+        long changed = user_call_register_check(H_INFO, (long)out, BUF, 0) + user_call_register_check(H_RUN, 0, 0, 0);
+        for (int k = 0; k < 4; k++) b[4 * n + k] = (uint8_t)((uint32_t)changed >> (8 * k));
         send(F_ABUSE, b, sizeof b);
         break;
     }
@@ -364,6 +357,7 @@ void host_main(void) {
 }
 
 __attribute__((section(".text.host_entry"), used, noreturn)) void host_entry(void) {
+    user_init(); /* Arm: the host's own exception vectors */
     zero(&rxq, sizeof rxq);
     zero(&txq, sizeof txq);
     host_main();

@@ -1,30 +1,30 @@
 /*
- * librewire's reference security monitor for QEMU virt (RISC-V, M-mode).
+ * librewire's reference security monitor for QEMU virt: RISC-V (M-mode) and
+ * Arm (EL3). This file is shared by both; arch.h (riscv/, arm/) holds what
+ * differs (trap frame, isolation switch, console, entropy source, clocks).
  *
  * It is the trusted part of one host: it boots from the simulated fuses in
- * pflash, runs the untrusted host program and one enclave in U-mode, each
- * fenced by PMP, and links librewire through include/rewire.h for everything
+ * flash, runs the untrusted host program and one enclave (RISC-V: U-mode,
+ * each fenced by PMP; Arm: the host in the normal world, the enclave at
+ * secure EL0), and links librewire through include/rewire.h for everything
  * about migration. It holds no protocol logic: each host ecall maps to one
  * librewire call, and the callbacks below are the platform and the enclave
  * framework that librewire asks for (docs/porting.md).
  *
  * Simulated, and said so in docs/porting.md: the root of trust (a device
  * secret in a pflash region only M-mode reaches, provisioned by the Linux
- * side), randomness (the Zkr `seed` CSR, which QEMU fills from the Linux
- * host's RNG; entropy.c conditions it), trusted wall time (QEMU's goldfish
- * RTC) and evidence (an unsigned report that librewire's signed READY
- * carries).
+ * side), randomness (the Zkr `seed` CSR or RNDRRS, which QEMU fills from
+ * the Linux host's RNG; entropy.c conditions it), trusted wall time (QEMU's
+ * goldfish RTC; on Arm the PL031 read at boot) and evidence (an unsigned
+ * report that librewire's signed READY carries).
  */
 #include "monitor.h"
+#include "arch.h"
 #include "enclave_state.h"
 #include "rewire.h"
 
 /* ---------------------------------------------------------------- console */
-#define UART ((volatile uint8_t *)MMIO_BASE)
-static void con_putc(char c) {
-    while (!(UART[5] & 0x20)) {}
-    UART[0] = (uint8_t)c;
-}
+static void con_putc(char c) { arch_con_putc(c); }
 void con_write(const char *s, size_t n) { for (size_t i = 0; i < n; i++) con_putc(s[i]); }
 void con_puts(const char *s) { while (*s) con_putc(*s++); }
 void con_hex(const uint8_t *p, size_t n) {
@@ -38,49 +38,20 @@ void con_dec(uint64_t v) {
 static void say(const char *s) { con_puts("[monitor] "); con_puts(s); }
 static void poweroff(uint32_t code) __attribute__((noreturn));
 static void poweroff(uint32_t code) {
-    *(volatile uint32_t *)0x100000 = code ? (0x3333u | code << 16) : 0x5555u;
+    arch_poweroff(code);
     for (;;) {}
 }
 
 /* ------------------------------------------------------------ trap frames */
-struct frame { uint64_t x[32]; uint64_t pc; }; /* x[0] unused */
-enum { RA = 1, SP = 2, A0 = 10, A1 = 11, A2 = 12, A7 = 17, T6 = 31 };
-extern void enter_user(struct frame *f) __attribute__((noreturn));
+/* struct frame, enter_user and the isolation switches are in arch.h. */
 extern char __enc_code_start[], __enc_code_end[], __host_entry[], __mon_text_start[], __mon_image_end[];
 extern char __host_stack_top[];
 
 static struct frame host_ctx; /* the host while the enclave runs */
 static int in_enclave;
 
-#define PMP_R 1
-#define PMP_W 2
-#define PMP_X 4
-#define PMP_TOR (1 << 3)
-#define PMP_NAPOT (3 << 3)
-#define PMP_L 0x80
-static uint64_t napot(uintptr_t base, size_t size) { return (base + size / 2 - 1) >> 2; }
-/* Entries 0-1 hold the boot stage's lock on the device root (lock_root):
- * entry 1 a locked TOR over the root's 32 bytes, entry 0 (whose address is
- * the range's base) locked OFF, so that nothing can turn it into a
- * higher-priority window onto the root; entries 2-4 are the U-mode windows,
- * rewritten at each switch. */
-#define PMP_ROOT_LOCK ((uint64_t)PMP_L | (uint64_t)(PMP_TOR | PMP_L) << 8)
-static void pmp_host(void) {
-    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
-    __asm__ volatile("csrw pmpaddr3, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
-    __asm__ volatile("csrw pmpaddr4, %0" ::"r"(napot(FLASH_HOST, FLASH_HOST_SIZE)));
-    uint64_t cfg = PMP_ROOT_LOCK | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 16 |
-                   (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 24 | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W) << 32;
-    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
-}
-static void pmp_enclave(void) {
-    __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(ENC_BASE, ENC_SIZE)));
-    uint64_t cfg = PMP_ROOT_LOCK | (uint64_t)(PMP_NAPOT | PMP_R | PMP_W | PMP_X) << 16;
-    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(cfg));
-}
-
 /* ------------------------------------------------------- platform (librewire) */
-/* The Zkr seed CSR, read with a read-write instruction as the spec requires. */
+/* The entropy source (arch.h: the Zkr seed CSR, or RNDRRS in the same format). */
 #ifdef FAULT_SEED_DEAD /* tests only (monitor-deadseed.elf): the source goes DEAD once an enclave is launched */
 static int seed_dead;
 #endif
@@ -88,9 +59,7 @@ static uint32_t seed_csr(void) {
 #ifdef FAULT_SEED_DEAD
     if (seed_dead) return 3u << 30;
 #endif
-    uint64_t s;
-    __asm__ volatile("csrrw %0, 0x015, x0" : "=r"(s));
-    return (uint32_t)s;
+    return arch_seed();
 }
 /* Random bytes only from the DRBG (entropy.c), which reseeds from the seed CSR
  * before every request. A failure reaches librewire as non-zero: the
@@ -108,19 +77,13 @@ static uint32_t random_fill(void *u, uint8_t *buf, size_t len) {
     }
     return r == 0 ? 0 : 1;
 }
-/* The time CSR (CLINT mtime, 10 MHz). Not an MMIO read of mtime: a guest that
- * polls MMIO in a loop holds QEMU's global lock and starves its I/O thread. */
-static uint64_t now_ms(void) {
-    uint64_t t;
-    __asm__ volatile("csrr %0, time" : "=r"(t));
-    return t / 10000;
-}
+/* A monotonic clock that is not MMIO (arch.h): a guest that polls MMIO in a
+ * loop holds QEMU's global lock and starves its I/O thread. */
+static uint64_t now_ms(void) { return arch_now_ms(); }
 static uint64_t monotonic_ms(void *u) { (void)u; return now_ms(); }
 static uint32_t wall_time(void *u, uint64_t *out) {
     (void)u;
-    volatile uint32_t *rtc = (volatile uint32_t *)0x101000UL; /* goldfish RTC: low then high */
-    uint64_t lo = rtc[0], hi = rtc[1];
-    *out = ((hi << 32) | lo) / 1000000000ull;
+    *out = arch_wall_seconds();
     return 0;
 }
 static uint32_t journal_seq;
@@ -452,7 +415,10 @@ static void withhold_output(void) {
         uint32_t dest = 0;
         size_t n = 0;
         if (rewire_monitor_poll_output(mon, &dest, host, conn, xout, sizeof xout, &n) != REWIRE_OK) break;
-        if (dest == REWIRE_DEST_PEER) rewire_monitor_peer_closed(mon, conn);
+        if (dest == REWIRE_DEST_PEER) {
+            uint32_t closed = rewire_monitor_peer_closed(mon, conn); /* fails only for an unknown channel */
+            (void)closed;
+        }
     }
 }
 /* After every librewire call: 0, or -MON_ERR_NOT_DURABLE when output was withheld. */
@@ -489,33 +455,33 @@ static size_t out_room(uint64_t cap, size_t head) { return (size_t)(cap < sizeof
 
 static void enter_enclave(struct frame *f) {
     host_ctx = *f;
-    memset(f, 0, sizeof *f);
-    f->pc = ENC_BASE;
-    f->x[SP] = ENC_STACK_TOP;
-    f->x[A0] = ENC_STATE;
-    f->x[A1] = fw.state_len;
+    memset(f, 0, sizeof *f); /* nothing of the host's registers (general or FP) reaches the enclave */
+    arch_frame_init(f, ENC_BASE, ENC_STACK_TOP, 1);
+    f->x[R_ARG0] = ENC_STATE;
+    f->x[R_ARG1] = fw.state_len;
     in_enclave = 1;
-    pmp_enclave();
+    arch_isolate_enclave();
 }
 static void leave_enclave(struct frame *f, int64_t result) {
-    *f = host_ctx;
-    f->x[A0] = (uint64_t)result;
-    f->pc += 4;
+    *f = host_ctx; /* nothing of the enclave's registers reaches the host */
+    f->x[R_ARG0] = (uint64_t)result;
+    arch_call_done(f);
     in_enclave = 0;
-    pmp_host();
+    arch_isolate_host();
 }
 
 static int64_t host_call(struct frame *f) {
-    uint64_t a0 = f->x[A0], a1 = f->x[A1], a2 = f->x[A2];
+    uint64_t a0 = f->x[R_ARG0], a1 = f->x[R_ARG1], a2 = f->x[R_ARG2];
     int64_t e;
-    switch (f->x[A7]) {
+    switch (f->x[R_NR]) {
     case H_INFO: {
         size_t clen = 0;
         if (!host_ptr(a0, a1) || a1 < 96) return -MON_ERR_BAD_POINTER;
-        rewire_monitor_host_id(mon, xout);
+        uint32_t r = rewire_monitor_host_id(mon, xout);
+        if (r != REWIRE_OK) return rc(r);
         memcpy(xout + 32, sm_measurement, 32);
         memcpy(xout + 64, enc_measurement, 32);
-        uint32_t r = rewire_monitor_certificate(mon, xout + 96, out_room(a1, 96), &clen);
+        r = rewire_monitor_certificate(mon, xout + 96, out_room(a1, 96), &clen);
         if (r != REWIRE_OK) return rc(r);
         memcpy((void *)a0, xout, 96 + clen);
         return (int64_t)(96 + clen);
@@ -626,8 +592,8 @@ static const char *host_name(void) {
 #define ENC_SEAL_MAX 1024 /* E_SEAL's plaintext (and so E_UNSEAL's) */
 static uint8_t enc_buf[ENC_SEAL_MAX];
 static int64_t enclave_call(struct frame *f) {
-    uint64_t a0 = f->x[A0], a1 = f->x[A1];
-    switch (f->x[A7]) {
+    uint64_t a0 = f->x[R_ARG0], a1 = f->x[R_ARG1];
+    switch (f->x[R_NR]) {
     case E_PRINT:
         if (!enc_ptr(a0, a1) || a1 > 512) return -MON_ERR_BAD_POINTER;
         con_puts("[enclave@");
@@ -667,27 +633,22 @@ static int64_t enclave_call(struct frame *f) {
     }
 }
 
-static unsigned insn_len(uint64_t pc) {
-    uint16_t lo = *(volatile uint16_t *)pc; /* M-mode reads U memory directly */
-    return (lo & 3) == 3 ? 4 : 2;
-}
-
 static void con_hex64(uint64_t v) {
     uint8_t a[8];
     for (int i = 0; i < 8; i++) a[i] = (uint8_t)(v >> (56 - 8 * i));
     con_hex(a, 8);
 }
 
-/* A trap taken in M-mode (start.S: mscratch was 0): the monitor itself faulted.
- * Nothing it was doing can be trusted to resume, and the saved U-mode context
- * must not be restored from here (that would run it with MPP = M): halt. */
-void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) __attribute__((noreturn));
+/* A trap taken in the monitor's own mode (RISC-V start.S: mscratch was 0; Arm:
+ * the current-EL vectors): the monitor itself faulted. Nothing it was doing
+ * can be trusted to resume, and the saved host or enclave context must not be
+ * restored from here: halt. */
 void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) {
-    say("trap in M-mode (cause ");
+    say("trap in " ARCH_MON_MODE " (cause ");
     con_dec(cause);
-    con_puts(", mepc 0x");
+    con_puts(", " ARCH_EPC " 0x");
     con_hex64(epc);
-    con_puts(", mtval 0x");
+    con_puts(", " ARCH_TVAL " 0x");
     con_hex64(tval);
     con_puts("): halting\n");
     poweroff(9);
@@ -740,14 +701,12 @@ static void stack_note(uint64_t n) {
         stack_peak[i] = used;
         stack_peak_print(ecall_name(n), used);
     }
-    uint64_t *sp;
-    __asm__ volatile("mv %0, sp" : "=r"(sp));
+    uint64_t *sp = (uint64_t *)arch_sp();
     uint64_t *hi = (uint64_t *)((char *)sp - PAINT_GAP);
     if (lo < hi) paint(lo, hi); /* only what this ecall overwrote, never a live frame */
 }
 static void stack_paint_boot(void) {
-    uint64_t *sp;
-    __asm__ volatile("mv %0, sp" : "=r"(sp));
+    uint64_t *sp = (uint64_t *)arch_sp();
     paint((uint64_t *)__boot_stack_bottom, (uint64_t *)((char *)sp - PAINT_GAP));
 }
 static void stack_note_boot(void) {
@@ -762,43 +721,36 @@ static void stack_paint_trap(void) {}
 #endif
 
 void trap_handler(struct frame *f) {
-    uint64_t cause, tval, mstatus, epc;
-    __asm__ volatile("csrr %0, mcause" : "=r"(cause));
-    __asm__ volatile("csrr %0, mtval" : "=r"(tval));
-    __asm__ volatile("csrr %0, mstatus" : "=r"(mstatus));
-    if (mstatus & 0x1800) { /* MPP != U: start.S should have caught it; never treat it as U-mode */
-        __asm__ volatile("csrr %0, mepc" : "=r"(epc));
-        m_trap_halt(cause, epc, tval);
-    }
-    if (cause == 8) { /* ecall from U-mode */
+    uint64_t cause, tval;
+    int kind = arch_trap_kind(f, &cause, &tval); /* halts on a trap that did not come from the host or the enclave */
+    if (kind == TRAP_CALL) { /* ecall (RISC-V), SMC from the host or SVC from the enclave (Arm) */
         if (in_enclave) {
-            if (f->x[A7] == E_EXIT) { leave_enclave(f, (int64_t)f->x[A0]); return; }
-            uint64_t n = f->x[A7];
-            f->x[A0] = (uint64_t)enclave_call(f);
-            f->pc += 4;
+            if (f->x[R_NR] == E_EXIT) { leave_enclave(f, (int64_t)f->x[R_ARG0]); return; }
+            uint64_t n = f->x[R_NR];
+            f->x[R_ARG0] = (uint64_t)enclave_call(f);
+            arch_call_done(f);
             stack_note(n);
             return;
         }
-        uint64_t n = f->x[A7];
+        uint64_t n = f->x[R_NR];
         int64_t r = host_call(f);
         if (!in_enclave) { /* H_RUN switched to the enclave otherwise */
-            f->x[A0] = (uint64_t)r;
-            f->pc += 4;
+            f->x[R_ARG0] = (uint64_t)r;
+            arch_call_done(f);
         }
         stack_note(n);
         return;
     }
-    if (cause == 1 || cause == 5 || cause == 7) { /* instruction / load / store access fault: PMP said no */
-        say(in_enclave ? "PMP: enclave" : "PMP: host");
-        con_puts(cause == 5 ? " load from 0x" : cause == 7 ? " store to 0x" : " fetch from 0x");
+    if (kind == TRAP_LOAD || kind == TRAP_STORE || kind == TRAP_FETCH) { /* the fence (PMP, TrustZone, the S-EL1 tables) said no */
+        say(in_enclave ? ISOLATION ": enclave" : ISOLATION ": host");
+        con_puts(kind == TRAP_LOAD ? " load from 0x" : kind == TRAP_STORE ? " store to 0x" : " fetch from 0x");
         uint8_t a[8];
         for (int i = 0; i < 8; i++) a[i] = (uint8_t)(tval >> (56 - 8 * i));
         con_hex(a, 8);
         con_puts(" denied\n");
         if (in_enclave) { leave_enclave(f, -MON_ERR_BAD_POINTER); return; }
-        if (cause == 1) poweroff(3);
-        f->x[T6] = 1; /* tell the host's probe that its access faulted, and skip it */
-        f->pc += insn_len(f->pc);
+        if (kind == TRAP_FETCH) poweroff(3);
+        arch_fault_skip(f); /* tell the host's probe that its access faulted, and skip it */
         return;
     }
     say("unexpected trap, cause ");
@@ -810,8 +762,17 @@ void trap_handler(struct frame *f) {
 
 /* ------------------------------------------------------------------ boot */
 static uint8_t heap[4u << 20] __attribute__((aligned(16)));
-static void on_panic(void) {
-    say("librewire panicked: powering off\n");
+/* librewire hit an internal bug: say where (the message and location never
+ * hold secrets), then stop; the journal on flash settles it at the next boot. */
+static void on_panic(void *u, const char *message, const char *file, uint32_t line) {
+    (void)u;
+    say("librewire panicked: ");
+    con_puts(message);
+    con_puts(" at ");
+    con_puts(file);
+    con_puts(":");
+    con_dec(line);
+    con_puts("; powering off\n");
     poweroff(4);
 }
 extern char __trap_frame[];
@@ -831,10 +792,7 @@ static struct {
 } handoff;
 
 static void lock_root(const struct rot_blob *rot) {
-    uintptr_t lo = (uintptr_t)rot->device_secret, hi = lo + sizeof rot->device_secret;
-    __asm__ volatile("csrw pmpaddr0, %0" ::"r"(lo >> 2));
-    __asm__ volatile("csrw pmpaddr1, %0" ::"r"(hi >> 2));
-    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(PMP_ROOT_LOCK)); /* entry 1: [lo, hi), no access */
+    arch_lock_root((uintptr_t)rot->device_secret, sizeof rot->device_secret);
 }
 
 static const struct rot_blob *boot_stage(void) {
@@ -842,7 +800,9 @@ static const struct rot_blob *boot_stage(void) {
     flash_init();
     const struct rot_blob *rot = flash_rot();
     if (!rot) { say("no root of trust provisioned in pflash\n"); poweroff(1); }
-    if (rewire_init(heap, sizeof heap, random_fill, NULL, on_panic) != REWIRE_OK) poweroff(1);
+    rewire_init_config init = {.struct_size = sizeof init, .heap = heap, .heap_len = sizeof heap,
+                               .random = random_fill, .on_panic = on_panic};
+    if (rewire_init_with(&init) != REWIRE_OK) poweroff(1);
     uint32_t r = rewire_boot_handoff(rot->device_secret, sm_measurement, handoff.sm_secret, handoff.cert,
                                      sizeof handoff.cert, &handoff.cert_len, handoff.device_public);
     lock_root(rot);
@@ -851,13 +811,14 @@ static const struct rot_blob *boot_stage(void) {
 }
 
 void monitor_main(void) {
+    arch_init();
     stack_paint_boot();
     const struct rot_blob *rot = boot_stage();
 #ifdef FAULT_PEEK_ROOT
     /* The test build: an SM reaching for the root after the handoff traps,
      * also after trying to reopen it (entry 0 as an unlocked window, which
      * M-mode could read through, over the root's first bytes). */
-    __asm__ volatile("csrw pmpcfg0, %0; sfence.vma" ::"r"(0x8818UL));
+    arch_reopen_root();
     say("peeking at the device root\n");
     con_hex((const uint8_t *)rot->device_secret, 1);
     say("read the device root after the boot stage\n");
@@ -869,9 +830,9 @@ void monitor_main(void) {
     sha256(pristine, pristine_len, enc_measurement);
     memset((void *)ENC_BASE, 0, ENC_SIZE);
 
-    rewire_platform_callbacks p = {NULL, random_fill, monotonic_ms, wall_time, journal_read, journal_write,
+    rewire_platform_callbacks p = {sizeof p, NULL, random_fill, monotonic_ms, wall_time, journal_read, journal_write,
                                    counter_read, counter_increment};
-    rewire_enclave_callbacks e = {NULL, fw_pause, fw_resume, fw_destroy, fw_export_len, fw_export, fw_import,
+    rewire_enclave_callbacks e = {sizeof e, NULL, fw_pause, fw_resume, fw_destroy, fw_export_len, fw_export, fw_import,
                                   fw_measure, fw_attest};
     uint64_t count;
     if (flash_counter_read(&count) != 0) { say("monotonic counter unreadable\n"); poweroff(1); }
@@ -895,15 +856,15 @@ void monitor_main(void) {
         poweroff(5);
     }
     restore();
-    rewire_monitor_tick(mon); /* framework operations owed from recovery (e.g. resume a restored enclave) */
+    if (rewire_monitor_tick(mon) != REWIRE_OK) /* framework operations owed from recovery (e.g. resume a restored enclave) */
+        say("recovery tick failed\n");
     drain_events();
     stack_note_boot();
     stack_paint_trap();
-    say("running the host program in U-mode\n");
+    say("running the host program in " ARCH_USER_MODE "\n");
     struct frame *f = (struct frame *)__trap_frame; /* at the top of the trap stack */
     memset(f, 0, sizeof *f);
-    f->pc = (uint64_t)__host_entry;
-    f->x[SP] = (uint64_t)__host_stack_top;
-    pmp_host();
+    arch_frame_init(f, (uint64_t)__host_entry, (uint64_t)__host_stack_top, 0);
+    arch_isolate_host();
     enter_user(f);
 }

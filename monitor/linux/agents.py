@@ -97,8 +97,8 @@ class AgentProc:
 class AgentWorld:
     """QEMU hosts, their agents, and an SDS (ledger on disk) that reaches them over TCP + TLS."""
 
-    def __init__(self, workdir: Path, verbose: bool = False, timeout: float = 3.0):
-        self.q = q.World(workdir, verbose=verbose)
+    def __init__(self, workdir: Path, verbose: bool = False, timeout: float = 3.0, arch: str = "riscv64"):
+        self.q = q.World(workdir, verbose=verbose, arch=arch)
         self.workdir = workdir
         self.verbose = verbose
         self.tlsdir = workdir / "tls"
@@ -144,7 +144,7 @@ class AgentWorld:
     def hosts(self) -> Dict[str, q.Host]:
         return self.q.hosts
 
-    def add_host(self, name: str, elf: Path = q.ELF) -> q.Host:
+    def add_host(self, name: str, elf: Optional[Path] = None) -> q.Host:
         h = self.q.add_host(name, elf=elf)  # the factory: fuses and device certificate
         make_pki(self.tlsdir, [name])
         self.agents[name] = AgentProc(h, self.tlsdir, self.workdir, self.verbose)
@@ -175,6 +175,7 @@ class AgentWorld:
         self.ledger.add_host(info.host_id, info.certificate, name=h.name)
         self.ledger.set_agent(info.host_id, a.address)
         self.ledger.endorse_host(info.certificate, atl=atl if atl is not None else q.SM_ATL.get(h.name, 2),
+                                 **q.platform_of(h.arch, name=True),
                                  sm_measurements=[q.sm_measurement_of(h.elf)],
                                  device_certificate=self.q.device_certificates[h.name])
         return info
@@ -226,7 +227,8 @@ class AgentWorld:
 
     def launch(self, h: q.Host, state_len: int, period_ms: int = 100, min_atl: int = 2) -> bytes:
         eid = os.urandom(16)
-        policy = self.ledger.register_enclave(eid, h.enclave_measurement, min_atl=min_atl, host=h.host_id, name="app")
+        policy = self.ledger.register_enclave(eid, h.enclave_measurement, min_atl=min_atl, host=h.host_id, name="app",
+                                              **q.platform_of(h.arch, name=True))
         before = len(self.results)
         self.command(h, net.F_LAUNCH, struct.pack("<I", state_len) + eid + policy)
         self.wait(lambda: any(r[1] == h.name and r[2] == net.F_LAUNCH for r in self.results[before:]), "launch result")

@@ -1,9 +1,10 @@
 """make demo: migrate a running enclave between two QEMU hosts, step by step.
 
-  python monitor/linux/demo.py [--state BYTES] [--quiet]
+  python monitor/linux/demo.py [--state BYTES] [--quiet] [--arch riscv64|aarch64]
 
-Boots host A and host B (each QEMU virt running monitor/monitor.elf, which
-links librewire.a) and a `rewire-agent` process for each; the SDS (the
+Boots host A and host B (each QEMU virt running the reference monitor, which
+links librewire.a: RISC-V M-mode, or with --arch aarch64 the Arm EL3 monitor
+under TrustZone) and a `rewire-agent` process for each; the SDS (the
 `rewire` Python package: Ledger, TcpTransport, Orchestrator) reaches the
 agents over TCP with mutual TLS on 127.0.0.1, endorses both hosts,
 launches the enclave on A, shows that A's untrusted host cannot read the
@@ -19,7 +20,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import agents  # noqa: E402
@@ -35,8 +36,9 @@ def step(s: str) -> None:
 
 # The relay world (qemu_world.World) for the system tests and the stack measurement: an
 # untrusted network the tests script byte by byte.
-def fleet(workdir: Path, verbose: bool, names=("host-A", "host-B"), elf: Path = q.ELF) -> q.World:
-    w = q.World(workdir, verbose=verbose)
+def fleet(workdir: Path, verbose: bool, names=("host-A", "host-B"), elf: Optional[Path] = None,
+          arch: str = "riscv64") -> q.World:
+    w = q.World(workdir, verbose=verbose, arch=arch)
     for n in names:
         w.add_host(n, elf=elf)
     for h in w.hosts.values():
@@ -48,7 +50,7 @@ def fleet(workdir: Path, verbose: bool, names=("host-A", "host-B"), elf: Path = 
 
 def launch(w: q.World, h: q.Host, state_len: int, period_ms: int = 100) -> bytes:
     eid = os.urandom(16)
-    policy = w.sds.register_enclave(eid, h.enclave_measurement, 2, h.host_id)
+    policy = w.sds.register_enclave(eid, h.enclave_measurement, 2, h.host_id, **q.platform_of(h.arch))
     before = len(w.results)
     w.launch(h, eid, policy, state_len)
     w.wait(lambda: any(r[1] == h.name and r[2] == q.F_LAUNCH for r in w.results[before:]), "launch result")
@@ -76,13 +78,20 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--state", type=int, default=1024, help="enclave state size in bytes")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--arch", choices=q.ARCHS, default="riscv64",
+                    help="riscv64: the M-mode monitor (make demo); aarch64: the EL3 monitor (make demo-arm)")
     args = ap.parse_args()
+    if not q.elf_of(args.arch).exists():
+        print(f"{q.elf_of(args.arch)} missing: make monitor (riscv64) or make -C monitor arm (aarch64)", file=sys.stderr)
+        return 1
     verbose = not args.quiet
     t_start = time.time()
 
-    step("boot host A and host B under QEMU (monitor.elf = reference monitor + librewire.a), "
-         "each with its own rewire-agent process")
-    w = agents.AgentWorld(ROOT / "target" / "qemu-demo", verbose)
+    what = ("QEMU virt, monitor.elf = M-mode reference monitor + librewire.a" if args.arch == "riscv64" else
+            "QEMU virt,secure=on, monitor-arm/monitor.elf = EL3 reference monitor + librewire.a, host in the normal world")
+    step(f"boot host A and host B under {what}, each with its own rewire-agent process")
+    w = agents.AgentWorld(ROOT / "target" / ("qemu-demo" if args.arch == "riscv64" else "qemu-demo-arm"), verbose,
+                          arch=args.arch)
     A, B = w.add_host("host-A"), w.add_host("host-B")
     try:
         for h in (A, B):
@@ -101,7 +110,8 @@ def main() -> int:
 
         step("A's untrusted host tries to read the enclave's memory")
         r = w.probe(A)
-        print(f"    probe: {'denied by PMP' if r != 0 else 'READ SUCCEEDED (isolation broken)'}")
+        fence = "PMP" if args.arch == "riscv64" else "TrustZone"
+        print(f"    probe: {'denied by ' + fence if r != 0 else 'READ SUCCEEDED (isolation broken)'}")
 
         w.wait(lambda: len(A.counters()) >= 8, "the enclave counting on A")
         step("the SDS orders the migration A -> B (signed request); the agents carry every byte")
@@ -142,7 +152,7 @@ def main() -> int:
                 print(f"      {1000 * (t - t_order):7.0f}  {hn}: {e}")
         print(f"    whole demo: {time.time() - t_start:.1f} s")
         ok = first_b == last_a + 1 and out.state == "completed"
-        print(f"\nmake demo: {'OK' if ok else 'FAILED'} - the enclave ran on A, then only on B, state intact")
+        print(f"\nmake {'demo' if args.arch == 'riscv64' else 'demo-arm'}: {'OK' if ok else 'FAILED'} - the enclave ran on A, then only on B, state intact")
         return 0 if ok else 1
     finally:
         w.shutdown()

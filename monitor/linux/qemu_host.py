@@ -1,5 +1,9 @@
 """One QEMU host for the reference monitor, run by hand (README, "Two real hosts").
 
+  Each command takes --arch riscv64 (default: the M-mode monitor) or aarch64 (the EL3 monitor,
+  target/monitor-arm/monitor.elf; D/NAME.flash is then the non-secure flash and
+  D/NAME.secure.flash the secure one with the boot image, the counter and the fuses).
+
   python monitor/linux/qemu_host.py provision NAME --dir D --sds-public HEX
       The factory: writes D/NAME.flash (the simulated fuses: a fresh device root, the SDS's public
       key, the name) and D/NAME.devcert (the device certificate the manufacturer key
@@ -27,7 +31,7 @@ import qemu_world as q  # noqa: E402
 
 
 def _host(d: Path, name: str, elf: Path) -> q.Host:
-    w = q.World(d, verbose=True)
+    w = q.World(d, verbose=True, arch=q.arch_of(elf))
     h = q.Host(w, name, elf)
     h.sock_path = d / f"{name}.sock"
     w.hosts[name] = h
@@ -41,16 +45,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("provision")
+    p.add_argument("--arch", choices=q.ARCHS, default="riscv64")
     p.add_argument("name")
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--sds-public", required=True, help="the SDS's public key (rewire keygen prints it)")
     p = sub.add_parser("run")
+    p.add_argument("--arch", choices=q.ARCHS, default="riscv64")
     p.add_argument("name")
     p.add_argument("--dir", required=True, type=Path)
-    p.add_argument("--elf", type=Path, default=q.ELF)
+    p.add_argument("--elf", type=Path, help="default: the monitor build of --arch")
     p = sub.add_parser("measure")
-    p.add_argument("--elf", type=Path, default=q.ELF)
+    p.add_argument("--arch", choices=q.ARCHS, default="riscv64")
+    p.add_argument("--elf", type=Path, help="default: the monitor build of --arch")
     a = ap.parse_args()
+    if getattr(a, "elf", None) is None:
+        a.elf = q.elf_of(a.arch)
 
     if a.cmd == "measure":
         print(q.sm_measurement_of(a.elf).hex())
@@ -66,7 +75,7 @@ def main() -> int:
         else:
             manufacturer = rewire.SigningKey.generate()
             manufacturer.save(mk)
-        h = _host(a.dir, a.name, q.ELF)
+        h = _host(a.dir, a.name, q.elf_of(a.arch))
         cert = h.provision(sds, manufacturer)
         (a.dir / f"{a.name}.devcert").write_bytes(cert)
         print(f"{h.flash}: fuses written; device certificate in {a.dir / (a.name + '.devcert')}")

@@ -1,11 +1,18 @@
 """The Linux side of the reference monitor demo: QEMU hosts, the relay, the SDS.
 
-Each host is one `qemu-system-riscv64 -machine virt` running monitor.elf. Its
-UART is the console (QEMU's stdout, read line by line here); its virtio
-console carries frames (monitor/abi.h) to this relay over a Unix socket; its
-pflash1 is a file here (the untrusted storage and, in a region only M-mode
-reaches, the monotonic counter and the simulated fuses), so a killed QEMU
-restarts with its journal, checkpoints and counter.
+Each host is one QEMU `virt` machine running a reference monitor: RISC-V
+(`qemu-system-riscv64`, target/monitor/monitor.elf, the default) or Arm
+(`qemu-system-aarch64 -machine virt,secure=on`, target/monitor-arm/monitor.elf;
+``arch="aarch64"``). Its UART is the console (QEMU's stdout, read line by line
+here); its virtio console carries frames (monitor/abi.h) to this relay over a
+Unix socket; its flash is a file here (the untrusted storage and, where only
+the monitor reaches, the monotonic counter and the simulated fuses), so a
+killed QEMU restarts with its journal, checkpoints and counter. On RISC-V that
+is one file, pflash1 (`NAME.flash`: the host's half, then the monitor's); on
+Arm `NAME.flash` is the non-secure pflash1 (untrusted storage, the same
+layout as the RISC-V host half) and `NAME.secure.flash` the secure-only
+pflash0: the boot image (written from the ELF at every start), then the
+counter and the fuses.
 
 The relay is the untrusted network: it routes frames between hosts and the
 SDS (the `rewire` Python package) and may drop, rewrite or delay any of them
@@ -32,7 +39,23 @@ import librewire as rewire
 from librewire import net
 
 ROOT = Path(__file__).resolve().parents[2]
-ELF = ROOT / "target" / "monitor" / "monitor.elf"
+ARCHS = ("riscv64", "aarch64")
+BUILD_DIR = {"riscv64": ROOT / "target" / "monitor", "aarch64": ROOT / "target" / "monitor-arm"}
+
+
+def elf_of(arch: str = "riscv64", variant: str = "") -> Path:
+    """A monitor build: ``variant`` "" (monitor.elf), "hostile", "faulty", "deadseed", ..."""
+    return BUILD_DIR[arch] / (f"monitor-{variant}.elf" if variant else "monitor.elf")
+
+
+def arch_of(elf: Path) -> str:
+    """riscv64 or aarch64, from the ELF header's e_machine."""
+    with open(elf, "rb") as f:
+        head = f.read(20)
+    return "aarch64" if struct.unpack_from("<H", head, 18)[0] == 183 else "riscv64"
+
+
+ELF = elf_of("riscv64")
 # The same monitor with a hostile host program (host.c built with -DHOSTILE_FLASH_CMD).
 HOSTILE_ELF = ROOT / "target" / "monitor" / "monitor-hostile.elf"
 # The monitor built with -DFAULT_CHECKPOINT: every checkpoint after launch fails to reach flash.
@@ -55,6 +78,11 @@ EVENTS = net.EVENTS  # monitor events (F_EVENT) by number: one table, in librewi
 STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}
 FLASH_SIZE = 32 << 20
 ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pflash1
+# Arm (monitor/arm/platform.h): two 64 MiB flashes. pflash0 (secure-only): the boot image in the
+# first 16 MiB, FLASH_MON (counter, fuses) at 16 MiB; pflash1 (non-secure): untrusted storage.
+ARM_FLASH_SIZE = 64 << 20
+ARM_BOOT_ROM_SIZE = 16 << 20
+ARM_ROT_OFFSET = 0x1000000 + 0xF00000  # FLASH_MON + ROT_OFF, from the start of pflash0
 SM_ATL = {"host-A": 2, "host-B": 3, "host-C": 3}
 
 
@@ -87,6 +115,17 @@ def sm_measurement_of(elf: Path = ELF) -> bytes:
     return hashlib.sha256(bytes(image)).digest()
 
 
+def platform_of(arch: str, name: bool = False) -> dict:
+    """The ``platform`` keyword for the SDS's endorse_host / register_enclave: the code a host
+    runs or an enclave is built for (``rewire.Sds`` takes a number, ``rewire.Ledger`` a name).
+    Empty with a librewire that predates platforms."""
+    if not hasattr(rewire, "PLATFORM_RISCV64"):
+        return {}
+    if name:
+        return {"platform": arch}
+    return {"platform": rewire.PLATFORM_AARCH64 if arch == "aarch64" else rewire.PLATFORM_RISCV64}
+
+
 def first_event(events: List[Tuple[float, str, str, bytes, int]], host: str, event: str) -> Optional[float]:
     """When ``host`` first reported ``event`` in a (time, host, event, request, reason) list."""
     for t, hn, e, _, _ in events:
@@ -100,12 +139,30 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def arm_boot_image(elf: Path) -> bytes:
+    """The first 16 MiB of the Arm secure flash: every loaded segment of the monitor's ELF at its
+    load address (the reset vector at 0 copies them to secure and NS RAM)."""
+    b = elf.read_bytes()
+    phoff, = struct.unpack_from("<Q", b, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", b, 0x36)
+    img = bytearray(b"\xff" * ARM_BOOT_ROM_SIZE)
+    for i in range(phnum):
+        kind, _, off, _, paddr, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", b, phoff + i * phentsize)
+        if kind == 1 and filesz:  # PT_LOAD
+            if paddr + filesz > ARM_BOOT_ROM_SIZE:
+                raise ValueError(f"{elf}: segment at {paddr:#x} is not in the boot ROM")
+            img[paddr:paddr + filesz] = b[off:off + filesz]
+    return bytes(img)
+
+
 class Host:
-    def __init__(self, world: "World", name: str, elf: Path = ELF):
+    def __init__(self, world: "World", name: str, elf: Optional[Path] = None):
         self.world = world
         self.name = name
-        self.elf = elf
-        self.flash = world.workdir / f"{name}.flash"
+        self.elf = elf or elf_of(world.arch)
+        self.arch = arch_of(self.elf)
+        self.flash = world.workdir / f"{name}.flash"  # the host-visible flash (untrusted storage first)
+        self.secure_flash = world.workdir / f"{name}.secure.flash"  # Arm only
         # Unix socket paths are limited to 108 bytes: keep them in a short temporary directory.
         self.sock_path = world.sockdir / f"{name}.sock"
         self.proc: Optional[subprocess.Popen] = None
@@ -126,11 +183,55 @@ class Host:
         manufacturer issues for the device key (out of band: the SDS never takes the device key
         from what the host later says)."""
         root = os.urandom(32)
-        with open(self.flash, "wb") as f:
-            f.write(b"\xff" * FLASH_SIZE)
-            f.seek(ROT_OFFSET)
-            f.write(b"RWROT001" + root + sds_public_key + self.name.encode().ljust(16, b"\0"))
+        fuses = b"RWROT001" + root + sds_public_key + self.name.encode().ljust(16, b"\0")
+        if self.arch == "aarch64":
+            with open(self.flash, "wb") as f:
+                f.write(b"\xff" * ARM_FLASH_SIZE)
+            with open(self.secure_flash, "wb") as f:
+                f.write(b"\xff" * ARM_FLASH_SIZE)
+                f.seek(ARM_ROT_OFFSET)
+                f.write(fuses)
+        else:
+            with open(self.flash, "wb") as f:
+                f.write(b"\xff" * FLASH_SIZE)
+                f.seek(ROT_OFFSET)
+                f.write(fuses)
         return manufacturer.certify_device(rewire.device_public_key(root))
+
+    def qemu_command(self) -> List[str]:
+        console = ["-display", "none", "-monitor", "none", "-serial", "stdio",
+                   "-global", "virtio-mmio.force-legacy=false",
+                   "-chardev", f"socket,id=relay,path={self.sock_path},server=on,wait=on",
+                   "-device", "virtio-serial-device", "-device", "virtconsole,chardev=relay"]
+        if self.arch == "aarch64":
+            # The boot ROM is the secure flash's first 16 MiB: this build's image, at every start
+            # (the counter and the fuses after it stay).
+            with open(self.secure_flash, "r+b") as f:
+                f.write(arm_boot_image(self.elf))
+            return ["qemu-system-aarch64", "-machine", "virt,secure=on", "-cpu", "max", "-m", "256M", *console,
+                    "-drive", f"if=pflash,unit=0,format=raw,file={self.secure_flash},cache=unsafe",
+                    "-drive", f"if=pflash,unit=1,format=raw,file={self.flash},cache=unsafe"]
+        return ["qemu-system-riscv64", "-machine", "virt", "-cpu", "rv64,zkr=true", "-m", "256M", "-bios", "none",
+                *console,
+                "-drive", f"if=pflash,unit=1,format=raw,file={self.flash},cache=unsafe",
+                # -kernel would not boot at 0x80000000 once a pflash drive is given: load the ELF directly
+                "-device", f"loader,file={self.elf},cpu-num=0"]
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for QEMU to stop; the monitor's exit code. RISC-V: QEMU's exit status (the test
+        device); Arm: the secure GPIO powers off with status 0, so the code the monitor printed
+        ("[monitor] power off, code N") before it."""
+        assert self.proc is not None
+        rc = self.proc.wait(timeout=timeout)
+        if self.arch != "aarch64":
+            return rc
+        deadline = time.time() + 5  # the console thread may lag the exit
+        while time.time() < deadline:
+            for l in reversed(self.console()):
+                if l.startswith("[monitor] power off, code "):
+                    return int(l.split()[-1])
+            time.sleep(0.05)
+        return rc
 
     def start(self, relay: bool = True) -> None:
         """Boot QEMU. With ``relay`` this process connects to the console socket and routes its
@@ -140,14 +241,7 @@ class Host:
         self._counted = False
         if self.sock_path.exists():
             self.sock_path.unlink()
-        cmd = ["qemu-system-riscv64", "-machine", "virt", "-cpu", "rv64,zkr=true", "-m", "256M", "-bios", "none",
-               "-display", "none", "-monitor", "none", "-serial", "stdio",
-               "-global", "virtio-mmio.force-legacy=false",
-               "-chardev", f"socket,id=relay,path={self.sock_path},server=on,wait=on",
-               "-device", "virtio-serial-device", "-device", "virtconsole,chardev=relay",
-               "-drive", f"if=pflash,unit=1,format=raw,file={self.flash},cache=unsafe",
-               # -kernel would not boot at 0x80000000 once a pflash drive is given: load the ELF directly
-               "-device", f"loader,file={self.elf},cpu-num=0"]
+        cmd = self.qemu_command() + os.environ.get("REWIRE_QEMU_ARGS", "").split()  # e.g. "-d int -D q.log"
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
         self.boots += 1
@@ -184,7 +278,9 @@ class Host:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip()
-            if line.startswith("qemu-system-riscv64: -chardev") and "waiting for connection" in line:
+            if line.startswith("qemu-system-") and "-chardev" in line and "waiting for connection" in line:
+                continue
+            if "Write to buffer emulation is flawed" in line:  # QEMU's pflash, on stderr, once
                 continue
             t = time.time()
             with self._lock:
@@ -246,7 +342,10 @@ class Host:
 
 
 class World:
-    def __init__(self, workdir: Path, verbose: bool = False, timeout_s: float = 120.0):
+    def __init__(self, workdir: Path, verbose: bool = False, timeout_s: float = 120.0, arch: str = "riscv64"):
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}")
+        self.arch = arch  # the default monitor build of add_host
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.sockdir = Path(tempfile.mkdtemp(prefix="rewire-qemu-"))
@@ -278,7 +377,7 @@ class World:
         if self.verbose:
             print(f"relay | {s}", flush=True)
 
-    def add_host(self, name: str, elf: Path = ELF) -> Host:
+    def add_host(self, name: str, elf: Optional[Path] = None) -> Host:
         h = Host(self, name, elf)
         self.device_certificates[name] = h.provision(self.sds.public_key, self.manufacturer)
         self.hosts[name] = h
@@ -297,7 +396,8 @@ class World:
         # made its own device key is refused (DeviceNotCertified).
         if self.sds.certify_device(self.device_certificates[h.name]) != h.host_id:
             raise ValueError(f"{h.name} presents another device key than the one provisioned")
-        self.sds.endorse_host(h.certificate, [sm_measurement_of(h.elf)], SM_ATL.get(h.name, 2), now - 3600, now + 86400)
+        self.sds.endorse_host(h.certificate, [sm_measurement_of(h.elf)], SM_ATL.get(h.name, 2), now - 3600, now + 86400,
+                              **platform_of(h.arch))
 
     # -- the relay
     def pump(self, timeout: float = 0.05) -> None:
@@ -411,7 +511,8 @@ class World:
         return self.probes[h.name]
 
     def abuse(self, h: Host) -> List[int]:
-        """The hostile host's bad ecalls (host.c, F_ABUSE_REQ): the monitor's result for each."""
+        """The hostile host's bad ecalls (host.c, F_ABUSE_REQ): the monitor's result for each, then
+        the number of registers a call changed (0 expected)."""
         self.abuses.pop(h.name, None)
         h.send(F_ABUSE_REQ)
         self.wait(lambda: h.name in self.abuses, f"bad-call results from {h.name}", 20)

@@ -1,7 +1,7 @@
 """make bench-stack: peak stack of every monitor ecall (and so of every librewire entry point
-behind it) on riscv64 bare metal, under QEMU.
+behind it) on riscv64 bare metal (or, with --arch aarch64, on the Arm EL3 monitor), under QEMU.
 
-  python monitor/linux/stack.py [--state BYTES ...]
+  python monitor/linux/stack.py [--state BYTES ...] [--arch riscv64|aarch64]
 
 Boots two hosts from monitor-stack.elf (monitor.c built with -DSTACK_PROBE: the trap stack is
 painted, and each ecall's deepest overwritten word is reported as "stack peak: NAME BYTES B"),
@@ -26,7 +26,7 @@ import demo  # noqa: E402
 import qemu_world as q  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK_ELF = ROOT / "target" / "monitor" / "monitor-stack.elf"
+STACK_ELF = q.elf_of("riscv64", "stack")
 PEAK = re.compile(r"stack peak: (.+) (\d+) B$")
 
 # What each ecall runs in librewire (monitor.c's host_call / enclave_call).
@@ -48,8 +48,8 @@ CALLS = {
 }
 
 
-def run(state: int, peaks: Dict[str, int]) -> None:
-    w = demo.fleet(ROOT / "target" / "qemu-stack", verbose=False, elf=STACK_ELF)
+def run(state: int, peaks: Dict[str, int], arch: str = "riscv64") -> None:
+    w = demo.fleet(ROOT / "target" / "qemu-stack", verbose=False, elf=q.elf_of(arch, "stack"), arch=arch)
     try:
         A, B = w.hosts["host-A"], w.hosts["host-B"]
         eid = demo.launch(w, A, state)
@@ -75,15 +75,18 @@ def run(state: int, peaks: Dict[str, int]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--state", type=int, action="append", help="enclave state sizes (default 1024 and 1 MiB)")
+    ap.add_argument("--arch", choices=q.ARCHS, default="riscv64")
     args = ap.parse_args()
-    if not STACK_ELF.exists():
-        print(f"{STACK_ELF} missing: make monitor", file=sys.stderr)
+    elf = q.elf_of(args.arch, "stack")
+    if not elf.exists():
+        print(f"{elf} missing: make monitor", file=sys.stderr)
         return 1
     sizes = args.state or [1024, 1 << 20]
     peaks: Dict[str, int] = {}
     for s in sizes:
-        run(s, peaks)
-    print(f"P8: peak stack per ecall, riscv64imac bare metal (QEMU virt), states {sizes} bytes, "
+        run(s, peaks, args.arch)
+    target = "riscv64imac bare metal (QEMU virt)" if args.arch == "riscv64" else "aarch64 EL3 (QEMU virt,secure=on)"
+    print(f"P8: peak stack per ecall, {target}, states {sizes} bytes, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"| ecall | librewire calls | peak stack (bytes) |")
     print(f"|---|---|---|")

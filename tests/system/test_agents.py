@@ -153,9 +153,11 @@ def test_readme_path_two_qemu_hosts_rewire_migrate(tmp_path):
 
 @pytest.fixture
 def aworld(request):
+    """Two hosts behind agents; RISC-V unless a test parametrises ``aworld`` indirectly with an arch."""
+    arch = getattr(request, "param", "riscv64")
     workdir = ROOT / "target" / "qemu-tests" / request.node.name
     shutil.rmtree(workdir, ignore_errors=True)
-    w = ag.AgentWorld(workdir, verbose=False, timeout=1.0)
+    w = ag.AgentWorld(workdir, verbose=False, timeout=1.0, arch=arch)
     try:
         for n in ("host-A", "host-B"):
             w.add_host(n)
@@ -196,9 +198,15 @@ def settled_one_copy(w: ag.AgentWorld, eid: bytes) -> str:
 KILLS = [("agent", "host-A", "frozen"), ("agent", "host-B", "offer accepted"), ("agent", "host-A", "stream done"),
          ("agent", "host-B", "pending ready"), ("agent", "host-A", "committed"), ("qemu", "host-B", "offer accepted"),
          ("qemu", "host-A", "committed")]
+# The Arm monitor (monitor/arm) under the same cuts, a subset: an agent at the source's freeze, the
+# target's QEMU while it receives, the source's QEMU right after its commit.
+ARM_KILLS = [("agent", "host-A", "frozen"), ("qemu", "host-B", "offer accepted"), ("qemu", "host-A", "committed")]
+ARM = pytest.mark.skipif(not q.elf_of("aarch64").exists(), reason="monitor-arm/monitor.elf not built")
+KILL_CASES = [pytest.param(w, v, s, "riscv64", id=f"{w}-{v}-{s.replace(' ', '-')}") for w, v, s in KILLS] + [
+    pytest.param(w, v, s, "aarch64", id=f"aarch64-{w}-{v}-{s.replace(' ', '-')}", marks=ARM) for w, v, s in ARM_KILLS]
 
 
-@pytest.mark.parametrize("what,victim,step", KILLS, ids=[f"{w}-{v}-{s.replace(' ', '-')}" for w, v, s in KILLS])
+@pytest.mark.parametrize("what,victim,step,aworld", KILL_CASES, indirect=["aworld"])
 def test_sigkill_during_migration_over_agents(aworld, what, victim, step):
     w = aworld
     eid = launched(w)

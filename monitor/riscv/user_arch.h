@@ -1,0 +1,58 @@
+/* How the RISC-V host program and enclave (U-mode) reach the monitor and the
+ * UART: ecall with a7 = number, a0..a2 = arguments, the result in a0. */
+#ifndef REWIRE_MONITOR_USER_ARCH_RISCV_H
+#define REWIRE_MONITOR_USER_ARCH_RISCV_H
+#include <stdint.h>
+#include "abi.h"
+
+static inline long mon_call(long n, long a0, long a1, long a2) {
+    register long r0 __asm__("a0") = a0;
+    register long r1 __asm__("a1") = a1;
+    register long r2 __asm__("a2") = a2;
+    register long r7 __asm__("a7") = n;
+    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r7) : "memory");
+    return r0;
+}
+static inline void user_fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+static inline void user_putc(char c) {
+    volatile uint8_t *uart = (volatile uint8_t *)UART_BASE;
+    while (!(uart[5] & 0x20)) {}
+    uart[0] = (uint8_t)c;
+}
+static inline void user_init(void) {}
+/* The hostile host's register check (host.c, F_ABUSE_REQ): every register
+ * but a0..a2, a7 (the call's), zero, sp, gp, tp and s0 (the frame pointer)
+ * set to a pattern; then ecall n(a0, a1, a2); the number of registers that
+ * came back changed. 0: the trap path restored the host's registers and left
+ * nothing of the monitor's in them. */
+static inline long user_call_register_check(long n, long a0, long a1, long a2) {
+    register long r0 __asm__("a0") = a0;
+    register long r1 __asm__("a1") = a1;
+    register long r2 __asm__("a2") = a2;
+    register long r7 __asm__("a7") = n;
+    __asm__ volatile(
+        ".irp i,1,5,6,7,9,13,14,15,16,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
+        "li x\\i, 0x100 + \\i\n"
+        ".endr\n"
+        "ecall\n"
+        "li a2, 0\n"
+        ".irp i,1,5,6,7,9,13,14,15,16,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
+        "addi x\\i, x\\i, -(0x100 + \\i)\n"
+        "snez x\\i, x\\i\n"
+        "add a2, a2, x\\i\n"
+        ".endr\n"
+        : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r7)
+        :
+        : "ra", "t0", "t1", "t2", "s1", "a3", "a4", "a5", "a6", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
+          "s10", "s11", "t3", "t4", "t5", "t6", "memory");
+    return r2;
+}
+/* Load 8 bytes at addr; *faulted = 1 when the monitor denied it (it sets t6 and skips the load). */
+static inline long user_probe(uintptr_t addr, long *faulted) {
+    register long a0 __asm__("a0") = (long)addr;
+    register long t6 __asm__("t6") = 0;
+    __asm__ volatile("ld a0, 0(a0)" : "+r"(a0), "+r"(t6)::"memory");
+    *faulted = t6;
+    return a0;
+}
+#endif
