@@ -12,11 +12,14 @@
 #define REWIRE_VERSION_MINOR 1
 #define REWIRE_VERSION_PATCH 0
 
-// Functions returning a result (or a predicate) warn when the result is dropped.
+// Functions returning a result (or a predicate) warn when the result is dropped
+// (define REWIRE_MUST_USE, e.g. empty, before including this header to change it).
+#ifndef REWIRE_MUST_USE
 #if defined(__GNUC__) || defined(__clang__)
 #define REWIRE_MUST_USE __attribute__((warn_unused_result))
 #else
 #define REWIRE_MUST_USE
+#endif
 #endif
 
 // Result codes: rewire-core's stable error codes (docs/protocol.md).
@@ -351,8 +354,8 @@ typedef struct {
   // `align` (a power of two, at most 4096), or NULL when there is no
   // memory (librewire then ends in `on_panic`, as with a full heap);
   // `free` releases what `alloc` returned, with the same `size` and
-  // `align`. librewire zeroizes its secrets before it frees them. A
-  // pointer not aligned as asked is released again and treated as NULL.
+  // `align`. librewire wipes every block before it frees it. A pointer
+  // not aligned as asked is released again and treated as NULL.
   void *(*alloc)(void *userdata,
                  size_t size,
                  size_t align);
@@ -367,8 +370,8 @@ typedef struct {
                      size_t len);
   // Called if librewire hits an internal bug (NULL: it spins forever):
   // the panic message and the source file (NUL-terminated, truncated to
-  // 255 and 127 bytes; they never hold secrets) and line. It must not
-  // return.
+  // 255 and 127 bytes; they never hold secrets) and line. It should not
+  // return (reset, or stop the hart); if it does, librewire spins.
   void (*on_panic)(void *userdata,
                    const char *message,
                    const char *file,
@@ -751,7 +754,7 @@ rewire_result rewire_set_log(rewire_log_fn log,
 // the randomness source
 // used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 // `on_panic` (may be NULL) is called if librewire hits an internal bug; it
-// must not return. Without it librewire spins forever. Heap: about 100 KiB
+// should not return (if it does, librewire spins). Without it librewire spins forever. Heap: about 100 KiB
 // per migration in flight plus up to 70 KiB per open incoming channel (see
 // `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
 // serves one migration and two incoming channels. An allocation that does
@@ -774,11 +777,11 @@ rewire_result rewire_init(uint8_t *heap,
 // Bare metal only: `rewire_init` with a versioned config
 // (`rewire_init_config`): the built-in heap or the monitor's allocator
 // hooks, and an `on_panic` that receives the message and location.
-// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`;
-// `REWIRE_ERR_INVALID_ARGUMENT` for a `struct_size` smaller than the first
-// version's, a heap under 64 KiB, or not exactly one of heap and hooks
-// (`alloc` and `free` come together); `REWIRE_ERR_INVALID_STATE` when
-// librewire is already initialised. A refused call changes nothing.
+// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`, or neither
+// heap nor hooks; `REWIRE_ERR_INVALID_ARGUMENT` for a bad `struct_size`,
+// a heap under 64 KiB, a heap and hooks both, or one hook without the
+// other; `REWIRE_ERR_INVALID_STATE` when librewire is already
+// initialised. A refused call changes nothing.
 REWIRE_MUST_USE
 rewire_result rewire_init_with(const rewire_init_config *config);
 #endif

@@ -15,7 +15,7 @@ fn main() {
     let mut config = cbindgen::Config::from_file(PathBuf::from(&crate_dir).join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
     let mut defines = format!(
-        "\n#define REWIRE_VERSION \"{version}\"\n#define REWIRE_VERSION_MAJOR {major}\n#define REWIRE_VERSION_MINOR {minor}\n#define REWIRE_VERSION_PATCH {patch}\n\n// Functions returning a result (or a predicate) warn when the result is dropped.\n#if defined(__GNUC__) || defined(__clang__)\n#define REWIRE_MUST_USE __attribute__((warn_unused_result))\n#else\n#define REWIRE_MUST_USE\n#endif\n\n// Result codes: rewire-core's stable error codes (docs/protocol.md).\n"
+        "\n#define REWIRE_VERSION \"{version}\"\n#define REWIRE_VERSION_MAJOR {major}\n#define REWIRE_VERSION_MINOR {minor}\n#define REWIRE_VERSION_PATCH {patch}\n\n// Functions returning a result (or a predicate) warn when the result is dropped\n// (define REWIRE_MUST_USE, e.g. empty, before including this header to change it).\n#ifndef REWIRE_MUST_USE\n#if defined(__GNUC__) || defined(__clang__)\n#define REWIRE_MUST_USE __attribute__((warn_unused_result))\n#else\n#define REWIRE_MUST_USE\n#endif\n#endif\n\n// Result codes: rewire-core's stable error codes (docs/protocol.md).\n"
     );
     defines.push_str(&error_defines(
         &PathBuf::from(&crate_dir).join("../rewire-core/src/error.rs"),

@@ -73,6 +73,15 @@ static void relay(world *w) {
     }
 }
 
+/* What code the hosts run, as the SDS endorses them. A bare-metal monitor
+ * knows its own platform and refuses an enclave built for another; a hosted
+ * build (this example on Linux) does not check, and calls itself riscv64. */
+#if defined(__aarch64__)
+#define PLATFORM REWIRE_PLATFORM_AARCH64
+#else
+#define PLATFORM REWIRE_PLATFORM_RISCV64
+#endif
+
 static const uint8_t SM_MEASUREMENT[32] = {0x5a, 0x5a, 0x5a, 0x5a};
 static const uint8_t ENCLAVE[16] = "c-demo-enclave-1";
 
@@ -120,7 +129,7 @@ int main(void) {
         uint8_t device[32];
         CHECK(rewire_monitor_host_id(w.mon[i], device));
         CHECK(rewire_sds_pin_device(w.sds, device));
-        CHECK(rewire_sds_endorse_host(w.sds, cert, cert_len, SM_MEASUREMENT, 1, REWIRE_PLATFORM_RISCV64, 2, now - 60, now + 86400,
+        CHECK(rewire_sds_endorse_host(w.sds, cert, cert_len, SM_MEASUREMENT, 1, PLATFORM, 2, now - 60, now + 86400,
                                       endorsement, sizeof endorsement, &e_len));
         printf("host %c started and endorsed at ATL 2\n", 'A' + i);
     }
@@ -132,7 +141,7 @@ int main(void) {
     uint8_t measurement[32], policy[1024];
     size_t policy_len;
     soft_measure_bytes(code, sizeof code, measurement);
-    CHECK(rewire_sds_register_enclave(w.sds, ENCLAVE, measurement, REWIRE_PLATFORM_RISCV64, 1, w.id[0], policy, sizeof policy, &policy_len));
+    CHECK(rewire_sds_register_enclave(w.sds, ENCLAVE, measurement, PLATFORM, 1, w.id[0], policy, sizeof policy, &policy_len));
     if (soft_load(&hosts[0], ENCLAVE, code, sizeof code, state, sizeof state)) return 1;
     CHECK(rewire_monitor_install(w.mon[0], policy, policy_len));
     const char secret_text[] = "the enclave's sealed secret";

@@ -253,6 +253,16 @@ impl Sds {
         if !self.devices.contains_key(&device) {
             return Err(Error::DeviceNotCertified);
         }
+        // A device key is one piece of hardware: its platform never changes.
+        // Re-endorsing it as another (an operator's slip) would send its
+        // enclaves' successors to a host that cannot run them.
+        if self
+            .hosts
+            .get(&device)
+            .is_some_and(|h| h.platform != platform)
+        {
+            return Err(Error::PlatformMismatch);
+        }
         let end = HostEndorsement {
             host: device,
             sm_measurements,
@@ -1025,6 +1035,14 @@ mod tests {
             .unwrap(); // safe: test
         sds.endorse_host(arm.certificate(), ms(), PLATFORM_AARCH64, 1, 0, 10)
             .unwrap(); // safe: test
+                       // A device's platform never changes: re-endorsing it as another is refused.
+        assert_eq!(
+            sds.endorse_host(arm.certificate(), ms(), PLATFORM_RISCV64, 2, 0, 10),
+            Err(Error::PlatformMismatch)
+        );
+        assert!(sds
+            .endorse_host(arm.certificate(), ms(), PLATFORM_AARCH64, 2, 0, 10)
+            .is_ok());
         let (e1, e2) = ([1; 16], [2; 16]);
         assert_eq!(
             sds.register_enclave(e1, [9; 32], PLATFORM_AARCH64, 1, rv.host_id()),

@@ -30,8 +30,10 @@ static CLAIMED: AtomicBool = AtomicBool::new(false);
 static READY: AtomicBool = AtomicBool::new(false);
 
 type RandomFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> u32;
-type PanicFn = unsafe extern "C" fn() -> !;
-type PanicWithFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, u32) -> !;
+// Typed as returning: a C handler that returns anyway is not undefined
+// behaviour, librewire spins after it.
+type PanicFn = unsafe extern "C" fn();
+type PanicWithFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, u32);
 type AllocFn = unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void, *mut c_void, usize, usize);
 
@@ -55,8 +57,8 @@ pub struct rewire_init_config {
     /// `align` (a power of two, at most 4096), or NULL when there is no
     /// memory (librewire then ends in `on_panic`, as with a full heap);
     /// `free` releases what `alloc` returned, with the same `size` and
-    /// `align`. librewire zeroizes its secrets before it frees them. A
-    /// pointer not aligned as asked is released again and treated as NULL.
+    /// `align`. librewire wipes every block before it frees it. A pointer
+    /// not aligned as asked is released again and treated as NULL.
     pub alloc: Option<
         unsafe extern "C" fn(userdata: *mut c_void, size: usize, align: usize) -> *mut c_void,
     >,
@@ -69,15 +71,15 @@ pub struct rewire_init_config {
         Option<unsafe extern "C" fn(userdata: *mut c_void, buf: *mut u8, len: usize) -> u32>,
     /// Called if librewire hits an internal bug (NULL: it spins forever):
     /// the panic message and the source file (NUL-terminated, truncated to
-    /// 255 and 127 bytes; they never hold secrets) and line. It must not
-    /// return.
+    /// 255 and 127 bytes; they never hold secrets) and line. It should not
+    /// return (reset, or stop the hart); if it does, librewire spins.
     pub on_panic: Option<
         unsafe extern "C" fn(
             userdata: *mut c_void,
             message: *const c_char,
             file: *const c_char,
             line: u32,
-        ) -> !,
+        ),
     >,
 }
 
@@ -113,6 +115,10 @@ unsafe impl GlobalAlloc for Allocator {
         p as *mut u8
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Whatever the block held (keys, plaintext chunks, TLS records, the
+        // old copy of a grown buffer) is wiped before the memory is reused.
+        // safe: GlobalAlloc's contract: `ptr` holds `layout.size()` bytes.
+        zeroize::Zeroize::zeroize(unsafe { core::slice::from_raw_parts_mut(ptr, layout.size()) });
         let f = HOOK_FREE.load(Ordering::Acquire);
         if f == 0 {
             // safe: GlobalAlloc's contract, passed on.
@@ -136,7 +142,7 @@ unsafe impl GlobalAlloc for Allocator {
 /// the randomness source
 /// used inside TLS (the same contract as `rewire_platform_callbacks.random`).
 /// `on_panic` (may be NULL) is called if librewire hits an internal bug; it
-/// must not return. Without it librewire spins forever. Heap: about 100 KiB
+/// should not return (if it does, librewire spins). Without it librewire spins forever. Heap: about 100 KiB
 /// per migration in flight plus up to 70 KiB per open incoming channel (see
 /// `rewire_monitor_set_max_sessions`, 2 by default on bare metal); 256 KiB
 /// serves one migration and two incoming channels. An allocation that does
@@ -152,7 +158,7 @@ pub unsafe extern "C" fn rewire_init(
     heap_len: usize,
     random: Option<unsafe extern "C" fn(userdata: *mut c_void, buf: *mut u8, len: usize) -> u32>,
     random_userdata: *mut c_void,
-    on_panic: Option<unsafe extern "C" fn() -> !>,
+    on_panic: Option<unsafe extern "C" fn()>,
 ) -> rewire_result {
     let config = rewire_init_config {
         struct_size: core::mem::size_of::<rewire_init_config>(),
@@ -177,11 +183,11 @@ pub unsafe extern "C" fn rewire_init(
 /// Bare metal only: `rewire_init` with a versioned config
 /// (`rewire_init_config`): the built-in heap or the monitor's allocator
 /// hooks, and an `on_panic` that receives the message and location.
-/// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`;
-/// `REWIRE_ERR_INVALID_ARGUMENT` for a `struct_size` smaller than the first
-/// version's, a heap under 64 KiB, or not exactly one of heap and hooks
-/// (`alloc` and `free` come together); `REWIRE_ERR_INVALID_STATE` when
-/// librewire is already initialised. A refused call changes nothing.
+/// `REWIRE_ERR_NULL_POINTER` for a NULL `config` or `random`, or neither
+/// heap nor hooks; `REWIRE_ERR_INVALID_ARGUMENT` for a bad `struct_size`,
+/// a heap under 64 KiB, a heap and hooks both, or one hook without the
+/// other; `REWIRE_ERR_INVALID_STATE` when librewire is already
+/// initialised. A refused call changes nothing.
 #[no_mangle]
 #[must_use]
 pub unsafe extern "C" fn rewire_init_with(config: *const rewire_init_config) -> rewire_result {
@@ -197,22 +203,19 @@ unsafe fn init(c: &rewire_init_config) -> rewire_result {
     let Some(random) = c.random else {
         return Error::NullPointer.code();
     };
-    let heap = !c.heap.is_null() || c.heap_len != 0;
     let hooks = match (c.alloc, c.free) {
         (Some(a), Some(f)) => Some((a, f)),
         (None, None) => None,
         _ => return Error::InvalidArgument.code(),
     };
-    if heap == hooks.is_some() {
-        return Error::InvalidArgument.code();
-    }
-    if heap {
-        if c.heap.is_null() {
-            return Error::NullPointer.code();
-        }
-        if c.heap_len < 64 * 1024 {
-            return Error::InvalidArgument.code();
-        }
+    match hooks {
+        // Hooks: no heap as well.
+        Some(_) if !c.heap.is_null() || c.heap_len != 0 => return Error::InvalidArgument.code(),
+        Some(_) => {}
+        // The built-in heap: present, and at least 64 KiB.
+        None if c.heap.is_null() => return Error::NullPointer.code(),
+        None if c.heap_len < 64 * 1024 => return Error::InvalidArgument.code(),
+        None => {}
     }
     if CLAIMED.swap(true, Ordering::SeqCst) {
         return Error::InvalidState.code();
@@ -461,8 +464,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         };
         // safe: stored from a PanicWithFn in rewire_init_with.
         let f: PanicWithFn = unsafe { core::mem::transmute::<usize, PanicWithFn>(p) };
-        // safe: both strings are NUL-terminated buffers on this stack; the
-        // monitor's handler does not return.
+        // safe: both strings are NUL-terminated buffers on this stack.
         unsafe {
             f(
                 USERDATA.load(Ordering::SeqCst),
@@ -470,15 +472,16 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
                 file.as_ptr(),
                 line,
             )
-        }
+        };
     }
     let p = PANIC.load(Ordering::SeqCst);
     if p != 0 {
         // safe: stored from a PanicFn in rewire_init.
         let f: PanicFn = unsafe { core::mem::transmute::<usize, PanicFn>(p) };
-        // safe: the monitor's handler does not return.
-        unsafe { f() }
+        // safe: the callback contract (rewire_init).
+        unsafe { f() };
     }
+    // A handler that returned: spin, as without one.
     loop {
         core::hint::spin_loop();
     }

@@ -109,19 +109,33 @@ pub struct rewire_enclave_callbacks {
     >,
 }
 
-/// Copy a versioned C struct (its first member is `size_t struct_size`).
-/// `NullPointer` for NULL; `InvalidArgument` when `struct_size` is smaller
-/// than this library's layout: every member this version knows is required,
-/// and one it cannot see would be read past the caller's struct. A larger
-/// `struct_size` (a caller built against a later header) is accepted and
-/// the members beyond this version are ignored.
+/// A `struct_size` above this is not a size: most likely a program built
+/// against a header from before `struct_size`, whose first member (a
+/// pointer) lands here.
+const MAX_STRUCT_SIZE: usize = 4096;
+
+/// Copy a versioned C struct (its first member is `size_t struct_size`), as
+/// Linux's `copy_struct_from_user` does. `NullPointer` for NULL.
+/// `InvalidArgument` when `struct_size` is below the first version's layout
+/// (today's: only one version exists; a later library reads older, shorter
+/// structs and treats the members they lack as absent) or above
+/// `MAX_STRUCT_SIZE`, and when a caller built against a later header set a
+/// member this library does not know (the bytes past its layout must be
+/// zero: otherwise a callback the caller relies on would silently never
+/// run).
 pub(crate) unsafe fn versioned<T: Copy>(p: *const T) -> Result<T, Error> {
     if p.is_null() {
         return Err(Error::NullPointer);
     }
     // safe: every versioned struct starts with its size_t struct_size.
     let size = unsafe { core::ptr::read_unaligned(p as *const usize) };
-    if size < core::mem::size_of::<T>() {
+    let ours = core::mem::size_of::<T>();
+    if size < ours || size > MAX_STRUCT_SIZE {
+        return Err(Error::InvalidArgument);
+    }
+    // safe: the caller's struct is `size` bytes long.
+    let later = unsafe { core::slice::from_raw_parts((p as *const u8).add(ours), size - ours) };
+    if later.iter().any(|&b| b != 0) {
         return Err(Error::InvalidArgument);
     }
     // safe: the caller's struct is at least size_of::<T>() bytes long.

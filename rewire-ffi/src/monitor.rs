@@ -191,6 +191,16 @@ unsafe fn start(
     {
         cfg.max_sessions = 2;
     }
+    // Bare metal: the monitor runs the code of the architecture it was built
+    // for, and refuses endorsements and policies that say otherwise.
+    #[cfg(all(rewire_baremetal, target_arch = "riscv64"))]
+    {
+        cfg.platform = Some(rewire_core::wire::PLATFORM_RISCV64);
+    }
+    #[cfg(all(rewire_baremetal, target_arch = "aarch64"))]
+    {
+        cfg.platform = Some(rewire_core::wire::PLATFORM_AARCH64);
+    }
     let inner = Monitor::start(platform, enclaves, id, cfg)?;
     let handle = rewire_monitor {
         busy: AtomicBool::new(false),

@@ -106,6 +106,12 @@ def test_mixed_fleet_orders_only_within_a_platform(tmp_path):
         "rv1": "riscv64", "rv2": "riscv64", "arm1": "aarch64", "arm2": "aarch64"}
     p = rw(home, "host", "endorse", "rv1", "--atl", "2", "--platform", "sparc")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+    # Re-endorsing keeps a host's platform (a new ATL for an Arm host stays aarch64); a
+    # device's platform never changes.
+    p = rw(home, "host", "endorse", "arm1", "--atl", "3", check=0)
+    assert "(aarch64)" in p.stdout
+    p = rw(home, "host", "endorse", "arm1", "--atl", "3", "--platform", "riscv64")
+    assert p.returncode == 1 and "PlatformMismatch" in p.stderr
 
 
 def test_bad_input_is_one_line_not_a_traceback(tmp_path):

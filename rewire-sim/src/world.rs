@@ -107,6 +107,9 @@ pub struct World<S: SdsPort = Sds> {
     pub verbose: bool,
     pub t0: Instant,
     pub delivered: u64,
+    /// The platform each host's monitor knows it runs (`Config::platform`),
+    /// by host id; absent: it does not know (the default).
+    pub runs: BTreeMap<HostId, u64>,
 }
 
 impl<S: SdsPort> World<S> {
@@ -138,6 +141,7 @@ impl<S: SdsPort> World<S> {
             faults: NetFaults::default(),
             rng: Rng::new(seed),
             reboot_poisoned: false,
+            runs: BTreeMap::new(),
             verbose: false,
             t0: Instant::now(),
             delivered: 0,
@@ -148,6 +152,14 @@ impl<S: SdsPort> World<S> {
     pub fn config(&self) -> Config {
         let mut c = Config::new(self.sds_public);
         c.timeout_ms = self.timeout_ms;
+        c
+    }
+
+    /// The configuration of host `id`'s monitor: [`World::config`], and the
+    /// platform it runs if [`World::runs`] names one.
+    pub fn config_of(&self, id: &HostId) -> Config {
+        let mut c = self.config();
+        c.platform = self.runs.get(id).copied();
         c
     }
 
@@ -174,7 +186,8 @@ impl<S: SdsPort> World<S> {
         if self.index_of(&hid).is_some() {
             return Err(Error::Busy);
         }
-        let m = Monitor::start_or_return(platform, host, id, self.config()).map_err(|f| f.error)?;
+        let cfg = self.config_of(&hid);
+        let m = Monitor::start_or_return(platform, host, id, cfg).map_err(|f| f.error)?;
         self.hosts.push(HostSlot {
             id: hid,
             secret,
@@ -574,7 +587,8 @@ impl<S: SdsPort> World<S> {
                 return Err(e);
             }
         };
-        match Monitor::start_or_return(p, h, id, self.config()) {
+        let cfg = self.config_of(&self.hosts[i].id);
+        match Monitor::start_or_return(p, h, id, cfg) {
             Ok(m) => {
                 self.hosts[i].monitor = Some(m);
                 self.take_events(i);
@@ -788,8 +802,20 @@ impl<S: SdsPort> World<S> {
 /// The fixed world of the Rust test suites: the SDS of [`keys::sds_key`],
 /// hosts with [`keys::device_secret`] running [`SM_MEASUREMENT`].
 impl World<Sds> {
-    /// `atls[i]` is host i's ATL; every host is endorsed for a year.
+    /// `atls[i]` is host i's ATL; every host is endorsed for a year, as a
+    /// RISC-V host.
     pub fn new(atls: &[u64]) -> World {
+        let platforms: Vec<(u64, Option<u64>)> = atls
+            .iter()
+            .map(|_| (rewire_core::wire::PLATFORM_RISCV64, None))
+            .collect();
+        World::with_platforms(atls, &platforms)
+    }
+
+    /// A mixed fleet: host i has ATL `atls[i]`; `platforms[i]` is (the
+    /// platform the SDS endorses it for, the platform its monitor knows it
+    /// runs, if it knows).
+    pub fn with_platforms(atls: &[u64], platforms: &[(u64, Option<u64>)]) -> World {
         let mut sds = Sds::new(keys::sds_key());
         sds.add_device_root(keys::manufacturer_key().public());
         let mut w = World::empty(Some(sds), keys::sds_key().public(), WALL0, TIMEOUT_MS, 0);
@@ -801,12 +827,15 @@ impl World<Sds> {
                 .endorse_host(
                     keys::identity(i).certificate(),
                     vec![SM_MEASUREMENT],
-                    rewire_core::wire::PLATFORM_RISCV64,
+                    platforms[i].0,
                     atl,
                     WALL0 - 10,
                     WALL0 + 86_400 * 365,
                 )
                 .expect("endorse"); // safe: fixed valid inputs
+            if let Some(p) = platforms[i].1 {
+                w.runs.insert(keys::identity(i).host_id(), p);
+            }
             let platform = w.platform(1000 + i as u64);
             w.add_host(
                 keys::device_secret(i),
@@ -820,36 +849,20 @@ impl World<Sds> {
         w
     }
 
-    /// The SDS endorses host `h` again, now as a host of `platform` (its ATL
-    /// and SM build unchanged): a mixed fleet.
-    pub fn endorse_platform(&mut self, h: usize, platform: u64) {
-        let id = self.hosts[h].id;
-        let atl = self.sds().host(&id).expect("host").atl; // safe: test helper
-        self.sds()
-            .endorse_host(
-                keys::identity(h).certificate(),
-                vec![SM_MEASUREMENT],
-                platform,
-                atl,
-                WALL0 - 10,
-                WALL0 + 86_400 * 365,
-            )
-            .expect("endorse"); // safe: fixed valid inputs
-        self.save_sds();
-    }
-
-    /// Deploy an enclave on host `h` under a policy with `min_atl`; returns the policy.
-    pub fn deploy(&mut self, h: usize, eid: EnclaveId, img: &Image, min_atl: u64) -> Vec<u8> {
+    /// Deploy an enclave built for `platform` on host `h` under a policy
+    /// with `min_atl`; returns the policy.
+    pub fn deploy_for(
+        &mut self,
+        platform: u64,
+        h: usize,
+        eid: EnclaveId,
+        img: &Image,
+        min_atl: u64,
+    ) -> Vec<u8> {
         let hid = self.hosts[h].id;
         let policy = self
             .sds()
-            .register_enclave(
-                eid,
-                img.measurement(),
-                rewire_core::wire::PLATFORM_RISCV64,
-                min_atl,
-                hid,
-            )
+            .register_enclave(eid, img.measurement(), platform, min_atl, hid)
             .expect("register"); // safe: test setup
         self.save_sds();
         self.install_enclave(
@@ -862,6 +875,11 @@ impl World<Sds> {
         )
         .expect("install"); // safe: test setup
         policy
+    }
+
+    /// Deploy an enclave on host `h` under a policy with `min_atl`; returns the policy.
+    pub fn deploy(&mut self, h: usize, eid: EnclaveId, img: &Image, min_atl: u64) -> Vec<u8> {
+        self.deploy_for(rewire_core::wire::PLATFORM_RISCV64, h, eid, img, min_atl)
     }
 
     /// The SDS orders a migration; the order goes onto the network.
@@ -955,7 +973,7 @@ impl World<Sds> {
         self.hosts[i].sm = sm;
         let id = self.hosts[i].identity().expect("identity"); // safe: test helper
         let platform = self.platform(5000 + i as u64);
-        let cfg = self.config();
+        let cfg = self.config_of(&self.hosts[i].id);
         self.hosts[i].parked = None;
         let m = Monitor::start(platform, SoftHost::default(), id, cfg);
         self.hosts[i].monitor = Some(m.expect("start")); // safe: test helper, fresh platform

@@ -102,7 +102,11 @@ int main(void) {
     EXPECT(rewire_init_with(&c), REWIRE_ERR_INVALID_ARGUMENT); /* a heap under 64 KiB */
     c.heap = NULL;
     c.heap_len = 0;
-    EXPECT(rewire_init_with(&c), REWIRE_ERR_INVALID_ARGUMENT); /* neither */
+    EXPECT(rewire_init_with(&c), REWIRE_ERR_NULL_POINTER); /* neither */
+    EXPECT(rewire_init(NULL, 0, tls_random, NULL, NULL), REWIRE_ERR_NULL_POINTER);
+    c.struct_size = 1u << 20; /* not a size: a program from before struct_size */
+    EXPECT(rewire_init_with(&c), REWIRE_ERR_INVALID_ARGUMENT);
+    c.struct_size = sizeof c;
     EXPECT(rewire_sds_new(seed, &sds), REWIRE_ERR_INVALID_STATE);
 
     /* On the monitor's allocator. */

@@ -78,8 +78,11 @@ int main(void) {
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &broken, &fa, &none), REWIRE_ERR_NULL_POINTER);
     TRUE(none == NULL);
     /* Versioned callback structs: a struct_size below this library's layout
-       is refused (it would be read past its end); a larger one, from a later
-       header, is accepted and its unknown members ignored. */
+       is refused (it would be read past its end), and so is one that is not
+       a size at all (a program from before struct_size: its userdata pointer
+       lands there); a larger one, from a later header, is accepted when the
+       members this library does not know are unset, and refused when one is
+       set (its callback would never run). */
     rewire_platform_callbacks short_p = pa;
     short_p.struct_size = sizeof pa - sizeof(void *);
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &short_p, &fa, &none), REWIRE_ERR_INVALID_ARGUMENT);
@@ -87,6 +90,8 @@ int main(void) {
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &short_p, &fa, &none), REWIRE_ERR_INVALID_ARGUMENT);
     rewire_enclave_callbacks short_f = fa;
     short_f.struct_size = sizeof fa - 1;
+    EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &short_f, &none), REWIRE_ERR_INVALID_ARGUMENT);
+    short_f.struct_size = (size_t)(uintptr_t)&a; /* a pointer where the size goes */
     EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &pa, &short_f, &none), REWIRE_ERR_INVALID_ARGUMENT);
     TRUE(none == NULL);
     {
@@ -98,9 +103,12 @@ int main(void) {
         struct {
             rewire_enclave_callbacks f;
             void *later_callback;
-        } later_f = {soft_framework(&c), (void *)&c};
+        } later_f = {soft_framework(&c), NULL};
         later_p.p.struct_size = sizeof later_p;
         later_f.f.struct_size = sizeof later_f;
+        EXPECT(rewire_monitor_new(secret_a, SM, sds_key, 0, &later_p.p, &later_f.f, &none), REWIRE_ERR_INVALID_ARGUMENT);
+        TRUE(none == NULL);
+        later_p.later_callback = NULL;
         CHECK(rewire_monitor_new(secret_a, SM, sds_key, 0, &later_p.p, &later_f.f, &none));
         TRUE(none != NULL);
         rewire_monitor_free(none);

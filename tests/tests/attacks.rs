@@ -121,17 +121,73 @@ fn g1_cross_platform_order_refused() {
     // One SDS, a RISC-V and an aarch64 host: the SDS will not order the
     // RISC-V enclave to the aarch64 host, and a signed order for it anyway
     // (a buggy or bypassed SDS) is refused by the monitors.
-    let (mut w, img) = world();
-    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    use rewire_core::wire::{PLATFORM_AARCH64, PLATFORM_RISCV64};
+    let hosts = [
+        (PLATFORM_RISCV64, Some(PLATFORM_RISCV64)),
+        (PLATFORM_AARCH64, Some(PLATFORM_AARCH64)),
+        (PLATFORM_RISCV64, Some(PLATFORM_RISCV64)),
+    ];
+    let mut w = World::with_platforms(&[2, 2, 2], &hosts);
+    let img = Image::sample(9, 40_000);
+    w.deploy(0, EID, &img, 2);
     assert_eq!(w.order(&EID, 1, [1; 16]), Err(Error::PlatformMismatch));
+    // The SDS will not re-endorse the Arm host as a RISC-V one either.
+    let cert = rewire_tests::keys::identity(1).certificate().to_vec();
+    let again = w.sds().endorse_host(
+        &cert,
+        vec![SM_MEASUREMENT],
+        PLATFORM_RISCV64,
+        2,
+        WALL0,
+        WALL0 + 10,
+    );
+    assert_eq!(again, Err(Error::PlatformMismatch));
     let req = w.request(&EID, 1, [1; 16]);
     let order = w.craft_order(&sds_key(), &req, 0, 1);
     order_refused(&mut w, order, Error::PlatformMismatch, &img);
-    // Re-endorsed as RISC-V, the same host takes it.
-    w.endorse_platform(1, rewire_core::wire::PLATFORM_RISCV64);
-    w.order(&EID, 1, [2; 16]).unwrap();
+    // A host of the enclave's platform takes it.
+    w.order(&EID, 2, [2; 16]).unwrap();
     run(&mut w);
-    assert_eq!(w.assert_exactly_one(&EID, &img), 1);
+    assert_eq!(w.assert_exactly_one(&EID, &img), 2);
+}
+
+#[test]
+fn g1_mislabelled_host_cannot_receive_or_install() {
+    // The operator endorsed an aarch64 host (which knows what it runs) as
+    // riscv64. The SDS orders a RISC-V enclave there, every signed object
+    // agreeing; the target refuses and the enclave runs on at the source.
+    use rewire_core::wire::{PLATFORM_AARCH64, PLATFORM_RISCV64};
+    let hosts = [
+        (PLATFORM_RISCV64, Some(PLATFORM_RISCV64)),
+        (PLATFORM_RISCV64, Some(PLATFORM_AARCH64)),
+        (PLATFORM_RISCV64, Some(PLATFORM_RISCV64)),
+    ];
+    let mut w = World::with_platforms(&[2, 2, 2], &hosts);
+    let img = Image::sample(9, 40_000);
+    w.deploy(0, EID, &img, 2);
+    w.order(&EID, 1, [1; 16]).unwrap();
+    run(&mut w);
+    assert!(w.has_error(1, Error::PlatformMismatch), "{:?}", w.errors);
+    w.assert_intact_at(0, &EID, &img);
+    assert_eq!(w.mon(0).status(&EID).unwrap().state, EnclaveState::Running);
+    assert!(w.running_copies(&EID).len() == 1);
+    // Nor will it install a RISC-V enclave the SDS placed on it.
+    let other = *b"other-enclave-01";
+    let h1 = w.hosts[1].id;
+    let policy = w
+        .sds()
+        .register_enclave(other, img.measurement(), PLATFORM_RISCV64, 1, h1)
+        .unwrap();
+    let r = w.install_enclave(
+        1,
+        other,
+        img.code.clone(),
+        img.state.clone(),
+        &img.sealed,
+        &policy,
+    );
+    assert_eq!(r, Err(Error::PlatformMismatch));
+    assert!(w.mon(1).status(&other).is_none());
 }
 
 #[test]

@@ -27,6 +27,18 @@ fn world(atls: &[u64], min_atl: u64) -> (World, Image) {
     (w, img)
 }
 
+const RISCV: u64 = rewire_core::wire::PLATFORM_RISCV64;
+const AARCH64: u64 = rewire_core::wire::PLATFORM_AARCH64;
+
+/// A mixed fleet at ATL 2: (endorsed platform, platform the monitor knows
+/// it runs) per host; a RISC-V enclave on host 0.
+fn mixed(hosts: &[(u64, Option<u64>)]) -> (World, Image) {
+    let mut w = World::with_platforms(&vec![2; hosts.len()], hosts);
+    let img = Image::sample(21, 20_000);
+    w.deploy(0, EID, &img, 1);
+    (w, img)
+}
+
 fn rogue_key() -> SigningKey {
     SigningKey::from_seed(Secret::from_bytes([0x66; 32])).unwrap()
 }
@@ -111,8 +123,7 @@ fn source_alone_refuses_target_of_another_platform() {
     // Against a target that would accept anything, a source without this
     // check would stream the enclave to a host that cannot run its code,
     // then destroy its own copy once that target attests.
-    let (mut w, img) = world(&[2, 2], 1);
-    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    let (mut w, img) = mixed(&[(RISCV, None), (AARCH64, None)]);
     compromised_targets(&mut w);
     let req = w.request(&EID, 1, RID);
     let order = w.craft_order(&sds_key(), &req, 0, 1);
@@ -330,8 +341,17 @@ fn target_alone_refuses_when_its_platform_cannot_run_the_enclave() {
     // A mixed fleet: host 1 is an aarch64 host, the enclave a RISC-V build.
     // Imported there, it would measure right and attest, the source would be
     // destroyed, and the enclave could never run again: lost.
-    let (mut w, img) = world(&[2, 2], 1);
-    w.endorse_platform(1, rewire_core::wire::PLATFORM_AARCH64);
+    let (mut w, img) = mixed(&[(RISCV, None), (AARCH64, None)]);
+    let req = w.request(&EID, 1, RID);
+    let order = w.craft_order(&sds_key(), &req, 0, 1);
+    target_refuses(&mut w, order, Error::PlatformMismatch, &img);
+}
+
+#[test]
+fn target_alone_refuses_an_endorsement_that_mislabels_its_platform() {
+    // The operator endorsed an aarch64 host as riscv64: every signed object
+    // agrees, and only the target monitor knows better.
+    let (mut w, img) = mixed(&[(RISCV, Some(RISCV)), (RISCV, Some(AARCH64))]);
     let req = w.request(&EID, 1, RID);
     let order = w.craft_order(&sds_key(), &req, 0, 1);
     target_refuses(&mut w, order, Error::PlatformMismatch, &img);

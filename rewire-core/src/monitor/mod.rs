@@ -63,6 +63,15 @@ pub struct Config {
     pub timeout_ms: u64,
     /// Cap on concurrent incoming channels.
     pub max_sessions: usize,
+    /// The platform this monitor runs (`wire::PLATFORM_*`), when it knows
+    /// it: then it refuses, whatever the SDS signed, to install an enclave
+    /// built for another platform, or to take one in as a target whose
+    /// endorsement names another platform (`PlatformMismatch`). A mislabelled
+    /// endorsement cannot then strand an enclave on a host that cannot run
+    /// it. `None` (simulations on a build machine) leaves the check to the
+    /// signed objects. The C ABI sets it from the target architecture on
+    /// bare metal.
+    pub platform: Option<u64>,
 }
 
 impl Config {
@@ -71,6 +80,16 @@ impl Config {
             sds_key,
             timeout_ms: 30_000,
             max_sessions: 8,
+            platform: None,
+        }
+    }
+
+    /// `PlatformMismatch` unless `platform` is this monitor's (or it does
+    /// not know its own).
+    pub(crate) fn runs(&self, platform: u64) -> Result<()> {
+        match self.platform {
+            Some(p) if p != platform => Err(Error::PlatformMismatch),
+            _ => Ok(()),
         }
     }
 }
@@ -293,6 +312,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     pub fn install(&mut self, policy: &[u8]) -> Result<()> {
         self.check_alive()?;
         let pol: EnclavePolicy = verify_as(policy, &self.cfg.sds_key)?;
+        self.cfg.runs(pol.platform)?;
         if self.find(&pol.enclave_id).is_some() {
             return Err(Error::Busy);
         }

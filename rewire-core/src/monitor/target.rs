@@ -163,6 +163,10 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if !any_offer {
             policy.admits(&tgt_end)?;
         }
+        // Whatever the SDS signed: this host runs the platform it is
+        // endorsed for (else a mislabelled endorsement would let the source
+        // be destroyed for a copy that can never run here).
+        self.cfg.runs(tgt_end.platform)?;
         next_epoch(req.epoch)?;
         // G2: never accept an epoch older than one this host has seen.
         let idx = self.find(&req.enclave_id);

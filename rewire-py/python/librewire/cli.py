@@ -172,7 +172,8 @@ def cmd_host_endorse(args: argparse.Namespace) -> int:
             print(f"host {args.name}: device key pinned by the operator (recorded in the ledger)")
         if args.out:
             Path(args.out).write_bytes(end)
-    print(f"host {args.name} endorsed ({args.platform}) at ATL {args.atl} for {args.valid_days} days "
+        platform = next(h["platform"] for h in led.hosts() if bytes(h["host_id"]) == hid)
+    print(f"host {args.name} endorsed ({platform}) at ATL {args.atl} for {args.valid_days} days "
           f"({len(end)} B endorsement)")
     return EXIT_OK
 
@@ -572,8 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = hs.add_parser("endorse", help="sign the host's endorsement (ATL, accepted SM builds, validity)")
     s.add_argument("name")
     s.add_argument("--atl", type=int, required=True, help="authorisation trust level")
-    s.add_argument("--platform", choices=sorted(PLATFORMS), default="riscv64",
-                   help="what code the host runs (default riscv64); orders only go to hosts of the enclave's platform")
+    s.add_argument("--platform", choices=sorted(PLATFORMS),
+                   help="what code the host runs (default: as endorsed before, else riscv64; it never changes); "
+                        "orders only go to hosts of the enclave's platform")
     s.add_argument("--sm-measurement", action="append", help="accepted SM measurement (hex); repeatable; default: the simulated SM")
     s.add_argument("--valid-days", type=int, default=365)
     s.add_argument("--out", help="also write the endorsement to this file")

@@ -318,7 +318,7 @@ class Ledger:
         certificate: bytes,
         *,
         atl: int,
-        platform: str = "riscv64",
+        platform: Optional[str] = None,
         sm_measurements: Sequence[bytes] = (SIM_SM_MEASUREMENT,),
         not_before: Optional[int] = None,
         not_after: Optional[int] = None,
@@ -328,14 +328,19 @@ class Ledger:
         pin: bool = False,
     ) -> bytes:
         """Endorse a host (the core verifies the certificate and signs a
-        HostEndorsement with its platform — ``riscv64`` or ``aarch64``, what code it runs —,
-        ATL and validity). Its device key needs provenance:
+        HostEndorsement with its platform — ``riscv64`` or ``aarch64``, what code it runs;
+        by default the one it was endorsed for before, else ``riscv64``; a device's platform
+        never changes (``PlatformMismatch``) —, ATL and validity). Its device key needs provenance:
         from earlier (:meth:`certify_device`, :meth:`pin_device`), or given here as
         ``device_certificate`` (which must name the certificate's device: ``PeerMismatch``
         otherwise) or ``pin=True``, in the same transaction: a refused endorsement records
         no provenance either. Returns the endorsement."""
         if device_certificate is not None and pin:
             raise error_for_code(702)  # InvalidArgument: one source of provenance
+        if platform is None:
+            device = bytes.fromhex(inspect(certificate)["fields"]["device"])
+            row = self._db.execute("SELECT platform FROM hosts WHERE host_id = ?", (device,)).fetchone()
+            platform = row[0] if row is not None and row[0] else "riscv64"
         number = platform_number(platform)
         nb = int(time.time()) - 60 if not_before is None else not_before
         na = nb + valid_for if not_after is None else not_after
