@@ -156,7 +156,7 @@ aarch64: setup-aarch64
 BARE_C := examples/c/migrate.c tests/c/baremetal.c
 # $(call run-bare,qemu command,elf,out): run, keep the output, require a last line OK.
 define run-bare
-	timeout 300 $(1) -m 256M -nographic -semihosting -kernel $(2) > $(3) 2>&1 || { cat $(3); exit 1; }
+	timeout 120 $(1) -m 256M -nographic -semihosting -kernel $(2) > $(3) 2>&1 || { cat $(3); exit 1; }
 	@grep -qx OK $(3) || { cat $(3); exit 1; }
 endef
 test-aarch64: aarch64

@@ -6,7 +6,38 @@
 use core::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
-use tracing::Event;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// Where rendered events go: [`Lines`] makes a `tracing` subscriber (no
+/// spans) of it. The C ABI's log callback and Python's `logging` forwarder
+/// are the two sinks.
+pub trait LineSink: Send + Sync + 'static {
+    /// Whether events at `level` are wanted now.
+    fn enabled(&self, level: &Level) -> bool;
+    /// One event (render it with [`render`]).
+    fn event(&self, event: &Event<'_>);
+}
+
+/// A [`LineSink`] as a `tracing` subscriber: events only, spans ignored.
+#[derive(Debug)]
+pub struct Lines<S>(pub S);
+
+impl<S: LineSink> Subscriber for Lines<S> {
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        self.0.enabled(meta.level())
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        self.0.event(event)
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
 
 /// Write `event` as `message k=v …` into `out`. A full `out` (a fixed
 /// buffer) truncates the line; nothing fails.
@@ -49,79 +80,56 @@ mod tests {
     use alloc::string::String;
     use alloc::sync::Arc;
     use std::sync::Mutex;
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Metadata, Subscriber};
 
-    struct Capture(Arc<Mutex<String>>);
+    /// Renders into a String of at most `cap` bytes (a full fixed buffer).
+    struct Capped(String, usize);
 
-    impl Subscriber for Capture {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
+    impl Write for Capped {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for c in s.chars() {
+                if self.0.len() >= self.1 {
+                    return Err(fmt::Error);
+                }
+                self.0.push(c);
+            }
+            Ok(())
+        }
+    }
+
+    struct Capture(Arc<Mutex<String>>, usize);
+
+    impl LineSink for Capture {
+        fn enabled(&self, _: &Level) -> bool {
             true
         }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
         fn event(&self, event: &Event<'_>) {
-            let mut line = String::new();
+            let mut line = Capped(String::new(), self.1);
             render(event, &mut line);
-            *self.0.lock().unwrap() = line;
+            *self.0.lock().unwrap() = line.0;
         }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
+    }
+
+    fn line_of(cap: usize, emit: impl FnOnce()) -> String {
+        let out = Arc::new(Mutex::new(String::new()));
+        tracing::subscriber::with_default(Lines(Capture(out.clone(), cap)), emit);
+        let line = out.lock().unwrap().clone();
+        line
     }
 
     #[test]
     fn message_first_then_fields_in_order() {
-        let out = Arc::new(Mutex::new(String::new()));
-        tracing::subscriber::with_default(Capture(out.clone()), || {
+        let line = line_of(1000, || {
             tracing::info!(error = 301u32, step = "offer", "aborting {}", "now");
         });
-        assert_eq!(*out.lock().unwrap(), "aborting now error=301 step=offer");
+        assert_eq!(line, "aborting now error=301 step=offer");
         // A message given as a plain str (record_str, not record_debug).
-        tracing::subscriber::with_default(Capture(out.clone()), || {
-            tracing::info!(step = "commit", message = "plain");
-        });
-        assert_eq!(*out.lock().unwrap(), "plain step=commit");
+        let line = line_of(1000, || tracing::info!(step = "commit", message = "plain"));
+        assert_eq!(line, "plain step=commit");
     }
 
     #[test]
     fn a_full_buffer_truncates_without_failing() {
-        struct Small(String);
-        impl Write for Small {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                for c in s.chars() {
-                    if self.0.len() >= 8 {
-                        return Err(fmt::Error);
-                    }
-                    self.0.push(c);
-                }
-                Ok(())
-            }
-        }
-        struct Cap(Arc<Mutex<String>>);
-        impl Subscriber for Cap {
-            fn enabled(&self, _: &Metadata<'_>) -> bool {
-                true
-            }
-            fn new_span(&self, _: &Attributes<'_>) -> Id {
-                Id::from_u64(1)
-            }
-            fn record(&self, _: &Id, _: &Record<'_>) {}
-            fn record_follows_from(&self, _: &Id, _: &Id) {}
-            fn event(&self, event: &Event<'_>) {
-                let mut s = Small(String::new());
-                render(event, &mut s);
-                *self.0.lock().unwrap() = s.0;
-            }
-            fn enter(&self, _: &Id) {}
-            fn exit(&self, _: &Id) {}
-        }
-        let out = Arc::new(Mutex::new(String::new()));
-        tracing::subscriber::with_default(Cap(out.clone()), || {
-            tracing::warn!(code = 7u32, "a long message");
-        });
-        assert_eq!(*out.lock().unwrap(), "a long m");
+        let line = line_of(8, || tracing::warn!(code = 7u32, "a long message"));
+        assert_eq!(line, "a long m");
     }
 }

@@ -416,45 +416,14 @@ fn healthy(buf: &[u8]) -> bool {
     LAST.swap(head, Ordering::SeqCst) != head
 }
 
-/// A fixed buffer for the panic message: truncates, always NUL-terminated.
-struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    fn new() -> Self {
-        Text {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-    fn as_ptr(&self) -> *const c_char {
-        self.buf.as_ptr() as *const c_char
-    }
-}
-
-impl<const N: usize> core::fmt::Write for Text<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len + 1 >= N {
-                return Err(core::fmt::Error);
-            }
-            self.buf[self.len] = if b == 0 { b'?' } else { b };
-            self.len += 1;
-        }
-        Ok(())
-    }
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use core::fmt::Write;
     let p = PANIC_WITH.load(Ordering::SeqCst);
     if p != 0 {
-        let mut message = Text::<256>::new();
+        let mut message = crate::text::Text::<256>::new();
         let _ = write!(message, "{}", info.message());
-        let mut file = Text::<128>::new();
+        let mut file = crate::text::Text::<128>::new();
         let line = match info.location() {
             Some(l) => {
                 let _ = file.write_str(l.file());

@@ -29,6 +29,8 @@ mod monitor;
 mod sds;
 
 mod log;
+#[cfg(any(rewire_baremetal, feature = "log"))]
+mod text;
 
 /// Bare metal (`rewire_baremetal`, set by build.rs): OS "none" (RISC-V), and
 /// a no_std staticlib for a `-linux-gnu` target: aarch64 bare metal

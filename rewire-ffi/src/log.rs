@@ -57,9 +57,9 @@ fn locked<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(feature = "log")]
 mod subscriber {
     use super::*;
-    use core::fmt::Write;
-    use tracing_core::span::{Attributes, Id, Record};
-    use tracing_core::{Event, Level, Metadata, Subscriber};
+    use crate::text::Text;
+    use rewire_core::log::{LineSink, Lines};
+    use tracing_core::{Event, Level};
 
     fn level_number(l: &Level) -> u32 {
         match *l {
@@ -81,35 +81,10 @@ mod subscriber {
     unsafe impl Sync for Keep {}
     static KEEP: Keep = Keep(core::cell::UnsafeCell::new(None));
 
-    /// One line in a fixed buffer: truncates at `REWIRE_MAX_LOG_LINE`, NUL kept.
-    struct Line {
-        buf: [u8; REWIRE_MAX_LOG_LINE + 1],
-        len: usize,
-    }
-
-    impl Write for Line {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            for &b in s.as_bytes() {
-                if self.len >= REWIRE_MAX_LOG_LINE {
-                    return Err(core::fmt::Error);
-                }
-                // A NUL inside the text would end the C string early.
-                self.buf[self.len] = if b == 0 { b'?' } else { b };
-                self.len += 1;
-            }
-            Ok(())
+    impl LineSink for CLog {
+        fn enabled(&self, level: &Level) -> bool {
+            level_number(level) <= LOG_MAX.load(Ordering::Relaxed)
         }
-    }
-
-    impl Subscriber for CLog {
-        fn enabled(&self, meta: &Metadata<'_>) -> bool {
-            level_number(meta.level()) <= LOG_MAX.load(Ordering::Relaxed)
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
         fn event(&self, event: &Event<'_>) {
             let level = level_number(event.metadata().level());
             let (f, userdata, max) = locked(|| {
@@ -122,33 +97,20 @@ mod subscriber {
             if f == 0 || level > max {
                 return;
             }
-            let mut line = Line {
-                buf: [0; REWIRE_MAX_LOG_LINE + 1],
-                len: 0,
-            };
+            let mut line = Text::<{ REWIRE_MAX_LOG_LINE + 1 }>::new();
             rewire_core::log::render(event, &mut line);
             type LogFn = unsafe extern "C" fn(*mut c_void, u32, *const c_char, usize);
             // safe: stored from a rewire_log_fn in rewire_set_log.
             let f = unsafe { core::mem::transmute::<usize, LogFn>(f) };
-            // safe: the line is NUL-terminated (buf has one byte more than
-            // len can reach) and lives across the call.
-            unsafe {
-                f(
-                    userdata,
-                    level,
-                    line.buf.as_ptr() as *const c_char,
-                    line.len,
-                )
-            }
+            // safe: the line is NUL-terminated and lives across the call.
+            unsafe { f(userdata, level, line.as_ptr(), line.len()) }
         }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
     }
 
     /// Install the subscriber once (under LOG_LOCK).
     pub(super) fn install() -> Result<(), Error> {
         if !INSTALLED.load(Ordering::SeqCst) {
-            let d = tracing_core::Dispatch::new(CLog);
+            let d = tracing_core::Dispatch::new(Lines(CLog));
             if tracing_core::dispatcher::set_global_default(d.clone()).is_err() {
                 return Err(Error::InvalidState);
             }

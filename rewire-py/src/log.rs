@@ -1,13 +1,13 @@
 //! rewire-core's `tracing` events → Python's `logging`, logger "librewire".
 //!
-//! A minimal `tracing::Subscriber`: no spans, each event rendered as
-//! `message k=v …` by `rewire_core::log::render` (as for C's log callback) and handed to
+//! A `rewire_core::log::LineSink` (the subscriber and the rendering are the
+//! core's, shared with C's log callback): each event as `message k=v …`, handed to
 //! `logging.getLogger("librewire").log(level, text)`. The core's events carry
 //! step names and error codes only, never secrets.
 
 use pyo3::prelude::*;
-use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, Metadata, Subscriber};
+use rewire_core::log::{LineSink, Lines};
+use tracing_core::{Event, Level};
 
 struct PyLogger;
 
@@ -21,15 +21,10 @@ fn py_level(l: &Level) -> u32 {
     }
 }
 
-impl Subscriber for PyLogger {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
+impl LineSink for PyLogger {
+    fn enabled(&self, _: &Level) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
         let level = py_level(meta.level());
@@ -53,12 +48,10 @@ impl Subscriber for PyLogger {
             }
         });
     }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
 }
 
 /// Install the forwarder as the process-wide default (once; a host program
 /// that installed its own subscriber first keeps it).
 pub fn install() {
-    let _ = tracing::subscriber::set_global_default(PyLogger);
+    let _ = tracing::subscriber::set_global_default(Lines(PyLogger));
 }
