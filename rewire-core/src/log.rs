@@ -96,11 +96,12 @@ mod tests {
         }
     }
 
-    struct Capture(Arc<Mutex<String>>, usize);
+    /// The last line, rendered into `cap` bytes; events up to `max` wanted.
+    struct Capture(Arc<Mutex<String>>, usize, Level);
 
     impl LineSink for Capture {
-        fn enabled(&self, _: &Level) -> bool {
-            true
+        fn enabled(&self, level: &Level) -> bool {
+            *level <= self.2
         }
         fn event(&self, event: &Event<'_>) {
             let mut line = Capped(String::new(), self.1);
@@ -110,8 +111,12 @@ mod tests {
     }
 
     fn line_of(cap: usize, emit: impl FnOnce()) -> String {
+        line_up_to(Level::TRACE, cap, emit)
+    }
+
+    fn line_up_to(max: Level, cap: usize, emit: impl FnOnce()) -> String {
         let out = Arc::new(Mutex::new(String::new()));
-        tracing::subscriber::with_default(Lines(Capture(out.clone(), cap)), emit);
+        tracing::subscriber::with_default(Lines(Capture(out.clone(), cap, max)), emit);
         let line = out.lock().unwrap().clone();
         line
     }
@@ -125,6 +130,12 @@ mod tests {
         // A message given as a plain str (record_str, not record_debug).
         let line = line_of(1000, || tracing::info!(step = "commit", message = "plain"));
         assert_eq!(line, "plain step=commit");
+    }
+
+    #[test]
+    fn the_sink_chooses_the_levels() {
+        assert_eq!(line_up_to(Level::INFO, 100, || tracing::debug!("t")), "");
+        assert_eq!(line_up_to(Level::INFO, 100, || tracing::warn!("t")), "t");
     }
 
     #[test]
