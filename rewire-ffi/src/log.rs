@@ -203,6 +203,10 @@ mod tests {
         assert_eq!(set(Some(capture), REWIRE_LOG_INFO), 0);
         tracing::info!(code = 7u32, "t:kept");
         tracing::debug!("t:dropped, below the level");
+        assert_eq!(set(Some(capture), REWIRE_LOG_DEBUG), 0);
+        tracing::debug!("t:debug");
+        tracing::trace!("t:dropped, below debug");
+        assert_eq!(set(Some(capture), REWIRE_LOG_INFO), 0);
         tracing::warn!("t:{}", "x".repeat(400));
         assert_eq!(set(Some(capture), REWIRE_LOG_ERROR), 0);
         tracing::warn!("t:dropped, below the new level");
@@ -210,10 +214,11 @@ mod tests {
         assert_eq!(set(None, REWIRE_LOG_TRACE), 0);
         tracing::error!("t:dropped, logging off");
         let lines = mine();
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.len(), 4, "{lines:?}");
         assert_eq!(lines[0], (REWIRE_LOG_INFO, "t:kept code=7".to_string()));
-        assert_eq!(lines[1].0, REWIRE_LOG_WARN);
-        assert_eq!(lines[1].1.len(), REWIRE_MAX_LOG_LINE);
-        assert_eq!(lines[2], (REWIRE_LOG_ERROR, "t:error".to_string()));
+        assert_eq!(lines[1], (REWIRE_LOG_DEBUG, "t:debug".to_string()));
+        assert_eq!(lines[2].0, REWIRE_LOG_WARN);
+        assert_eq!(lines[2].1.len(), REWIRE_MAX_LOG_LINE);
+        assert_eq!(lines[3], (REWIRE_LOG_ERROR, "t:error".to_string()));
     }
 }
