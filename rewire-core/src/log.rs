@@ -106,7 +106,7 @@ mod tests {
         fn event(&self, event: &Event<'_>) {
             let mut line = Capped(String::new(), self.1);
             render(event, &mut line);
-            *self.0.lock().unwrap() = line.0;
+            *self.0.lock().unwrap() = line.0; // safe: test
         }
     }
 
@@ -117,7 +117,7 @@ mod tests {
     fn line_up_to(max: Level, cap: usize, emit: impl FnOnce()) -> String {
         let out = Arc::new(Mutex::new(String::new()));
         tracing::subscriber::with_default(Lines(Capture(out.clone(), cap, max)), emit);
-        let line = out.lock().unwrap().clone();
+        let line = out.lock().unwrap().clone(); // safe: test
         line
     }
 

@@ -174,17 +174,15 @@ mod tests {
 
     unsafe extern "C" fn capture(_: *mut c_void, level: u32, msg: *const c_char, len: usize) {
         // safe: the callback contract: a NUL-terminated line.
-        let s = unsafe { CStr::from_ptr(msg) }
-            .to_str()
-            .expect("utf-8")
-            .to_string();
+        let text = unsafe { CStr::from_ptr(msg) }.to_str();
+        let s = text.expect("utf-8").to_string(); // safe: test
         assert_eq!(s.len(), len, "len is the length before the NUL");
-        LINES.lock().expect("lock").push((level, s));
+        LINES.lock().expect("lock").push((level, s)); // safe: test
     }
 
     /// Only this test's lines: other tests in this binary drive monitors.
     fn mine() -> Vec<(u32, String)> {
-        let lines = LINES.lock().expect("lock");
+        let lines = LINES.lock().expect("lock"); // safe: test
         lines
             .iter()
             .filter(|(_, s)| s.starts_with("t:"))

@@ -46,42 +46,46 @@ fn version_macros_match_cargo_toml() {
     }
 }
 
-/// The static library, next to this test binary. `cargo test` builds the
-/// library only as an rlib for its tests, so build the staticlib (same
-/// profile) when it is not there yet.
-fn staticlib() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
+/// `target/<profile>`, where this test binary is.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
-        .expect("target/<profile>");
-    let lib = dir.join("librewire.a");
-    BUILD.call_once(|| {
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// `cargo build -q -p rewire-ffi --lib` with `args`, once per `once`; then
+/// `lib` must exist.
+fn cargo_build_lib(once: &'static std::sync::Once, args: &[&str], lib: PathBuf) -> PathBuf {
+    once.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "rewire-ffi",
-            "--lib",
-            "--manifest-path",
-        ])
-        .arg(root().join("Cargo.toml"));
-        // The same profile as this test (`target/<profile>`; `dev` builds
-        // into `debug`), so that a mutated or optimised build tests itself.
-        match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some(profile) => {
-                cmd.args(["--profile", profile]);
-            }
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building librewire.a failed");
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "rewire-ffi", "--lib"])
+            .args(args)
+            .arg("--manifest-path")
+            .arg(root().join("Cargo.toml"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {} failed", lib.display());
     });
     assert!(lib.exists(), "{} not built", lib.display());
     lib
+}
+
+/// The static library, next to this test binary. `cargo test` builds the
+/// library only as an rlib for its tests, so build the staticlib (same
+/// profile: `dev` builds into `debug`, so that a mutated or optimised build
+/// tests itself) when it is not there yet.
+fn staticlib() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = profile_dir();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => vec![],
+        Some(profile) => vec!["--profile".to_string(), profile.to_string()],
+    };
+    let profile: Vec<&str> = profile.iter().map(String::as_str).collect();
+    cargo_build_lib(&BUILD, &profile, dir.join("librewire.a"))
 }
 
 /// The bare-metal (no_std) archive built for x86_64 Linux: the same code as
@@ -89,46 +93,22 @@ fn staticlib() -> PathBuf {
 /// the before-init refusals), linked with the C library so it runs here.
 fn baremetal_staticlib() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
-    let exe = std::env::current_exe().expect("test exe");
-    let target_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .expect("target/");
+    let target_dir = profile_dir().parent().expect("target/").to_path_buf();
     let triple = "x86_64-unknown-linux-gnu";
     let lib = target_dir.join(triple).join("baremetal/librewire.a");
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "rewire-ffi",
-                "--lib",
-                "--no-default-features",
-            ])
-            .args([
-                "--features",
-                "log",
-                "--profile",
-                "baremetal",
-                "--target",
-                triple,
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .arg("--manifest-path")
-            .arg(root().join("Cargo.toml"))
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the bare-metal librewire.a failed"
-        );
-    });
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+    let dir = target_dir.to_str().expect("a UTF-8 target directory");
+    let args = [
+        "--no-default-features",
+        "--features",
+        "log",
+        "--profile",
+        "baremetal",
+        "--target",
+        triple,
+        "--target-dir",
+        dir,
+    ];
+    cargo_build_lib(&BUILD, &args, lib)
 }
 
 fn build_and_run(source: &str, name: &str) -> String {
