@@ -1,6 +1,9 @@
 /*
  * The enclave: a small program whose state visibly evolves. Each step the
- * monitor calls enclave_entry(state, len) in U-mode; it counts, logs where it
+ * monitor calls enclave_entry(state, len) in U-mode (S-EL0 on Arm), in
+ * whichever slot it occupies: the code is position-independent (the
+ * Makefile checks that it has no absolute relocations), so the same bytes,
+ * and so the same measurement, run in every slot and on every host; it counts, logs where it
  * ran, checks that its whole state is intact, and says so on the console.
  * It owns sealed data (a note sealed by librewire under the host's key) and
  * opens it again after every move. It has no globals: everything it keeps is
@@ -12,7 +15,11 @@
 #define USER_ENCLAVE /* user_arch.h: the enclave's call (ecall on RISC-V, SVC on Arm) */
 #include "user_arch.h"
 
-static long ecall(long n, long a0, long a1) { return mon_call(n, a0, a1, 0); }
+/* An SBI call in Keystone's extension: the value, or -error. */
+static long ecall(long n, long a0, long a1) {
+    struct sbiret r = sbi_call(SBI_EXT_KEYSTONE, n, a0, a1, 0);
+    return r.error ? -r.error : r.value;
+}
 
 static size_t put(char *b, size_t i, const char *s) { while (*s) b[i++] = *s++; return i; }
 static size_t put_n(char *b, size_t i, const char *s, size_t n) { for (size_t k = 0; k < n && s[k]; k++) b[i++] = s[k]; return i; }

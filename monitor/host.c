@@ -1,10 +1,12 @@
 /*
- * The untrusted host program (U-mode). It stands for the OS and its network
- * stack: it owns the UART and a virtio console whose other end is the relay
- * on Linux, carries frames between that relay and the monitor's ecalls, ticks
- * the monitor and schedules the enclave. It is not trusted with anything: PMP
- * keeps it out of the monitor and the enclave (F_PROBE_REQ shows it), and
- * every byte it relays is authenticated by librewire.
+ * The untrusted host program (S-mode on RISC-V, as Linux runs; NS-EL1 on
+ * Arm). It stands for the OS and its network stack: it owns the UART and a
+ * virtio console whose other end is the relay on Linux, carries frames
+ * between that relay and the monitor's SBI calls (abi.h: Keystone's
+ * extension), ticks the monitor and schedules the enclaves in their slots,
+ * resuming a step the monitor's timer preempted. It is not trusted with
+ * anything: PMP keeps it out of the monitor and the enclaves (F_PROBE_REQ
+ * shows it), and every byte it relays is authenticated by librewire.
  *
  * No libc: nothing here may call into the monitor's region.
  */
@@ -25,10 +27,16 @@ static int hostile_armed;
 #define HOSTILE_CMD() do {} while (0)
 #endif
 
-/* A call into the monitor (user_arch.h: ecall on RISC-V, SMC on Arm). */
+/* A call into the monitor in Keystone's SBI extension (user_arch.h: ecall on
+ * RISC-V, SMC on Arm): the value, or -error. */
 static long ecall(long n, long a0, long a1, long a2) {
     HOSTILE_CMD();
-    return mon_call(n, a0, a1, a2);
+    struct sbiret r = sbi_call(SBI_EXT_KEYSTONE, n, a0, a1, a2);
+    return r.error > 0 ? -r.error : r.error < 0 ? r.error : r.value;
+}
+static void poweroff(int failure) {
+    sbi_call(SBI_EXT_SRST, SRST_SYSTEM_RESET, 0, failure, 0);
+    for (;;) {}
 }
 
 static void copy(void *d, const void *s, size_t n) {
@@ -205,7 +213,36 @@ static long probe(uintptr_t addr, long *faulted) { return user_probe(addr, fault
 
 static uint32_t run_period;
 static uint64_t next_run;
-static long last_run = 0;
+static long last_run[ENC_SLOTS]; /* what each slot's last step answered (reported when it changes) */
+static int interrupted[ENC_SLOTS]; /* its step was preempted: resume it */
+
+/* One slot's turn: a step, or one more time slice of a preempted one. */
+static long step(int i) {
+    long r = ecall(interrupted[i] ? H_RESUME : H_RUN, i, 0, 0);
+    if (!interrupted[i] && r == -KS_ERR_NOT_RUNNABLE) { /* preempted without our knowing (F_ABUSE_REQ's check)? */
+        long again = ecall(H_RESUME, i, 0, 0);
+        if (again != -KS_ERR_NOT_RESUMABLE) r = again;
+    }
+    interrupted[i] = r == -KS_ERR_INTERRUPTED;
+    return r;
+}
+static void report(int i, long r) {
+    if (r == -KS_ERR_INTERRUPTED || r == last_run[i]) return;
+    if (r) {
+        say("the monitor refuses to run the enclave in slot ");
+        putd(i);
+        puts_(": ");
+        putd(r);
+        puts_(r == -409 ? " (migrated away: this copy never runs again)\n"
+              : r == -MON_ERR_NO_ENCLAVE ? " (no enclave here)\n"
+              : r == -MON_ERR_NOT_RUNNABLE ? " (not runnable now)\n" : "\n");
+    }
+    send_result(F_RUN, r);
+    last_run[i] = r;
+}
+static void quiet(void) { /* empty slots say nothing until they have held an enclave */
+    for (int i = 0; i < ENC_SLOTS; i++) last_run[i] = -MON_ERR_NO_ENCLAVE;
+}
 
 static void dispatch(void) {
     long r;
@@ -224,12 +261,18 @@ static void dispatch(void) {
     case F_LAUNCH:
         if (in_len < 20) break;
         r = ecall(H_LAUNCH, (long)(in + 4), in_len - 4, (long)((uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24));
-        say(r == 0 ? "enclave launched\n" : "launch refused\n");
-        send_result(F_LAUNCH, r);
+        if (r >= 0) {
+            say("enclave launched in slot ");
+            putd(r);
+            puts_("\n");
+        } else {
+            say("launch refused\n");
+        }
+        send_result(F_LAUNCH, r >= 0 ? 0 : r);
         break;
     case F_RUN:
         if (in_len == 4) run_period = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
-        last_run = 0;
+        quiet();
         break;
     case F_STATUS_REQ:
         if (in_len != 16) break;
@@ -278,7 +321,8 @@ static void dispatch(void) {
         /* Last: the registers after a call into librewire (H_INFO) and after an enclave step
          * (H_RUN: the enclave's registers, and the monitor's for its E_* calls, in between):
          * how many came back changed (user_arch.h), 0 expected. */
-        long changed = user_call_register_check(H_INFO, (long)out, BUF, 0) + user_call_register_check(H_RUN, 0, 0, 0);
+        long changed = user_call_register_check(SBI_EXT_KEYSTONE, H_INFO, (long)out, BUF, 0) +
+                       user_call_register_check(SBI_EXT_KEYSTONE, H_RUN, 0, 0, 0);
         for (int k = 0; k < 4; k++) b[4 * n + k] = (uint8_t)((uint32_t)changed >> (8 * k));
         send(F_ABUSE, b, sizeof b);
         break;
@@ -290,7 +334,7 @@ static void dispatch(void) {
         break;
     }
     case F_OFF:
-        ecall(H_POWEROFF, 0, 0, 0);
+        poweroff(0);
         break;
     default:
         break;
@@ -309,14 +353,19 @@ static void flush(void) {
 void host_main(void) {
     if (virtio_init() != 0) {
         say("no virtio console\n");
-        ecall(H_POWEROFF, 6, 0, 0);
+        poweroff(1);
     }
     long n = ecall(H_INFO, (long)out, BUF, 0);
-    if (n < 0) ecall(H_POWEROFF, 7, 0, 0);
+    if (n < 0) poweroff(1);
     send(F_HELLO, out, (size_t)n);
     say("up; relaying between the virtio console and the monitor\n");
     uint64_t last_tick = 0;
+    quiet();
     for (;;) {
+        /* Preempted steps first, a time slice each, before any frame: an SDS
+         * order then finds a short step over (a step is what migrates). */
+        for (int i = 0; i < ENC_SLOTS; i++)
+            if (interrupted[i]) report(i, step(i));
         while (rx_frame()) {
             dispatch();
             flush();
@@ -329,28 +378,18 @@ void host_main(void) {
         }
         if (run_period && now >= next_run) {
             next_run = now + run_period;
-            long r = ecall(H_RUN, 0, 0, 0);
+            for (int i = 0; i < ENC_SLOTS; i++)
+                if (!interrupted[i]) report(i, step(i));
 #ifdef HOSTILE_FLASH_CMD
             /* Canary, before any other ecall: only M-mode can read the monitor's memory. */
             if (hostile_armed && hostile_armed < 4) {
                 long faulted;
                 hostile_armed++;
                 probe(MON_BASE, &faulted);
-                say(faulted ? "hostile: the monitor's memory is out of reach (U-mode)\n"
+                say(faulted ? "hostile: the monitor's memory is out of reach (" HOST_MODE ")\n"
                             : "hostile: READ THE MONITOR'S MEMORY: the host runs in M-mode\n");
             }
 #endif
-            if (r != last_run) {
-                if (r) {
-                    say("the monitor refuses to run the enclave here: ");
-                    putd(r);
-                    puts_(r == -409 ? " (migrated away: this copy never runs again)\n"
-                          : r == -MON_ERR_NO_ENCLAVE ? " (no enclave here)\n"
-                          : r == -MON_ERR_NOT_RUNNABLE ? " (not runnable now)\n" : "\n");
-                }
-                send_result(F_RUN, r);
-                last_run = r;
-            }
             flush();
         }
     }

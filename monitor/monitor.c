@@ -47,9 +47,6 @@ static void poweroff(uint32_t code) {
 extern char __enc_code_start[], __enc_code_end[], __host_entry[], __mon_text_start[], __mon_image_end[];
 extern char __host_stack_top[];
 
-static struct frame host_ctx; /* the host while the enclave runs */
-static int in_enclave;
-
 /* ------------------------------------------------------- platform (librewire) */
 /* The entropy source (arch.h: the Zkr seed CSR, or RNDRRS in the same format). */
 #ifdef FAULT_SEED_DEAD /* tests only (monitor-deadseed.elf): the source goes DEAD once an enclave is launched */
@@ -116,118 +113,176 @@ static uint32_t counter_increment(void *u, uint64_t *out) {
 }
 
 /* ------------------------------------------------- enclave framework (librewire) */
+/* ENC_SLOTS enclave slots (abi.h), each with its own memory, sealed data and
+ * pair of checkpoint slots on flash; librewire keeps every enclave's record
+ * in the one journal. A slot is found by the enclave id librewire names. */
 #define SEALED_MAX 4096
-static struct {
-    int present, running;
-    uint8_t id[16];
-    uint64_t code_len, state_len;
+struct slot {
+    int present;         /* holds an enclave (launched, imported or restored) */
+    int running;         /* librewire resumed it; 0 while it is paused for a migration */
+    int interrupted;     /* the timer preempted a step: ctx holds it until H_RESUME */
+    int fresh;           /* the checkpoint on flash is of the enclave as it is now */
+    int ckpt_owed;       /* a checkpoint librewire's state calls for did not reach flash */
+    int had;             /* last_id: the enclave this slot held last, to say what became of it */
+    uint8_t id[16], last_id[16];
+    uint64_t code_len, state_len, sealed_len;
     uint8_t sealed[SEALED_MAX];
-    uint64_t sealed_len;
-} fw;
+    uintptr_t ckpt_committed; /* which of its two checkpoint slots holds the committed blob; 0: none known */
+    struct frame ctx;         /* the preempted step's registers */
+};
+static struct slot slots[ENC_SLOTS];
+static int cur = -1; /* the slot whose enclave runs now; -1 while the host runs */
 static uint8_t pristine[ENC_CODE_MAX]; /* the built-in enclave, copied out at boot */
 static uint64_t pristine_len;
 static uint8_t enc_measurement[32];
 static uint8_t sm_measurement[32]; /* the boot stage's, of the whole image (.bss: not part of it) */
 
-static uint8_t last_id[16]; /* the enclave this host held last, to say what became of it */
-static void remember(const uint8_t *id) { memcpy(last_id, id, 16); }
-static int fw_is(const uint8_t *id) { return fw.present && memcmp(fw.id, id, 16) == 0; }
-static void fw_wipe(void) {
-    memset((void *)ENC_BASE, 0, ENC_SIZE);
-    memset(&fw, 0, sizeof fw);
+static int index_of(const struct slot *s) { return (int)(s - slots); }
+static uint8_t *slot_mem(const struct slot *s) { return (uint8_t *)ENC_SLOT(index_of(s)); }
+static struct slot *slot_of(const uint8_t *id) {
+    for (int i = 0; i < ENC_SLOTS; i++)
+        if (slots[i].present && memcmp(slots[i].id, id, 16) == 0) return &slots[i];
+    return NULL;
 }
-static uint32_t fw_pause(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 0; return 0; }
-static uint32_t fw_resume(void *u, const uint8_t *id) { (void)u; if (!fw_is(id)) return 1; fw.running = 1; return 0; }
-static uintptr_t ckpt_committed; /* the checkpoint slot holding the committed blob; 0: none known */
+static struct slot *slot_free(void) {
+    for (int i = 0; i < ENC_SLOTS; i++)
+        if (!slots[i].present) return &slots[i];
+    return NULL;
+}
+/* Empty the slot: its memory, its sealed data and any preempted registers.
+ * What it held last and where its committed checkpoint is stay. */
+static void slot_wipe(struct slot *s) {
+    uint8_t last[16];
+    int had = s->had;
+    uintptr_t committed = s->ckpt_committed;
+    memcpy(last, s->last_id, 16);
+    memset(slot_mem(s), 0, ENC_SLOT_SIZE);
+    memset(s, 0, sizeof *s);
+    memcpy(s->last_id, last, 16);
+    s->had = had;
+    s->ckpt_committed = committed;
+}
+static void slot_take(struct slot *s, const uint8_t *id) {
+    slot_wipe(s);
+    s->present = 1;
+    memcpy(s->id, id, 16);
+    memcpy(s->last_id, id, 16);
+    s->had = 1;
+}
+static uint32_t fw_pause(void *u, const uint8_t *id) {
+    (void)u;
+    struct slot *s = slot_of(id);
+    /* Mid-step (preempted), the enclave's registers are part of its state, and
+     * only its memory migrates: it pauses once the step has ended. */
+    if (!s || s->interrupted) return 1;
+    s->running = 0;
+    s->fresh = 0;
+    return 0;
+}
+static uint32_t fw_resume(void *u, const uint8_t *id) {
+    (void)u;
+    struct slot *s = slot_of(id);
+    if (!s) return 1;
+    s->running = 1;
+    s->fresh = 0;
+    return 0;
+}
 static uint32_t fw_destroy(void *u, const uint8_t *id) {
     (void)u;
-    if (fw_is(id)) {
-        fw_wipe();
-        flash_slots_erase(CKPT_SLOT0, CKPT_SLOT1);
-        ckpt_committed = 0;
+    struct slot *s = slot_of(id);
+    if (s) {
+        int i = index_of(s);
+        slot_wipe(s);
+        flash_slots_erase(CKPT_SLOT(i, 0), CKPT_SLOT(i, 1));
+        s->ckpt_committed = 0;
     }
     return 0;
 }
-static uint8_t *section(uint32_t s, uint64_t *len, uint64_t *cap) {
-    switch (s) {
-    case REWIRE_SECTION_CODE: *len = fw.code_len; *cap = ENC_CODE_MAX; return (uint8_t *)ENC_BASE;
-    case REWIRE_SECTION_STATE: *len = fw.state_len; *cap = ENC_STATE_MAX; return (uint8_t *)ENC_STATE;
-    case REWIRE_SECTION_SEALED: *len = fw.sealed_len; *cap = SEALED_MAX; return fw.sealed;
+static uint8_t *section(struct slot *s, uint32_t sec, uint64_t *len, uint64_t *cap) {
+    switch (sec) {
+    case REWIRE_SECTION_CODE: *len = s->code_len; *cap = ENC_CODE_MAX; return slot_mem(s);
+    case REWIRE_SECTION_STATE: *len = s->state_len; *cap = ENC_STATE_MAX; return slot_mem(s) + ENC_STATE_OFF;
+    case REWIRE_SECTION_SEALED: *len = s->sealed_len; *cap = SEALED_MAX; return s->sealed;
     default: return NULL;
     }
 }
-static uint32_t fw_export_len(void *u, const uint8_t *id, uint32_t s, uint64_t *out) {
+static uint32_t fw_export_len(void *u, const uint8_t *id, uint32_t sec, uint64_t *out) {
     (void)u;
     uint64_t cap;
-    if (!fw_is(id) || !section(s, out, &cap)) return 1;
+    struct slot *s = slot_of(id);
+    if (!s || !section(s, sec, out, &cap)) return 1;
     return 0;
 }
-static uint32_t fw_export(void *u, const uint8_t *id, uint32_t s, uint64_t off, uint8_t *buf, size_t len, size_t *out) {
+static uint32_t fw_export(void *u, const uint8_t *id, uint32_t sec, uint64_t off, uint8_t *buf, size_t len, size_t *out) {
     (void)u;
     uint64_t n, cap;
     uint8_t *p;
-    if (!fw_is(id) || !(p = section(s, &n, &cap)) || off > n) return 1;
+    struct slot *s = slot_of(id);
+    if (!s || !(p = section(s, sec, &n, &cap)) || off > n) return 1;
     size_t k = (size_t)(n - off) < len ? (size_t)(n - off) : len;
     memcpy(buf, p + off, k);
     *out = k;
     return 0;
 }
-static uint32_t fw_import(void *u, const uint8_t *id, uint32_t s, uint64_t off, const uint8_t *d, size_t len) {
+static uint32_t fw_import(void *u, const uint8_t *id, uint32_t sec, uint64_t off, const uint8_t *d, size_t len) {
     (void)u;
-    if (!fw.present) { /* a new, paused enclave */
-        fw_wipe();
-        fw.present = 1;
-        memcpy(fw.id, id, 16);
-        remember(id);
-    } else if (!fw_is(id) || fw.running) {
-        return 1; /* one enclave slot; never overwrite a runnable one */
+    struct slot *s = slot_of(id);
+    if (!s) { /* a new, paused enclave, in a free slot */
+        if (!(s = slot_free())) return 1;
+        slot_take(s, id);
+    } else if (s->running || s->interrupted) {
+        return 1; /* never overwrite a runnable enclave */
     }
     uint64_t n, cap;
-    uint8_t *p = section(s, &n, &cap);
+    uint8_t *p = section(s, sec, &n, &cap);
     if (!p || off > cap || len > cap - off) return 1;
     memcpy(p + off, d, len);
+    s->fresh = 0;
     if (off + len > n) {
-        if (s == REWIRE_SECTION_CODE) fw.code_len = off + len;
-        else if (s == REWIRE_SECTION_STATE) fw.state_len = off + len;
-        else fw.sealed_len = off + len;
+        if (sec == REWIRE_SECTION_CODE) s->code_len = off + len;
+        else if (sec == REWIRE_SECTION_STATE) s->state_len = off + len;
+        else s->sealed_len = off + len;
     }
     return 0;
 }
 static uint32_t fw_measure(void *u, const uint8_t *id, uint8_t *out) {
     (void)u;
-    if (!fw_is(id)) return 1;
-    sha256((const uint8_t *)ENC_BASE, (size_t)fw.code_len, out);
+    struct slot *s = slot_of(id);
+    if (!s) return 1;
+    sha256(slot_mem(s), (size_t)s->code_len, out);
     return 0;
 }
 static uint32_t fw_attest(void *u, const uint8_t *id, const uint8_t *rd, uint8_t *buf, size_t cap, size_t *out) {
-    (void)u;
     static const char tag[] = "rewire-qemu-sim-report/v1";
     size_t n = sizeof tag - 1;
-    if (!fw_is(id) || cap < n + 64) return 1;
+    if (cap < n + 64) return 1;
     memcpy(buf, tag, n);
-    fw_measure(u, id, buf + n);
+    if (fw_measure(u, id, buf + n) != 0) return 1;
     memcpy(buf + n + 32, rd, 32);
     *out = n + 64;
     return 0;
 }
 
 /* ------------------------------------------------------------- checkpoints
- * The framework keeps a durable copy of the enclave wherever librewire may
+ * The framework keeps a durable copy of each enclave wherever librewire may
  * later resume it after a crash (docs/porting.md): at launch, when it is
  * frozen for a migration, and when an import becomes PENDING. librewire's
  * state-continuity calls decide which copy may be resumed (protocol.md
  * §8.5): the image is sealed (rewire_monitor_checkpoint_seal), written to
- * one of two slots on untrusted flash, and only then committed
- * (rewire_monitor_checkpoint_commit), which anchors that exact blob in the
- * counter-protected journal. On restart only the committed blob opens
- * (rewire_monitor_checkpoint_open): an older copy, another enclave's, one
- * sealed but never committed, or one from before the enclave left and came
- * back is refused. The monitor remembers which slot holds the committed
- * blob and always writes the *other*: a crash or a failed commit between a
- * write and its commit leaves the committed blob untouched, and restore,
- * which tries the slot with the higher sequence number first, falls back to
- * it. The enclave id stays in clear in front of the blob (to ask librewire
- * about it); librewire, not the id, decides.
+ * one of its slot's two checkpoint slots on untrusted flash, and only then
+ * committed (rewire_monitor_checkpoint_commit), which anchors that exact
+ * blob in the counter-protected journal. On restart only the committed blob
+ * opens (rewire_monitor_checkpoint_open): an older copy, another enclave's,
+ * one sealed but never committed, or one from before the enclave left and
+ * came back is refused. The monitor remembers which slot holds the
+ * committed blob and always writes the *other*: a crash or a failed commit
+ * between a write and its commit leaves the committed blob untouched, and
+ * restore, which tries the slot with the higher sequence number first,
+ * falls back to it. The enclave id stays in clear in front of the blob (to
+ * ask librewire about it); librewire, not the id, decides. Where a blob
+ * lies says nothing either: a committed blob found in another enclave
+ * slot's place restores there, and a second copy of an enclave already
+ * restored is refused.
  *
  * What this reference monitor does not do: checkpoint the enclave's own
  * progress between migrations. After a power cut it resumes the enclave
@@ -238,7 +293,7 @@ static uint32_t fw_attest(void *u, const uint8_t *id, const uint8_t *rd, uint8_t
 static rewire_monitor *mon;
 #define CKPT_MAX (ENC_CODE_MAX + ENC_STATE_MAX + SEALED_MAX + 32)
 static uint8_t ckpt_plain[CKPT_MAX];
-static uint8_t ckpt_blob[CKPT_MAX + 65536];
+static uint8_t ckpt_blob[CKPT_SLOT_SIZE - 16]; /* id[16] and the sealed blob: what one checkpoint slot holds */
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -250,32 +305,35 @@ static uint32_t slot_seq(uintptr_t off) {
     return flash_slot_read(off, &p, &seq) >= 0 ? seq : 0;
 }
 
-static int checkpoint(int at_launch) {
-    if (!fw.present) return -1;
+static int checkpoint(struct slot *s, int at_launch) {
+    if (!s->present) return -1;
+    int i = index_of(s);
     uint8_t *p = ckpt_plain;
-    put32(p, 0x4b435752); put32(p + 4, (uint32_t)fw.code_len); put32(p + 8, (uint32_t)fw.state_len);
-    put32(p + 12, (uint32_t)fw.sealed_len); memcpy(p + 16, fw.id, 16);
+    put32(p, 0x4b435752); put32(p + 4, (uint32_t)s->code_len); put32(p + 8, (uint32_t)s->state_len);
+    put32(p + 12, (uint32_t)s->sealed_len); memcpy(p + 16, s->id, 16);
     size_t n = 32;
-    memcpy(p + n, (void *)ENC_BASE, fw.code_len); n += fw.code_len;
-    memcpy(p + n, (void *)ENC_STATE, fw.state_len); n += fw.state_len;
-    memcpy(p + n, fw.sealed, fw.sealed_len); n += fw.sealed_len;
+    memcpy(p + n, slot_mem(s), s->code_len); n += s->code_len;
+    memcpy(p + n, slot_mem(s) + ENC_STATE_OFF, s->state_len); n += s->state_len;
+    memcpy(p + n, s->sealed, s->sealed_len); n += s->sealed_len;
     size_t blen = 0;
-    memcpy(ckpt_blob, fw.id, 16);
-    uint32_t r = rewire_monitor_checkpoint_seal(mon, fw.id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
+    memcpy(ckpt_blob, s->id, 16);
+    uint32_t r = rewire_monitor_checkpoint_seal(mon, s->id, ckpt_plain, n, ckpt_blob + 16, sizeof ckpt_blob - 16, &blen);
     memset(ckpt_plain, 0, n);
     if (r != REWIRE_OK) return -(int)r;
-    uintptr_t slot = ckpt_committed == CKPT_SLOT0 ? CKPT_SLOT1 : CKPT_SLOT0;
-    uint32_t s0 = slot_seq(CKPT_SLOT0), s1 = slot_seq(CKPT_SLOT1);
+    uintptr_t c0 = CKPT_SLOT(i, 0), c1 = CKPT_SLOT(i, 1);
+    uintptr_t to = s->ckpt_committed == c0 ? c1 : c0;
+    uint32_t s0 = slot_seq(c0), s1 = slot_seq(c1);
     uint32_t seq = ((int32_t)(s0 - s1) > 0 ? s0 : s1) + 1; /* the newest on flash: restore tries it first */
 #ifdef FAULT_CHECKPOINT /* tests only (monitor-faulty.elf): every checkpoint after the launch's fails to reach flash */
     if (!at_launch) return -1;
 #else
     (void)at_launch;
 #endif
-    if (flash_slot_write(slot, ckpt_blob, blen + 16, seq, 0) != 0) return -1;
-    r = rewire_monitor_checkpoint_commit(mon, fw.id, ckpt_blob + 16, blen);
+    if (flash_slot_write(to, ckpt_blob, blen + 16, seq, 0) != 0) return -1;
+    r = rewire_monitor_checkpoint_commit(mon, s->id, ckpt_blob + 16, blen);
     if (r != REWIRE_OK) return -(int)r;
-    ckpt_committed = slot;
+    s->ckpt_committed = to;
+    s->fresh = 1;
     return 0;
 }
 
@@ -302,7 +360,7 @@ static size_t open_slot(uintptr_t off, uint32_t *state) {
     uint64_t cl = len < 32 ? 0 : get32(ckpt_plain + 4), sl = len < 32 ? 0 : get32(ckpt_plain + 8),
              zl = len < 32 ? 0 : get32(ckpt_plain + 12);
     if (len < 32 || get32(ckpt_plain) != 0x4b435752 || cl > ENC_CODE_MAX || sl > ENC_STATE_MAX || zl > SEALED_MAX ||
-        32 + cl + sl + zl != len) {
+        32 + cl + sl + zl != len || memcmp(ckpt_plain + 16, ckpt_blob, 16) != 0) {
         say("checkpoint slot refused: not an image of this monitor\n");
         memset(ckpt_plain, 0, sizeof ckpt_plain);
         return 0;
@@ -310,13 +368,15 @@ static size_t open_slot(uintptr_t off, uint32_t *state) {
     return len;
 }
 
-static void restore(void) {
-    uint32_t s0 = slot_seq(CKPT_SLOT0), s1 = slot_seq(CKPT_SLOT1);
+static void restore_slot(struct slot *s) {
+    int i = index_of(s);
+    uintptr_t c0 = CKPT_SLOT(i, 0), c1 = CKPT_SLOT(i, 1);
+    uint32_t s0 = slot_seq(c0), s1 = slot_seq(c1);
     if (s0 == 0 && s1 == 0) return;
     /* The newer slot first; the other holds the committed blob when a crash
      * came between a slot write and its commit. */
-    uintptr_t newer = (int32_t)(s0 - s1) >= 0 ? CKPT_SLOT0 : CKPT_SLOT1;
-    uintptr_t older = newer == CKPT_SLOT0 ? CKPT_SLOT1 : CKPT_SLOT0;
+    uintptr_t newer = (int32_t)(s0 - s1) >= 0 ? c0 : c1;
+    uintptr_t older = newer == c0 ? c1 : c0;
     uint32_t state = 0;
     uintptr_t from = newer;
     size_t len = open_slot(newer, &state);
@@ -325,23 +385,31 @@ static void restore(void) {
         len = open_slot(older, &state);
     }
     if (len == 0) {
-        say("no checkpoint to restore\n");
+        say("no checkpoint to restore in slot ");
+        con_dec((uint64_t)i);
+        con_puts("\n");
         return;
     }
-    ckpt_committed = from;
+    if (slot_of(ckpt_blob)) { /* the host copied one enclave's blob into another's place */
+        say("checkpoint refused: a second copy of an enclave restored already\n");
+        memset(ckpt_plain, 0, len);
+        return;
+    }
     uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
-    fw_wipe();
-    fw.present = 1;
-    memcpy(fw.id, ckpt_blob, 16);
-    remember(ckpt_blob);
-    memcpy((void *)ENC_BASE, ckpt_plain + 32, cl);
-    memcpy((void *)ENC_STATE, ckpt_plain + 32 + cl, sl);
-    memcpy(fw.sealed, ckpt_plain + 32 + cl + sl, zl);
-    fw.code_len = cl; fw.state_len = sl; fw.sealed_len = zl;
+    slot_take(s, ckpt_blob);
+    s->ckpt_committed = from;
+    memcpy(slot_mem(s), ckpt_plain + 32, cl);
+    memcpy(slot_mem(s) + ENC_STATE_OFF, ckpt_plain + 32 + cl, sl);
+    memcpy(s->sealed, ckpt_plain + 32 + cl + sl, zl);
+    s->code_len = cl; s->state_len = sl; s->sealed_len = zl;
+    s->fresh = 1;
     memset(ckpt_plain, 0, len);
-    say("enclave restored from its checkpoint (");
-    con_puts(state == REWIRE_STATE_PENDING ? "pending" : state == REWIRE_STATE_FROZEN ? "frozen" : "running");
-    con_puts(")\n");
+    say("enclave restored from its checkpoint into slot ");
+    con_dec((uint64_t)i);
+    con_puts(state == REWIRE_STATE_PENDING ? " (pending)\n" : state == REWIRE_STATE_FROZEN ? " (frozen)\n" : " (running)\n");
+}
+static void restore(void) {
+    for (int i = 0; i < ENC_SLOTS; i++) restore_slot(&slots[i]);
 }
 
 /* Copy-in, copy-out (docs/porting.md §2.7). librewire never gets a pointer
@@ -357,9 +425,9 @@ static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
 
 /* ------------------------------------------------------------ event queue
  * After every librewire call the monitor takes the progress events itself
- * (and makes the enclave durable where an event calls for it) before the host
- * can relay any output: a READY or a ClientHello never leaves before the
- * checkpoint it depends on is on flash.
+ * (and makes the enclaves durable where an event calls for it) before the
+ * host can relay any output: a READY or a ClientHello never leaves before
+ * the checkpoint it depends on is on flash.
  *
  * When that checkpoint does not reach flash, the migration must not go on
  * (a crash would leave no copy anywhere once the source has READY). The
@@ -370,17 +438,35 @@ static uint8_t xout[49 + OUT_MAX];      /* the largest output: H_POLL_OUT */
  * anyway, so librewire stays safe, and it stops the migration at once: a
  * source aborts and resumes its enclave; a target keeps its PENDING copy
  * unreleased (its READY never left) until the SDS settles it. Every later
- * call retries the checkpoint. The host gets MON_ERR_NOT_DURABLE.
+ * call retries the checkpoint. The host gets MON_ERR_NOT_DURABLE. (The
+ * output queue is the monitor's, not an enclave's: while one enclave's
+ * checkpoint is owed, the other enclaves' migrations are held back too.)
  */
 #define EVQ 64
 static uint8_t evq[EVQ][24];
 static unsigned ev_head, ev_tail;
-static int ckpt_owed; /* an event's checkpoint is not on flash: no output may leave */
 static const char *event_name(uint32_t e) {
     static const char *names[] = {"?", "validated", "frozen", "channel up", "offered", "offer accepted",
                                   "target verified", "stream done", "pending ready", "committed", "activated",
                                   "aborted", "dropped"};
     return e < sizeof names / sizeof names[0] ? names[e] : "?";
+}
+/* Whether librewire would resume the slot's enclave after a crash from a checkpoint taken now. */
+static int held(const struct slot *s) {
+    uint32_t st = 0;
+    uint64_t ep;
+    return s->present && rewire_monitor_status(mon, s->id, &st, &ep) == REWIRE_OK &&
+           (st == REWIRE_STATE_FROZEN || st == REWIRE_STATE_PENDING);
+}
+/* Every enclave librewire holds FROZEN or PENDING whose checkpoint is not of it as it is now. */
+static void checkpoint_due(void) {
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        struct slot *s = &slots[i];
+        if (s->fresh || !held(s)) continue;
+        int r = checkpoint(s, 0);
+        if (r != 0) s->ckpt_owed = 1;
+        say(r == 0 ? "checkpoint on flash\n" : "CHECKPOINT FAILED: withholding the migration\n");
+    }
 }
 static void take_events(void) {
     uint32_t e, why;
@@ -390,23 +476,26 @@ static void take_events(void) {
         con_puts(event_name(e));
         if (e == REWIRE_EVENT_ABORTED) { con_puts(" ("); con_puts(rewire_result_text(why)); con_puts(")"); }
         con_puts("\n");
-        if (e == REWIRE_EVENT_FROZEN || e == REWIRE_EVENT_PENDING_READY) {
-            int r = checkpoint(0);
-            if (r != 0) ckpt_owed = 1;
-            say(r == 0 ? "checkpoint on flash\n" : "CHECKPOINT FAILED: withholding the migration\n");
-        }
+        if (e == REWIRE_EVENT_FROZEN || e == REWIRE_EVENT_PENDING_READY) checkpoint_due();
         if (ev_tail - ev_head < EVQ) {
             uint8_t *q = evq[ev_tail++ % EVQ];
             put32(q, e); memcpy(q + 4, req, 16); put32(q + 20, why);
         }
     }
 }
-/* Whether librewire would resume the enclave here after a crash from an event's checkpoint. */
-static int needs_checkpoint(void) {
-    uint32_t st = 0;
-    uint64_t ep;
-    return fw.present && rewire_monitor_status(mon, fw.id, &st, &ep) == REWIRE_OK &&
-           (st == REWIRE_STATE_FROZEN || st == REWIRE_STATE_PENDING);
+/* Whether a checkpoint is still owed; forgets those librewire no longer needs. */
+static int owed(void) {
+    int any = 0;
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        if (slots[i].ckpt_owed && !held(&slots[i])) slots[i].ckpt_owed = 0;
+        any |= slots[i].ckpt_owed;
+    }
+    return any;
+}
+static int owed_now(void) { /* the flags alone, as drain_events left them */
+    int any = 0;
+    for (int i = 0; i < ENC_SLOTS; i++) any |= slots[i].ckpt_owed;
+    return any;
 }
 /* Drop every queued output and close the channel of each (bounded: closing ends a stream). */
 static void withhold_output(void) {
@@ -423,24 +512,33 @@ static void withhold_output(void) {
 }
 /* After every librewire call: 0, or -MON_ERR_NOT_DURABLE when output was withheld. */
 static int64_t drain_events(void) {
-    int retry = ckpt_owed; /* owed from an earlier call: try again */
+    unsigned retry = 0; /* owed from an earlier call: try again */
+    owed();
+    for (int i = 0; i < ENC_SLOTS; i++)
+        if (slots[i].ckpt_owed) retry |= 1u << i;
     take_events();
-    if (ckpt_owed && !needs_checkpoint()) ckpt_owed = 0;
-    if (ckpt_owed && retry && checkpoint(0) == 0) {
-        ckpt_owed = 0;
-        say("checkpoint on flash (retried)\n");
+    owed();
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        if ((retry >> i & 1) && slots[i].ckpt_owed && checkpoint(&slots[i], 0) == 0) {
+            slots[i].ckpt_owed = 0;
+            say("checkpoint on flash (retried)\n");
+        }
     }
-    if (!ckpt_owed) return 0;
+    if (!owed_now()) return 0;
     withhold_output();
     take_events(); /* what closing did: a source aborts and resumes its enclave */
-    if (needs_checkpoint()) withhold_output(); /* still owed: what closing queued stays here too */
-    else ckpt_owed = 0;                        /* aborted: its own messages (ABORT to the SDS) may leave */
+    if (owed()) withhold_output(); /* still owed: what closing queued stays here too */
+    /* else aborted: its own messages (ABORT to the SDS) may leave */
     return -MON_ERR_NOT_DURABLE;
 }
 
-/* ---------------------------------------------------------------- ecalls */
+/* ---------------------------------------------------------------- calls */
 static int host_ptr(uint64_t p, uint64_t n) { return p >= HOST_BASE && n <= HOST_SIZE && p - HOST_BASE <= HOST_SIZE - n; }
-static int enc_ptr(uint64_t p, uint64_t n) { return p >= ENC_BASE && n <= ENC_SIZE && p - ENC_BASE <= ENC_SIZE - n; }
+/* Inside the running enclave's own slot (not another slot's). */
+static int enc_ptr(uint64_t p, uint64_t n) {
+    uint64_t b = ENC_SLOT(cur);
+    return cur >= 0 && p >= b && n <= ENC_SLOT_SIZE && p - b <= ENC_SLOT_SIZE - n;
+}
 static int64_t rc(uint32_t r) { return r == REWIRE_OK ? 0 : -(int64_t)r; }
 
 /* n bytes of host memory at p into xin: MON_ERR_BAD_POINTER outside the host region, MON_ERR_TOO_LARGE over cap. */
@@ -453,27 +551,66 @@ static int64_t copy_in(uint64_t p, uint64_t n, uint64_t cap) {
 /* Room for an output of a host buffer of `cap` bytes with `head` bytes in front: the smaller of its and ours. */
 static size_t out_room(uint64_t cap, size_t head) { return (size_t)(cap < sizeof xout ? cap : sizeof xout) - head; }
 
-static void enter_enclave(struct frame *f) {
-    host_ctx = *f;
-    memset(f, 0, sizeof *f); /* nothing of the host's registers (general or FP) reaches the enclave */
-    arch_frame_init(f, ENC_BASE, ENC_STACK_TOP, 1);
-    f->x[R_ARG0] = ENC_STATE;
-    f->x[R_ARG1] = fw.state_len;
-    in_enclave = 1;
-    arch_isolate_enclave();
-}
-static void leave_enclave(struct frame *f, int64_t result) {
-    *f = host_ctx; /* nothing of the enclave's registers reaches the host */
-    f->x[R_ARG0] = (uint64_t)result;
-    arch_call_done(f);
-    in_enclave = 0;
-    arch_isolate_host();
+/* Returning from a call: SBI's a0 = error, a1 = value. r < 0 is -error. */
+#define RET_NOT_SUPPORTED INT64_MIN
+static void sbi_ret(struct frame *f, int64_t r) {
+    if (r == RET_NOT_SUPPORTED) { f->x[R_ARG0] = (uint64_t)(int64_t)SBI_ERR_NOT_SUPPORTED; f->x[R_ARG1] = 0; }
+    else if (r < 0) { f->x[R_ARG0] = (uint64_t)-r; f->x[R_ARG1] = 0; }
+    else { f->x[R_ARG0] = 0; f->x[R_ARG1] = (uint64_t)r; }
 }
 
-static int64_t host_call(struct frame *f) {
+static struct frame host_ctx; /* the host while an enclave runs */
+#define QUANTUM_MS 10 /* an enclave runs at most this long before the host gets the CPU back */
+static void enter_enclave(struct frame *f, struct slot *s, int resume) {
+    int i = index_of(s);
+    host_ctx = *f;
+    if (resume) { /* the preempted step, exactly where the timer stopped it */
+        *f = s->ctx;
+        memset(&s->ctx, 0, sizeof s->ctx);
+        s->interrupted = 0;
+    } else { /* nothing of the host's registers (general or FP) reaches the enclave */
+        memset(f, 0, sizeof *f);
+        arch_frame_init(f, ENC_SLOT(i), ENC_SLOT(i) + ENC_STACK_OFF, 1);
+        f->x[R_ARG0] = ENC_SLOT(i) + ENC_STATE_OFF;
+        f->x[R_ARG1] = s->state_len;
+    }
+    s->fresh = 0;
+    cur = i;
+    arch_isolate_enclave(ENC_SLOT(i), ENC_SLOT_SIZE);
+    arch_timer_arm(QUANTUM_MS);
+}
+static void leave_enclave(struct frame *f, int64_t result) {
+    arch_timer_disarm();
+    *f = host_ctx; /* nothing of the enclave's registers reaches the host */
+    sbi_ret(f, result);
+    arch_call_done(f);
+    cur = -1;
+    arch_isolate_host();
+}
+/* The timer fired in the enclave: keep its registers for H_RESUME, give the host the CPU. */
+static void preempt(struct frame *f) {
+    slots[cur].ctx = *f;
+    slots[cur].interrupted = 1;
+    leave_enclave(f, -KS_ERR_INTERRUPTED);
+}
+/* A slot number from the host: the slot, or NULL. */
+static struct slot *slot_at(uint64_t i) { return i < ENC_SLOTS ? &slots[i] : NULL; }
+/* Why the slot's enclave may not run now: 0 when it may. */
+static int64_t not_runnable(struct slot *s) {
+    if (!s) return -KS_ERR_INVALID_ID;
+    if (!s->present || !rewire_monitor_may_run(mon, s->id) || !s->running) {
+        uint32_t st = 0;
+        uint64_t ep = 0;
+        if (!s->had || rewire_monitor_status(mon, s->last_id, &st, &ep) != REWIRE_OK) return -MON_ERR_NO_ENCLAVE;
+        return st == REWIRE_STATE_MIGRATED ? -REWIRE_ERR_MIGRATED : -MON_ERR_NOT_RUNNABLE;
+    }
+    return 0;
+}
+
+static int64_t host_call(struct frame *f, uint64_t fid) {
     uint64_t a0 = f->x[R_ARG0], a1 = f->x[R_ARG1], a2 = f->x[R_ARG2];
     int64_t e;
-    switch (f->x[R_NR]) {
+    switch (fid) {
     case H_INFO: {
         size_t clen = 0;
         if (!host_ptr(a0, a1) || a1 < 96) return -MON_ERR_BAD_POINTER;
@@ -489,24 +626,28 @@ static int64_t host_call(struct frame *f) {
     case H_LAUNCH: {
         if (a1 < 16) return -MON_ERR_BAD_POINTER;
         if ((e = copy_in(a0, a1, 16 + POLICY_MAX)) != 0) return e;
-        if (fw.present) return -REWIRE_ERR_BUSY;
+        if (slot_of(xin)) return -REWIRE_ERR_BUSY;
         if (a2 < sizeof(struct enclave_state) || a2 > ENC_STATE_MAX) return -REWIRE_ERR_INVALID_ARGUMENT;
-        fw_wipe();
-        fw.present = 1;
-        memcpy(fw.id, xin, 16);
-        remember(fw.id);
-        memcpy((void *)ENC_BASE, pristine, pristine_len);
-        fw.code_len = pristine_len;
-        fw.state_len = a2;
+        struct slot *s = slot_free();
+        if (!s) return -KS_ERR_NO_FREE_RESOURCE;
+        slot_take(s, xin);
+        memcpy(slot_mem(s), pristine, pristine_len);
+        s->code_len = pristine_len;
+        s->state_len = a2;
         uint32_t r = rewire_monitor_install(mon, xin + 16, a1 - 16);
-        if (r != REWIRE_OK) { fw_wipe(); return rc(r); }
-        int c = checkpoint(1);
+        if (r != REWIRE_OK) { slot_wipe(s); return rc(r); }
+        int c = checkpoint(s, 1);
         say(c == 0 ? "enclave launched; checkpoint on flash\n" : "enclave launched; CHECKPOINT FAILED\n");
 #ifdef FAULT_SEED_DEAD
         seed_dead = 1;
 #endif
         drain_events();
-        return 0;
+        return index_of(s);
+    }
+    case H_DESTROY: {
+        struct slot *s = slot_at(a0);
+        if (!s || !s->present) return -KS_ERR_INVALID_ID;
+        return -KS_ERR_NOT_DESTROYABLE; /* only the SDS ends an enclave: librewire destroys it once it has moved */
     }
     case H_SDS: {
         if ((e = copy_in(a0, a1, SDS_MSG_MAX)) != 0) return e;
@@ -534,7 +675,7 @@ static int64_t host_call(struct frame *f) {
     }
     case H_POLL_OUT: {
         if (!host_ptr(a0, a1) || a1 < 49) return -MON_ERR_BAD_POINTER;
-        if (ckpt_owed) return -MON_ERR_NOT_DURABLE; /* drain_events took it all; nothing leaves meanwhile */
+        if (owed_now()) return -MON_ERR_NOT_DURABLE; /* drain_events took it all; nothing leaves meanwhile */
         uint32_t dest = 0;
         size_t n = 0;
         uint32_t r = rewire_monitor_poll_output(mon, &dest, xout + 1, xout + 33, xout + 49, out_room(a1, 49), &n);
@@ -548,15 +689,20 @@ static int64_t host_call(struct frame *f) {
         if (ev_head == ev_tail) return -REWIRE_ERR_EMPTY;
         memcpy((void *)a0, evq[ev_head++ % EVQ], 24);
         return 0;
-    case H_RUN:
-        if (!fw.present || !rewire_monitor_may_run(mon, fw.id) || !fw.running) {
-            uint32_t st = 0;
-            uint64_t ep = 0;
-            if (rewire_monitor_status(mon, last_id, &st, &ep) != REWIRE_OK) return -MON_ERR_NO_ENCLAVE;
-            return st == REWIRE_STATE_MIGRATED ? -REWIRE_ERR_MIGRATED : -MON_ERR_NOT_RUNNABLE;
-        }
-        enter_enclave(f);
+    case H_RUN: {
+        struct slot *s = slot_at(a0);
+        if ((e = not_runnable(s)) != 0) return e;
+        if (s->interrupted) return -KS_ERR_NOT_RUNNABLE; /* its step is not over: H_RESUME */
+        enter_enclave(f, s, 0);
         return 0; /* not used: the frame now belongs to the enclave */
+    }
+    case H_RESUME: {
+        struct slot *s = slot_at(a0);
+        if ((e = not_runnable(s)) != 0) return e;
+        if (!s->interrupted) return -KS_ERR_NOT_RESUMABLE;
+        enter_enclave(f, s, 1);
+        return 0;
+    }
     case H_TIME_MS:
         return (int64_t)now_ms();
     case H_STATUS: { /* in: enclave id[16]; out: state u32, epoch u64, runnable u32, present u32 */
@@ -566,18 +712,27 @@ static int64_t host_call(struct frame *f) {
         uint64_t ep = 0;
         memcpy(id, (const void *)a0, 16);
         uint32_t r = rewire_monitor_status(mon, id, &st, &ep);
+        struct slot *s = slot_of(id);
         put32(b, r == REWIRE_OK ? st : 0);
         for (int i = 0; i < 8; i++) b[4 + i] = (uint8_t)(ep >> (8 * i));
-        put32(b + 12, fw_is(id) && fw.running && rewire_monitor_may_run(mon, id));
-        put32(b + 16, (uint32_t)fw_is(id));
+        put32(b + 12, s && s->running && rewire_monitor_may_run(mon, id));
+        put32(b + 16, s != NULL);
+        put32(b + 20, s ? (uint32_t)index_of(s) : 0xffffffffu);
         memcpy((void *)a0, b, 24);
         return 0;
     }
-    case H_POWEROFF:
-        poweroff((uint32_t)a0);
-        return 0;
     default:
-        return -REWIRE_ERR_INVALID_ARGUMENT;
+        return RET_NOT_SUPPORTED;
+    }
+}
+
+/* SBI's base extension: what a host (Linux's SBI driver) asks first. */
+static int64_t base_call(uint64_t fid, uint64_t a0) {
+    switch (fid) {
+    case 0: return 2l << 24; /* get_spec_version: SBI 2.0 */
+    case 3: return a0 == SBI_EXT_BASE || a0 == SBI_EXT_SRST || a0 == SBI_EXT_KEYSTONE; /* probe_extension */
+    case 4: case 5: case 6: return 0; /* mvendorid, marchid, mimpid: none to report */
+    default: return RET_NOT_SUPPORTED;
     }
 }
 
@@ -591,13 +746,15 @@ static const char *host_name(void) {
 
 #define ENC_SEAL_MAX 1024 /* E_SEAL's plaintext (and so E_UNSEAL's) */
 static uint8_t enc_buf[ENC_SEAL_MAX];
-static int64_t enclave_call(struct frame *f) {
+static int64_t enclave_call(struct frame *f, uint64_t fid) {
     uint64_t a0 = f->x[R_ARG0], a1 = f->x[R_ARG1];
-    switch (f->x[R_NR]) {
+    struct slot *s = &slots[cur];
+    switch (fid) {
     case E_PRINT:
         if (!enc_ptr(a0, a1) || a1 > 512) return -MON_ERR_BAD_POINTER;
         con_puts("[enclave@");
         con_puts(host_name());
+        if (cur > 0) { con_puts("#"); con_dec((uint64_t)cur); } /* slot 0 is unmarked: the demo's one enclave */
         con_puts("] ");
         con_write((const char *)a0, a1);
         return 0;
@@ -608,28 +765,36 @@ static int64_t enclave_call(struct frame *f) {
         memcpy((void *)a0, rot->name, 16);
         return 0;
     }
+    case E_RANDOM: {
+        uint8_t b[8];
+        uint64_t v = 0;
+        if (random_fill(NULL, b, sizeof b) != 0) return -REWIRE_ERR_RANDOM;
+        for (int i = 0; i < 8; i++) v |= (uint64_t)b[i] << (8 * i);
+        memset(b, 0, sizeof b);
+        return (int64_t)(v >> 1); /* 63 bits: a value, never read as an error */
+    }
     case E_SEAL: { /* the enclave's memory is copied too: the same rule, and DMA reaches it as well */
         size_t n = 0;
         if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
         if (a1 > ENC_SEAL_MAX) return -MON_ERR_TOO_LARGE;
         memcpy(enc_buf, (const void *)a0, a1);
-        uint32_t r = rewire_monitor_seal(mon, fw.id, enc_buf, a1, fw.sealed, SEALED_MAX, &n);
+        uint32_t r = rewire_monitor_seal(mon, s->id, enc_buf, a1, s->sealed, SEALED_MAX, &n);
         memset(enc_buf, 0, a1);
-        if (r == REWIRE_OK) fw.sealed_len = n;
+        if (r == REWIRE_OK) s->sealed_len = n;
         return rc(r);
     }
     case E_UNSEAL: {
         size_t n = 0;
         if (!enc_ptr(a0, a1)) return -MON_ERR_BAD_POINTER;
-        if (fw.sealed_len == 0) return -REWIRE_ERR_EMPTY;
+        if (s->sealed_len == 0) return -REWIRE_ERR_EMPTY;
         size_t cap = a1 < ENC_SEAL_MAX ? (size_t)a1 : ENC_SEAL_MAX;
-        uint32_t r = rewire_monitor_unseal(mon, fw.id, fw.sealed, fw.sealed_len, enc_buf, cap, &n);
+        uint32_t r = rewire_monitor_unseal(mon, s->id, s->sealed, s->sealed_len, enc_buf, cap, &n);
         if (r == REWIRE_OK) memcpy((void *)a0, enc_buf, n);
         memset(enc_buf, 0, sizeof enc_buf);
         return r == REWIRE_OK ? (int64_t)n : rc(r);
     }
     default:
-        return -REWIRE_ERR_INVALID_ARGUMENT;
+        return RET_NOT_SUPPORTED;
     }
 }
 
@@ -667,7 +832,7 @@ void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) {
 #define PAINT 0x7061696e74656421ULL
 #define PAINT_GAP 512 /* the painter's own frame, under the caller's sp */
 extern char __boot_stack_bottom[], __boot_stack_top[], __trap_frame[];
-static uint64_t stack_peak[128];
+static uint64_t stack_peak[32];
 
 static __attribute__((noinline)) void paint(uint64_t *lo, uint64_t *hi) {
     for (volatile uint64_t *p = lo; p < hi; p++) *p = PAINT;
@@ -676,14 +841,12 @@ static uint64_t *low_water(uint64_t *lo, uint64_t *hi) {
     while (lo < hi && *lo == PAINT) lo++;
     return lo;
 }
-static const char *ecall_name(uint64_t n) {
-    static const char *const host[] = {"?", "H_INFO", "H_LAUNCH", "H_SDS", "H_PEER", "H_CLOSED", "H_TICK",
-                                       "H_POLL_OUT", "H_POLL_EVENT", "H_RUN", "H_TIME_MS", "H_STATUS", "H_POWEROFF"};
-    static const char *const enc[] = {"E_EXIT", "E_PRINT", "E_HOSTNAME", "E_SEAL", "E_UNSEAL"};
-    if (n < sizeof host / sizeof host[0]) return host[n];
-    if (n >= 100 && n - 100 < sizeof enc / sizeof enc[0]) return enc[n - 100];
-    return "other";
-}
+static const struct { uint64_t fid; const char *name; } calls[] = {
+    {H_INFO, "H_INFO"}, {H_LAUNCH, "H_LAUNCH"}, {H_SDS, "H_SDS"}, {H_PEER, "H_PEER"}, {H_CLOSED, "H_CLOSED"},
+    {H_TICK, "H_TICK"}, {H_POLL_OUT, "H_POLL_OUT"}, {H_POLL_EVENT, "H_POLL_EVENT"}, {H_RUN, "H_RUN"},
+    {H_RESUME, "H_RESUME"}, {H_TIME_MS, "H_TIME_MS"}, {H_STATUS, "H_STATUS"}, {H_DESTROY, "H_DESTROY"},
+    {E_EXIT, "E_EXIT"}, {E_PRINT, "E_PRINT"}, {E_HOSTNAME, "E_HOSTNAME"}, {E_SEAL, "E_SEAL"},
+    {E_UNSEAL, "E_UNSEAL"}, {E_RANDOM, "E_RANDOM"}};
 static void stack_peak_print(const char *what, uint64_t bytes) {
     say("stack peak: ");
     con_puts(what);
@@ -696,10 +859,11 @@ static void stack_paint_trap(void) { paint((uint64_t *)__boot_stack_top, (uint64
 static void stack_note(uint64_t n) {
     uint64_t *lo = low_water((uint64_t *)__boot_stack_top, (uint64_t *)__trap_frame);
     uint64_t used = (uint64_t)(__trap_frame - (char *)lo);
-    uint64_t i = n < 100 ? n : n - 100 + 64;
-    if (i < 128 && used > stack_peak[i]) {
-        stack_peak[i] = used;
-        stack_peak_print(ecall_name(n), used);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        if (calls[i].fid == n && used > stack_peak[i]) {
+            stack_peak[i] = used;
+            stack_peak_print(calls[i].name, used);
+        }
     }
     uint64_t *sp = (uint64_t *)arch_sp();
     uint64_t *hi = (uint64_t *)((char *)sp - PAINT_GAP);
@@ -722,23 +886,34 @@ static void stack_paint_trap(void) {}
 
 void trap_handler(struct frame *f) {
     uint64_t cause, tval;
-    int kind = arch_trap_kind(f, &cause, &tval); /* halts on a trap that did not come from the host or the enclave */
+    int in_enclave = cur >= 0;
+    int kind = arch_trap_kind(f, in_enclave, &cause, &tval); /* halts on a trap that did not come from the host or the enclave */
+    if (kind == TRAP_TIMER) {
+        if (in_enclave) preempt(f);
+        else arch_timer_disarm(); /* stale: the host's time is its own */
+        return;
+    }
     if (kind == TRAP_CALL) { /* ecall (RISC-V), SMC from the host or SVC from the enclave (Arm) */
+        uint64_t ext = f->x[R_EXT], fid = f->x[R_FID];
         if (in_enclave) {
-            if (f->x[R_NR] == E_EXIT) { leave_enclave(f, (int64_t)f->x[R_ARG0]); return; }
-            uint64_t n = f->x[R_NR];
-            f->x[R_ARG0] = (uint64_t)enclave_call(f);
+            if (ext == SBI_EXT_KEYSTONE && fid == E_EXIT) { leave_enclave(f, (int64_t)(f->x[R_ARG0] & (uint64_t)INT64_MAX)); return; }
+            sbi_ret(f, ext == SBI_EXT_KEYSTONE ? enclave_call(f, fid) : RET_NOT_SUPPORTED);
             arch_call_done(f);
-            stack_note(n);
+            stack_note(fid);
             return;
         }
-        uint64_t n = f->x[R_NR];
-        int64_t r = host_call(f);
-        if (!in_enclave) { /* H_RUN switched to the enclave otherwise */
-            f->x[R_ARG0] = (uint64_t)r;
+        if (ext == SBI_EXT_SRST && fid == SRST_SYSTEM_RESET) {
+            say(f->x[R_ARG1] ? "the host powers off: a failure\n" : "the host powers off\n");
+            poweroff(f->x[R_ARG1] ? 8 : 0);
+        }
+        int64_t r = ext == SBI_EXT_KEYSTONE ? host_call(f, fid)
+                    : ext == SBI_EXT_BASE   ? base_call(fid, f->x[R_ARG0])
+                                            : RET_NOT_SUPPORTED;
+        if (cur < 0) { /* H_RUN and H_RESUME switched to the enclave otherwise */
+            sbi_ret(f, r);
             arch_call_done(f);
         }
-        stack_note(n);
+        stack_note(fid);
         return;
     }
     if (kind == TRAP_LOAD || kind == TRAP_STORE || kind == TRAP_FETCH) { /* the fence (PMP, TrustZone, the S-EL1 tables) said no */
@@ -749,9 +924,8 @@ void trap_handler(struct frame *f) {
         con_hex(a, 8);
         con_puts(" denied\n");
         if (in_enclave) { leave_enclave(f, -MON_ERR_BAD_POINTER); return; }
-        if (kind == TRAP_FETCH) poweroff(3);
-        arch_fault_skip(f); /* tell the host's probe that its access faulted, and skip it */
-        return;
+        if (kind == TRAP_FETCH || !arch_fault_skip(f, host_ptr(f->pc, 4))) poweroff(3);
+        return; /* the host's probe learns that its access faulted (arch_fault_skip) */
     }
     say("unexpected trap, cause ");
     con_dec(cause);

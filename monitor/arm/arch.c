@@ -33,6 +33,7 @@ static uint64_t el3_l2[512] __attribute__((aligned(4096)));
 static uint64_t enc_l1[512] __attribute__((aligned(4096)));
 static uint64_t enc_l2[512] __attribute__((aligned(4096)));
 static uint64_t enc_l3[512] __attribute__((aligned(4096)));
+static uint64_t enc_slot_l3[512] __attribute__((aligned(4096))); /* the enclaves' 2 MiB, in 4 KiB pages */
 extern char sel1_vectors[]; /* start.S: the enclave's S-EL1 vector page */
 
 uint64_t arch_rtc_at_boot, arch_counter_at_boot;
@@ -59,16 +60,26 @@ static void el3_tables(void) {
     el3_l1[1] = NS_RAM_BASE | D_BLOCK | D_ATTR(A_NORMAL) | D_AF | D_SH_INNER | D_XN | D_NS; /* NS RAM, 1 GiB */
 }
 
-/* The enclave's S-EL1&0 regime: its 2 MiB at EL0 (read, write, execute; never
- * executable at EL1) and one 4 KiB page of monitor code, the S-EL1 vectors,
- * at EL1 only (read-only, executable). Nothing else of secure memory is
- * mapped, so an enclave load from the monitor faults. */
+/* The enclave's S-EL1&0 regime: the running enclave's slot at EL0 (read,
+ * write, execute; never executable at EL1; the pages of the other slots
+ * invalid) and one 4 KiB page of monitor code, the S-EL1 vectors, at EL1
+ * only (read-only, executable). Nothing else of secure memory is mapped, so
+ * an enclave load from the monitor or another slot faults. */
 static void enclave_tables(void) {
     uintptr_t v = (uintptr_t)sel1_vectors;
     enc_l3[(v / 4096) % 512] = (v & ~0xfffull) | D_PAGE | D_ATTR(A_NORMAL) | D_AF | D_SH_INNER | D_AP_RO | D_XN;
     enc_l2[(v / MIB2) % 512] = (uint64_t)(uintptr_t)enc_l3 | D_TABLE;
-    enc_l2[(ENC_BASE / MIB2) % 512] = ENC_BASE | D_BLOCK | D_ATTR(A_NORMAL) | D_AF | D_SH_INNER | D_AP_EL0 | D_PXN;
+    enc_l2[(ENC_BASE / MIB2) % 512] = (uint64_t)(uintptr_t)enc_slot_l3 | D_TABLE;
     enc_l1[0] = (uint64_t)(uintptr_t)enc_l2 | D_TABLE;
+}
+static void enclave_map(uintptr_t base, size_t size) {
+    for (unsigned i = 0; i < 512; i++) {
+        uintptr_t a = ENC_BASE + (uintptr_t)i * 4096;
+        enc_slot_l3[i] = a >= base && a - base < size
+                             ? a | D_PAGE | D_ATTR(A_NORMAL) | D_AF | D_SH_INNER | D_AP_EL0 | D_PXN
+                             : 0;
+    }
+    __asm__ volatile("dsb sy" ::: "memory");
 }
 
 #define TCR_32BIT (32ull | 1ull << 8 | 1ull << 10 | 3ull << 12) /* T0SZ 32, WB WA inner/outer, inner shareable, 4K */
@@ -110,7 +121,8 @@ void arch_init(void) {
 
 #define SAVE(r) MRS(r, host_el1.r);
 #define LOAD(r) MSR(r, host_el1.r);
-void arch_isolate_enclave(void) {
+void arch_isolate_enclave(uintptr_t base, size_t size) {
+    enclave_map(base, size);
     EL1_REGS(SAVE)
     MSR(mair_el1, 0xff);
     MSR(tcr_el1, TCR_32BIT | 1ull << 23); /* EPD1: no TTBR1 walks */
@@ -146,8 +158,9 @@ void arch_isolate_host(void) {
  * routed here). From the enclave: its SVC or fault was taken to S-EL1, whose
  * vectors forward it with SMC; the real syndrome is in ESR_EL1/FAR_EL1, and
  * the frame is rewritten to resume the enclave at ELR_EL1 (or never). */
-int arch_trap_kind(struct frame *f, uint64_t *cause, uint64_t *addr) {
+int arch_trap_kind(struct frame *f, int in_enclave, uint64_t *cause, uint64_t *addr) {
     uint64_t esr, far, scr;
+    (void)in_enclave; /* SCR_EL3.NS tells the worlds apart */
     MRS(esr_el3, esr);
     MRS(far_el3, far);
     MRS(scr_el3, scr);

@@ -29,7 +29,7 @@ struct frame {
     uint64_t q[64] __attribute__((aligned(16))); /* q0..q31 */
     uint64_t fpsr, fpcr;
 }; /* start.S: FRAME_* offsets */
-enum { R_ARG0 = 0, R_ARG1 = 1, R_ARG2 = 2, R_NR = 8, R_PROBE = 9 };
+enum { R_ARG0 = 0, R_ARG1 = 1, R_ARG2 = 2, R_FID = 6, R_EXT = 7, R_PROBE = 9 };
 extern void enter_user(struct frame *f) __attribute__((noreturn));
 
 #define SPSR_DAIF (0xfu << 6)
@@ -42,9 +42,11 @@ static inline void arch_frame_init(struct frame *f, uint64_t pc, uint64_t sp, in
 }
 /* SMC and SVC return to the next instruction already. */
 static inline void arch_call_done(struct frame *f) { (void)f; }
-static inline void arch_fault_skip(struct frame *f) {
+static inline int arch_fault_skip(struct frame *f, int pc_in_host) {
+    (void)pc_in_host; /* A64 instructions are 4 bytes: nothing to decode */
     f->x[R_PROBE] = 1;
     f->pc += 4;
+    return 1;
 }
 static inline uint64_t arch_sp(void) {
     uint64_t sp;
@@ -55,7 +57,10 @@ static inline uint64_t arch_sp(void) {
 /* arch.c: the EL3 MMU, the S-EL1 regime of the enclave, the world switch. */
 void arch_init(void);
 void arch_isolate_host(void);
-void arch_isolate_enclave(void);
+void arch_isolate_enclave(uintptr_t base, size_t size); /* one slot at S-EL0, nothing else */
+/* No time slice on Arm yet (monitor/README.md): an enclave step runs to its end. */
+static inline void arch_timer_arm(uint64_t ms) { (void)ms; }
+static inline void arch_timer_disarm(void) {}
 /* The boot stage's lock on the device root: nothing to lock at EL3 (README). */
 static inline void arch_lock_root(uintptr_t lo, size_t len) { (void)lo; (void)len; }
 static inline void arch_reopen_root(void) {}
@@ -98,7 +103,7 @@ static inline uint64_t arch_wall_seconds(void) {
 }
 
 /* ------------------------------------------------------------------ traps */
-enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_OTHER };
+enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_TIMER, TRAP_OTHER };
 void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) __attribute__((noreturn));
-int arch_trap_kind(struct frame *f, uint64_t *cause, uint64_t *addr);
+int arch_trap_kind(struct frame *f, int in_enclave, uint64_t *cause, uint64_t *addr);
 #endif

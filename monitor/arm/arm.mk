@@ -40,6 +40,7 @@ $(A64_OUT)/faulty/monitor.o $(A64_OUT)/deadseed/monitor.o $(A64_OUT)/stack/monit
 $(A64_OUT)/monitor.elf: $(A64_OBJS) $(A64_OUT)/host.o $(A64_OUT)/enclave.o arm/link.ld $(A64_LIB)
 	@for o in host enclave; do u=$$(aarch64-linux-gnu-nm -u $(A64_OUT)/$$o.o); \
 	  if [ -n "$$u" ]; then echo "$$o.o calls outside its region: $$u"; exit 1; fi; done
+	@sh pic.sh aarch64-linux-gnu-readelf $(A64_OUT)/enclave.o
 	$(A64_LINK) -Wl,-Map=$(A64_OUT)/monitor.map -o $@ $(A64_OBJS) $(A64_OUT)/host.o $(A64_OUT)/enclave.o \
 	  $(A64_LIB) $(A64_PICOLIBC)/lib/libc.a -lgcc
 	aarch64-linux-gnu-size $@

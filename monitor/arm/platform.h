@@ -6,8 +6,10 @@
 #define REWIRE_MONITOR_PLATFORM_H
 #define MON_BASE 0x0e000000UL  /* secure RAM (16 MiB): EL3 monitor, librewire, its heap */
 #define MON_SIZE 0x00e00000UL
-#define ENC_BASE 0x0ee00000UL  /* secure RAM, last 2 MiB: the enclave, S-EL0 */
+#define ENC_BASE 0x0ee00000UL  /* secure RAM, last 2 MiB: the enclaves, S-EL0: ENC_SLOTS slots (abi.h) */
 #define ENC_SIZE 0x00200000UL
+#define ENC_SLOT_SIZE 0x00080000UL
+#define ENC_STATE_MAX 0x60000UL /* what a 512 KiB slot leaves after code and stack */
 #define HOST_BASE 0x44000000UL /* NS RAM: the untrusted host program, NS-EL1 (QEMU puts its DTB at 0x40000000) */
 #define HOST_SIZE 0x01000000UL
 #define NS_RAM_BASE 0x40000000UL

@@ -1,23 +1,28 @@
 /* How the Arm host program (normal world, NS-EL1, MMU off) and the enclave
  * (secure EL0) reach the monitor: the host with SMC #0, the enclave with
  * SVC #0 (SMC is undefined at EL0; the S-EL1 vector forwards it to EL3).
- * x8 = number, x0..x2 = arguments, the result in x0 (not SMCCC). */
+ * the SBI register convention in Arm's registers: x7 = extension, x6 =
+ * function, x0..x2 = arguments; x0 = error, x1 = value back (not SMCCC's
+ * function id in w0: one ABI, abi.h, for both monitors). */
 #ifndef REWIRE_MONITOR_USER_ARCH_ARM_H
 #define REWIRE_MONITOR_USER_ARCH_ARM_H
 #include <stdint.h>
 #include "abi.h"
 
-static inline long mon_call(long n, long a0, long a1, long a2) {
+#define HOST_MODE "NS-EL1" /* where the host program runs */
+struct sbiret { long error, value; };
+static inline struct sbiret sbi_call(long ext, long fid, long a0, long a1, long a2) {
     register long r0 __asm__("x0") = a0;
     register long r1 __asm__("x1") = a1;
     register long r2 __asm__("x2") = a2;
-    register long r8 __asm__("x8") = n;
+    register long r6 __asm__("x6") = fid;
+    register long r7 __asm__("x7") = ext;
 #ifdef USER_ENCLAVE
-    __asm__ volatile("svc #0" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r8) : "memory");
+    __asm__ volatile("svc #0" : "+r"(r0), "+r"(r1) : "r"(r2), "r"(r6), "r"(r7) : "memory");
 #else
-    __asm__ volatile("smc #0" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r8) : "memory");
+    __asm__ volatile("smc #0" : "+r"(r0), "+r"(r1) : "r"(r2), "r"(r6), "r"(r7) : "memory");
 #endif
-    return r0;
+    return (struct sbiret){r0, r1};
 }
 static inline void user_fence(void) { __asm__ volatile("dmb sy" ::: "memory"); }
 static inline void user_putc(char c) {
@@ -37,17 +42,18 @@ static inline long user_probe(uintptr_t addr, long *faulted) {
     return x0;
 }
 /* The hostile host's register check (host.c, F_ABUSE_REQ): every general
- * register but x0..x2, x8 (the call's), x29 (the frame pointer) and SP, and
+ * register but x0..x2, x6, x7 (the call's), x29 (the frame pointer) and SP, and
  * every SIMD register, set to a pattern; then SMC n(a0, a1, a2); the number
  * of 64-bit register halves that came back changed. 0: the world switch
  * restored the host's registers and left nothing of the monitor's in them. */
-static inline long user_call_register_check(long n, long a0, long a1, long a2) {
+static inline long user_call_register_check(long ext, long fid, long a0, long a1, long a2) {
     register long r0 __asm__("x0") = a0;
     register long r1 __asm__("x1") = a1;
     register long r2 __asm__("x2") = a2;
-    register long r8 __asm__("x8") = n;
+    register long r6 __asm__("x6") = fid;
+    register long r7 __asm__("x7") = ext;
     __asm__ volatile(
-        ".irp i,3,4,5,6,7,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,30\n"
+        ".irp i,3,4,5,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,30\n"
         "mov x\\i, #(0x100 + \\i)\n"
         ".endr\n"
         ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
@@ -55,7 +61,7 @@ static inline long user_call_register_check(long n, long a0, long a1, long a2) {
         ".endr\n"
         "smc #0\n"
         "mov x2, #0\n"
-        ".irp i,3,4,5,6,7,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,30\n"
+        ".irp i,3,4,5,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,30\n"
         "cmp x\\i, #(0x100 + \\i)\n"
         "cinc x2, x2, ne\n"
         ".endr\n"
@@ -71,9 +77,9 @@ static inline long user_call_register_check(long n, long a0, long a1, long a2) {
         "cmp x3, x4\n"
         "cinc x2, x2, ne\n"
         ".endr\n"
-        : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r8)
+        : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r6), "+r"(r7)
         :
-        : "x3", "x4", "x5", "x6", "x7", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "x18",
+        : "x3", "x4", "x5", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "x18",
           "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x30", "v0", "v1", "v2", "v3",
           "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18",
           "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc",
@@ -104,8 +110,11 @@ __asm__(".pushsection .text.host_vectors, \"ax\"\n"
         "msr elr_el1, x9\n"
         "mov x9, #1\n"
         "eret\n"
-        "1: mov x8, #12\n" /* H_POWEROFF */
-        "mov x0, #2\n"
+        "1: movz x7, #0x5354\n" /* SBI_EXT_SRST (0x53525354): system reset, as a failure */
+        "movk x7, #0x5352, lsl #16\n"
+        "mov x6, #0\n"
+        "mov x0, #0\n"
+        "mov x1, #1\n"
         "smc #0\n"
         "b 1b\n"
         ".popsection\n");

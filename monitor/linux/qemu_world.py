@@ -72,8 +72,19 @@ F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1,
 F_SDS, F_PEER, F_CLOSED, F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF = 32, 33, 34, 35, 36, 37, 38, 39
 F_ABUSE_REQ = 40  # hostile host only
 # monitor result codes (abi.h), negated in ecall results
-MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE, MON_ERR_FLASH, MON_ERR_TOO_LARGE = 900, 901, 902, 903, 904
-MON_ERR_NOT_DURABLE = 905
+# monitor/abi.h: the monitor's errors (Keystone's where Keystone has one), and its flash layout.
+MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE = 100007, 100001, 100004
+MON_ERR_FLASH, MON_ERR_TOO_LARGE, MON_ERR_NOT_DURABLE = 100903, 100904, 100905
+KS_ERR_INTERRUPTED, KS_ERR_NOT_DESTROYABLE, KS_ERR_NO_FREE_RESOURCE = 100002, 100005, 100013
+SBI_ERR_NOT_SUPPORTED = -2
+ENC_SLOTS = 4
+JOURNAL_SLOT0, JOURNAL_SLOT1, JOURNAL_SLOT_SIZE = 0x000000, 0x200000, 0x200000
+CKPT_SLOT0, CKPT_SLOT_SIZE = 0x400000, 0x180000
+
+
+def ckpt_slot(slot: int, k: int) -> int:
+    """Offset in the host flash of enclave slot ``slot``'s checkpoint copy ``k`` (abi.h CKPT_SLOT)."""
+    return CKPT_SLOT0 + (2 * slot + k) * CKPT_SLOT_SIZE
 EVENTS = net.EVENTS  # monitor events (F_EVENT) by number: one table, in librewire.net
 STATES = {0: "unknown", 1: "running", 2: "frozen", 3: "migrated", 4: "receiving", 5: "pending", 6: "gone"}
 FLASH_SIZE = 32 << 20

@@ -5,8 +5,12 @@
 #define MON_BASE 0x80000000UL /* M-mode only: monitor, librewire, its heap */
 #define HOST_BASE 0x84000000UL /* the untrusted host program, U-mode */
 #define HOST_SIZE 0x01000000UL
-#define ENC_BASE 0x85000000UL /* the enclave, U-mode */
-#define ENC_SIZE 0x00400000UL
+#define ENC_BASE 0x85000000UL /* the enclaves, U-mode: ENC_SLOTS slots of ENC_SLOT_SIZE (abi.h) */
+#define ENC_SIZE 0x01000000UL
+#define ENC_SLOT_SIZE 0x00400000UL
+#define ENC_STATE_MAX 0x140000UL /* 1.25 MiB: a checkpoint of the slot fits CKPT_SLOT_SIZE */
+#define CLINT_MTIMECMP 0x02004000UL /* hart 0 (M-mode only: outside every PMP window) */
+#define CLINT_MTIME 0x0200bff8UL
 #define MMIO_BASE 0x10000000UL /* UART 0x10000000, virtio-mmio 0x10001000..0x10008fff */
 #define MMIO_SIZE 0x00010000UL
 #define UART_BASE 0x10000000UL /* 16550 */

@@ -1,10 +1,11 @@
-/* Reset entry, the U-mode trap path and the way into U-mode.
+/* Reset entry, the trap path from S- and U-mode and the way back.
  *
- * mscratch is the trap frame while U-mode runs and 0 while M-mode runs. A trap
- * swaps it with sp: a non-zero result is the frame of the U-mode code that
+ * mscratch is the trap frame while the host (S-mode) or an enclave (U-mode)
+ * runs and 0 while M-mode runs. A trap swaps it with sp: a non-zero result
+ * is the frame of the S- or U-mode code that
  * trapped; 0 means the trap was taken in M-mode (the monitor itself faulted),
  * and that path halts the machine without touching any saved context. */
-    .equ FRAME, 272             /* struct frame: x0..x31 and pc */
+    .equ FRAME, 272             /* struct frame: x0..x31, pc, mode */
 
     .section .text._start
     .globl _start
@@ -18,7 +19,7 @@ _start:
 1:  wfi
     j 1b
 
-/* enter_user(frame): frame sits at the top of the trap stack; mscratch keeps it while U-mode runs. */
+/* enter_user(frame): frame sits at the top of the trap stack; mscratch keeps it while S- or U-mode runs. */
     .text
     .globl enter_user
 enter_user:
@@ -27,7 +28,7 @@ enter_user:
 
     .align 4
 trap_entry:
-    csrrw sp, mscratch, sp      /* from U: sp = frame, mscratch = the U-mode sp; from M: sp = 0 */
+    csrrw sp, mscratch, sp      /* from S/U: sp = frame, mscratch = its sp; from M: sp = 0 */
     beqz sp, m_trap
     sd x1, 8(sp)
     sd x3, 24(sp)
@@ -69,8 +70,12 @@ trap_entry:
 restore:
     ld t0, 256(sp)
     csrw mepc, t0
-    li t0, 0x1800               /* mstatus.MPP = U: this mret never lands in M-mode */
+    li t0, 0x1800               /* mstatus.MPP = U ... */
     csrc mstatus, t0
+    ld t0, 264(sp)              /* ... or S when the frame's mode says so: never M */
+    andi t0, t0, 1
+    slli t0, t0, 11
+    csrs mstatus, t0
     ld x1, 8(sp)
     ld x3, 24(sp)
     ld x4, 32(sp)
@@ -101,11 +106,11 @@ restore:
     ld x29, 232(sp)
     ld x30, 240(sp)
     ld x31, 248(sp)
-    csrw mscratch, sp           /* the frame, for the next trap from U-mode */
+    csrw mscratch, sp           /* the frame, for the next trap from S- or U-mode */
     ld sp, 16(sp)
     mret
 
-/* A trap taken in M-mode: the monitor faulted, and no U-mode context is
+/* A trap taken in M-mode: the monitor faulted, and no S- or U-mode context is
  * involved. Report it on a stack of its own and stop; a trap on this path
  * lands in the wfi loop. Never returns. */
 m_trap:

@@ -1,17 +1,21 @@
-/* How the RISC-V host program and enclave (U-mode) reach the monitor and the
- * UART: ecall with a7 = number, a0..a2 = arguments, the result in a0. */
+/* How the RISC-V host program (S-mode) and enclave (U-mode) reach the
+ * monitor and the UART: an SBI call, ecall with a7 = extension, a6 =
+ * function, a0..a2 = arguments; a0 = error, a1 = value back. */
 #ifndef REWIRE_MONITOR_USER_ARCH_RISCV_H
 #define REWIRE_MONITOR_USER_ARCH_RISCV_H
 #include <stdint.h>
 #include "abi.h"
 
-static inline long mon_call(long n, long a0, long a1, long a2) {
+#define HOST_MODE "S-mode" /* where the host program runs */
+struct sbiret { long error, value; };
+static inline struct sbiret sbi_call(long ext, long fid, long a0, long a1, long a2) {
     register long r0 __asm__("a0") = a0;
     register long r1 __asm__("a1") = a1;
     register long r2 __asm__("a2") = a2;
-    register long r7 __asm__("a7") = n;
-    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r7) : "memory");
-    return r0;
+    register long r6 __asm__("a6") = fid;
+    register long r7 __asm__("a7") = ext;
+    __asm__ volatile("ecall" : "+r"(r0), "+r"(r1) : "r"(r2), "r"(r6), "r"(r7) : "memory");
+    return (struct sbiret){r0, r1};
 }
 static inline void user_fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
 static inline void user_putc(char c) {
@@ -21,29 +25,30 @@ static inline void user_putc(char c) {
 }
 static inline void user_init(void) {}
 /* The hostile host's register check (host.c, F_ABUSE_REQ): every register
- * but a0..a2, a7 (the call's), zero, sp, gp, tp and s0 (the frame pointer)
- * set to a pattern; then ecall n(a0, a1, a2); the number of registers that
- * came back changed. 0: the trap path restored the host's registers and left
- * nothing of the monitor's in them. */
-static inline long user_call_register_check(long n, long a0, long a1, long a2) {
+ * but a0..a2, a6, a7 (the call's), zero, sp, gp, tp and s0 (the frame
+ * pointer) set to a pattern; then the SBI call (ext, fid)(a0, a1, a2); the
+ * number of registers that came back changed. 0: the trap path restored the
+ * host's registers and left nothing of the monitor's in them. */
+static inline long user_call_register_check(long ext, long fid, long a0, long a1, long a2) {
     register long r0 __asm__("a0") = a0;
     register long r1 __asm__("a1") = a1;
     register long r2 __asm__("a2") = a2;
-    register long r7 __asm__("a7") = n;
+    register long r6 __asm__("a6") = fid;
+    register long r7 __asm__("a7") = ext;
     __asm__ volatile(
-        ".irp i,1,5,6,7,9,13,14,15,16,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
+        ".irp i,1,5,6,7,9,13,14,15,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
         "li x\\i, 0x100 + \\i\n"
         ".endr\n"
         "ecall\n"
         "li a2, 0\n"
-        ".irp i,1,5,6,7,9,13,14,15,16,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
+        ".irp i,1,5,6,7,9,13,14,15,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
         "addi x\\i, x\\i, -(0x100 + \\i)\n"
         "snez x\\i, x\\i\n"
         "add a2, a2, x\\i\n"
         ".endr\n"
-        : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r7)
+        : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r6), "+r"(r7)
         :
-        : "ra", "t0", "t1", "t2", "s1", "a3", "a4", "a5", "a6", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
+        : "ra", "t0", "t1", "t2", "s1", "a3", "a4", "a5", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
           "s10", "s11", "t3", "t4", "t5", "t6", "memory");
     return r2;
 }
