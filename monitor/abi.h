@@ -81,7 +81,8 @@ enum {
     H_POLL_OUT = 2105,   /* a0=buf, a1=cap: dest[1] host[32] conn[16] bytes; value = total len */
     H_POLL_EVENT = 2106, /* a0=buf: event u32, request[16], reason u32 (24 bytes) */
     H_TIME_MS = 2107,
-    H_STATUS = 2108,  /* a0=buf: in: enclave id[16]; out: state u32, epoch u64, runnable u32, present u32 */
+    H_STATUS = 2108,  /* a0=buf: in: enclave id[16]; out: state u32, epoch u64, runnable u32, present u32,
+                       * slot u32 (0xffffffff: in none) */
     /* the enclave's: Keystone's functions */
     E_RANDOM = 3001,  /* SBI_SM_RANDOM: value = 64 random bits (the monitor's DRBG) */
     E_EXIT = 3006,    /* SBI_SM_EXIT_ENCLAVE. a0 = exit value (the host's H_RUN value) */
@@ -131,6 +132,10 @@ enum {
     F_STATUS = 6,  /* H_STATUS bytes */
     F_PROBE = 7,   /* result of reading enclave memory: i32 (0 = read succeeded, -1 = denied) */
     F_ABUSE = 8,   /* hostile host only: the results (i32 each) of its bad ecalls, in order */
+    F_FUZZ = 9,    /* hostile host only: u32 calls, then u32 counts: ok, not supported, not accessible,
+                    * too large, invalid id, other errors */
+    F_SCAN = 10,   /* hostile host only: u32 marker hits in host memory, in host flash, u32 successful
+                    * reads of the monitor's and each slot's memory */
     /* relay -> host */
     F_SDS = 32,    /* bytes */
     F_PEER = 33,   /* from[32] conn[16] bytes */
@@ -142,6 +147,8 @@ enum {
     F_OFF = 39,
     F_ABUSE_REQ = 40, /* hostile host only (tests): make bad ecalls, answer F_ABUSE */
     F_HELLO_REQ = 41, /* send F_HELLO again (a host agent that reconnected) */
+    F_FUZZ_REQ = 42,  /* hostile host only: seed u32, calls u32: random SBI calls, answer F_FUZZ */
+    F_SCAN_REQ = 43,  /* hostile host only: a marker, each byte xor 0xff: search host memory and flash, F_SCAN */
 };
 #define FRAME_MAX (4u << 20)
 

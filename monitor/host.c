@@ -209,12 +209,21 @@ static int rx_frame(void) {
     return 0;
 }
 
+#ifdef HOSTILE_FLASH_CMD
+static uint64_t rnd(uint64_t *x) { /* xorshift64*: reproducible from the test's seed */
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    return *x * 0x2545f4914f6cdd1dull;
+}
+#endif
 static long probe(uintptr_t addr, long *faulted) { return user_probe(addr, faulted); }
 
 static uint32_t run_period;
 static uint64_t next_run;
 static long last_run[ENC_SLOTS]; /* what each slot's last step answered (reported when it changes) */
 static int interrupted[ENC_SLOTS]; /* its step was preempted: resume it */
+static int told[ENC_SLOTS];
 
 /* One slot's turn: a step, or one more time slice of a preempted one. */
 static long step(int i) {
@@ -224,6 +233,12 @@ static long step(int i) {
         if (again != -KS_ERR_NOT_RESUMABLE) r = again;
     }
     interrupted[i] = r == -KS_ERR_INTERRUPTED;
+    if (interrupted[i] && !told[i]) {
+        told[i] = 1;
+        say("slot ");
+        putd(i);
+        puts_(": the monitor's timer preempted a step; resuming it\n");
+    }
     return r;
 }
 static void report(int i, long r) {
@@ -325,6 +340,87 @@ static void dispatch(void) {
                        user_call_register_check(SBI_EXT_KEYSTONE, H_RUN, 0, 0, 0);
         for (int k = 0; k < 4; k++) b[4 * n + k] = (uint8_t)((uint32_t)changed >> (8 * k));
         send(F_ABUSE, b, sizeof b);
+        break;
+    }
+    case F_FUZZ_REQ: { /* random calls: random extension, function and arguments from a pool of edges */
+        if (in_len != 8) break;
+        uint64_t x = 0x9e3779b97f4a7c15ull ^ ((uint64_t)in[0] | (uint64_t)in[1] << 8 | (uint64_t)in[2] << 16 |
+                                             (uint64_t)in[3] << 24);
+        uint32_t calls = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 | (uint32_t)in[7] << 24;
+        static const long fids[] = {H_LAUNCH, H_DESTROY, H_RUN, H_RESUME, H_INFO, H_SDS, H_PEER, H_CLOSED,
+                                    H_TICK, H_POLL_OUT, H_POLL_EVENT, H_TIME_MS, H_STATUS, E_RANDOM, E_EXIT,
+                                    E_PRINT, E_HOSTNAME, E_SEAL, E_UNSEAL, 0, 1, 2000, 2004, 2999, 3000};
+        const uintptr_t buf = (uintptr_t)out; /* 2 MiB of the host's own: the only host memory written */
+        static uintptr_t ptrs[] = {0, 0, 0, 0, HOST_BASE + HOST_SIZE - 24, /* the first four: in buf, below */
+                                  HOST_BASE + HOST_SIZE - 1, HOST_BASE + HOST_SIZE, HOST_BASE - 8, MON_BASE,
+                                  MON_BASE + 0x100000, ENC_BASE, ENC_STATE, ENC_SLOT(1) + ENC_STATE_OFF,
+                                  ENC_BASE + ENC_SIZE - 8, FLASH_HOST, FLASH_MON, UART_BASE, 0, ~0ul,
+                                  0x8000000000000000ul};
+        static const long lens[] = {0, 1, 15, 16, 24, 47, 48, 49, 95, 96, 4095, 4096, SDS_MSG_MAX, SDS_MSG_MAX + 1,
+                             48 + PEER_BYTES_MAX, 48 + PEER_BYTES_MAX + 1, 16 + POLICY_MAX + 1, 1 << 20, -1, -16};
+        ptrs[0] = buf;
+        ptrs[1] = buf + 1;
+        ptrs[2] = buf + 4093;
+        ptrs[3] = buf + 0x1fff00;
+        uint32_t n[7] = {0};
+        for (uint32_t k = 0; k < calls; k++) {
+            uint64_t r = rnd(&x);
+            long ext = r % 20 < 16 ? SBI_EXT_KEYSTONE : r % 20 < 18 ? SBI_EXT_BASE : r % 20 == 18 ? SBI_EXT_SRST
+                                                                                                  : (long)rnd(&x);
+            long fid = rnd(&x) % 10 ? fids[rnd(&x) % (sizeof fids / sizeof fids[0])] : (long)rnd(&x);
+            if (ext == SBI_EXT_SRST && fid == SRST_SYSTEM_RESET) fid = 1; /* not the one call that powers off */
+            if (ext == SBI_EXT_BASE) fid = (long)(rnd(&x) % 8);
+            long a[3];
+            for (int j = 0; j < 3; j++) { /* mostly a pointer then a length, as the calls take them */
+                uint64_t c = rnd(&x) % 8;
+                if (c < 5) c = j == 0 ? 0 : 1;
+                else c -= 4;
+                a[j] = c == 0 ? (long)ptrs[rnd(&x) % (sizeof ptrs / sizeof ptrs[0])]
+                     : c == 1 ? lens[rnd(&x) % (sizeof lens / sizeof lens[0])]
+                     : c == 2 ? (long)(rnd(&x) % ENC_SLOTS) : (long)rnd(&x);
+            }
+            if (rnd(&x) % 2) /* random bytes where the pointers land in the host's own buffer */
+                for (int j = 0; j < 64; j++) out[rnd(&x) % BUF] = (uint8_t)rnd(&x);
+            struct sbiret res = sbi_call(ext, fid, a[0], a[1], a[2]);
+            n[0]++;
+            long e = res.error;
+            n[e == 0 ? 1 : e == SBI_ERR_NOT_SUPPORTED ? 2 : e == MON_ERR_BAD_POINTER ? 3
+                     : e == MON_ERR_TOO_LARGE ? 4 : e == KS_ERR_INVALID_ID ? 5 : 6]++;
+            if ((fid == H_RUN || fid == H_RESUME) && ext == SBI_EXT_KEYSTONE && a[0] >= 0 && a[0] < ENC_SLOTS)
+                interrupted[a[0]] = e == KS_ERR_INTERRUPTED; /* keep the scheduler's view true */
+        }
+        uint8_t b[28];
+        for (int j = 0; j < 7; j++)
+            for (int k = 0; k < 4; k++) b[4 * j + k] = (uint8_t)(n[j] >> (8 * k));
+        send(F_FUZZ, b, sizeof b);
+        break;
+    }
+    case F_SCAN_REQ: { /* the marker arrives masked, so that only a leak matches it unmasked */
+        uint32_t hits[3] = {0};
+        static const uintptr_t areas[2][2] = {{HOST_BASE, HOST_SIZE}, {FLASH_HOST, FLASH_HOST_SIZE}};
+        if (in_len == 0 || in_len > 64) break;
+        for (int a = 0; a < 2; a++) {
+            const volatile uint8_t *p = (const volatile uint8_t *)areas[a][0];
+            for (uintptr_t i = 0; i + in_len <= areas[a][1]; i++) {
+                uint32_t k = 0;
+                for (; k < in_len; k++) {
+                    uint32_t v = p[i + k], want = in[k];
+                    if ((v ^ 0xffu) != want) break;
+                }
+                if (k == in_len) hits[a]++;
+            }
+        }
+        long faulted;
+        probe(MON_BASE, &faulted);
+        hits[2] += !faulted;
+        for (int i = 0; i < ENC_SLOTS; i++) {
+            probe(ENC_SLOT(i) + ENC_STATE_OFF, &faulted);
+            hits[2] += !faulted;
+        }
+        uint8_t b[12];
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < 4; k++) b[4 * j + k] = (uint8_t)(hits[j] >> (8 * k));
+        send(F_SCAN, b, sizeof b);
         break;
     }
 #endif

@@ -627,7 +627,7 @@ static int64_t host_call(struct frame *f, uint64_t fid) {
         if (a1 < 16) return -MON_ERR_BAD_POINTER;
         if ((e = copy_in(a0, a1, 16 + POLICY_MAX)) != 0) return e;
         if (slot_of(xin)) return -REWIRE_ERR_BUSY;
-        if (a2 < sizeof(struct enclave_state) || a2 > ENC_STATE_MAX) return -REWIRE_ERR_INVALID_ARGUMENT;
+        if (a2 < sizeof(struct enclave_state) || a2 > ENC_STATE_MAX) return -KS_ERR_ILLEGAL_ARGUMENT;
         struct slot *s = slot_free();
         if (!s) return -KS_ERR_NO_FREE_RESOURCE;
         slot_take(s, xin);
@@ -888,6 +888,7 @@ void trap_handler(struct frame *f) {
     uint64_t cause, tval;
     int in_enclave = cur >= 0;
     int kind = arch_trap_kind(f, in_enclave, &cause, &tval); /* halts on a trap that did not come from the host or the enclave */
+    if (kind == TRAP_NONE) return;
     if (kind == TRAP_TIMER) {
         if (in_enclave) preempt(f);
         else arch_timer_disarm(); /* stale: the host's time is its own */

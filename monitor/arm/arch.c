@@ -91,6 +91,7 @@ static void enclave_map(uintptr_t base, size_t size) {
 #define SCR_NS (1ull << 0)
 #define SCR_EA (1ull << 3)  /* external aborts (the host touching secure memory) are taken to EL3 */
 #define SCR_RW (1ull << 10) /* lower ELs are AArch64 */
+#define SCR_FIQ (1ull << 2) /* FIQs (the secure timer, Group 0) are taken to EL3, in either world */
 
 /* The EL1 system registers: one set in AArch64, shared by the normal world's
  * EL1 and the enclave's S-EL1 regime. The host's are kept here while the
@@ -101,6 +102,40 @@ static void enclave_map(uintptr_t base, size_t size) {
     X(par_el1) X(sp_el1) X(tpidr_el1) X(tpidr_el0) X(tpidrro_el0) X(cntkctl_el1) X(csselr_el1) X(mdscr_el1)
 #define FIELD(r) uint64_t r;
 static struct { EL1_REGS(FIELD) } host_el1;
+
+/* ------------------------------------------------------------- time slice
+ * The secure physical timer (CNTPS_*: EL3 only, SCR_EL3.ST clear) raises
+ * PPI 13 (INTID 29), which the GICv2's security extensions keep in Group 0
+ * and signal as FIQ; SCR_EL3.FIQ takes it to EL3 from either world whatever
+ * PSTATE.F says there. The host owns Group 1 and never sees it. */
+#define GICD 0x08000000ul
+#define GICC 0x08010000ul
+#define TIMER_INTID 29u
+uint64_t arch_fiq; /* start.S: the trap was the FIQ */
+static volatile uint32_t *gic(uintptr_t a) { return (volatile uint32_t *)a; }
+static void gic_init(void) {
+    *gic(GICD + 0x080) &= ~(1u << TIMER_INTID);                      /* IGROUPR0: Group 0 */
+    ((volatile uint8_t *)(GICD + 0x400))[TIMER_INTID] = 0x40;       /* IPRIORITYR */
+    *gic(GICD + 0x100) = 1u << TIMER_INTID;                          /* ISENABLER0 */
+    *gic(GICD + 0x000) |= 1u;                                        /* CTLR: EnableGrp0 */
+    *gic(GICC + 0x004) = 0xff;                                       /* PMR: every priority */
+    *gic(GICC + 0x000) |= 1u | 1u << 3;                              /* CTLR: EnableGrp0, FIQEn */
+}
+void arch_timer_arm(uint64_t ms) {
+    MSR(cntps_tval_el1, ms * (arch_counter_hz() / 1000));
+    MSR(cntps_ctl_el1, 1); /* ENABLE, not masked */
+    __asm__ volatile("isb" ::: "memory");
+}
+void arch_timer_disarm(void) {
+    MSR(cntps_ctl_el1, 0);
+    __asm__ volatile("isb" ::: "memory");
+}
+/* Acknowledge the FIQ (the timer's, or a spurious 1023) and end it. */
+static void timer_ack(void) {
+    uint32_t id = *gic(GICC + 0x00c); /* IAR */
+    arch_timer_disarm();
+    if ((id & 0x3ff) != 1023) *gic(GICC + 0x010) = id; /* EOIR */
+}
 
 void arch_init(void) {
     el3_tables();
@@ -117,6 +152,8 @@ void arch_init(void) {
     /* Wall time: sampled before any host code runs (the PL031 is non-secure). */
     arch_rtc_at_boot = *(volatile uint32_t *)RTC_BASE;
     arch_counter_at_boot = arch_counter();
+    arch_timer_disarm();
+    gic_init();
 }
 
 #define SAVE(r) MRS(r, host_el1.r);
@@ -141,16 +178,16 @@ void arch_isolate_enclave(uintptr_t base, size_t size) {
     MSR(spsr_el1, 0);
     MSR(esr_el1, 0);
     MSR(far_el1, 0);
-    MSR(scr_el3, SCR_RW); /* secure */
+    MSR(scr_el3, SCR_RW | SCR_FIQ); /* secure */
     __asm__ volatile("isb" ::: "memory");
     MSR(sctlr_el1, SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_I);
     __asm__ volatile("isb\n\ttlbi vmalle1\n\tdsb sy\n\tisb" ::: "memory");
 }
 void arch_isolate_host(void) {
-    MSR(scr_el3, SCR_RW); /* the TLB maintenance below is for the secure regime */
+    MSR(scr_el3, SCR_RW | SCR_FIQ); /* the TLB maintenance below is for the secure regime */
     __asm__ volatile("isb\n\ttlbi vmalle1\n\tdsb sy\n\tisb" ::: "memory");
     EL1_REGS(LOAD)
-    MSR(scr_el3, SCR_RW | SCR_EA | SCR_NS); /* the next ERET enters the normal world */
+    MSR(scr_el3, SCR_RW | SCR_FIQ | SCR_EA | SCR_NS); /* the next ERET enters the normal world */
     __asm__ volatile("isb" ::: "memory");
 }
 
@@ -160,8 +197,24 @@ void arch_isolate_host(void) {
  * the frame is rewritten to resume the enclave at ELR_EL1 (or never). */
 int arch_trap_kind(struct frame *f, int in_enclave, uint64_t *cause, uint64_t *addr) {
     uint64_t esr, far, scr;
-    (void)in_enclave; /* SCR_EL3.NS tells the worlds apart */
     MRS(esr_el3, esr);
+    if (arch_fiq) { /* the time slice: from the enclave (S-EL0) or, stale, from the host */
+        uint32_t el = (uint32_t)f->spsr & 0x1f;
+        uintptr_t v = (uintptr_t)sel1_vectors;
+        *cause = 0;
+        *addr = 0;
+        timer_ack();
+        if (in_enclave && el == 0x5 && f->pc >= v && f->pc < v + 0x800) {
+            /* In the S-EL1 vector, between the enclave's SVC (or fault) and the SMC
+             * that forwards it: its syndrome is in the EL1 registers, which the
+             * host would get. Let the forward finish; the slice ends just after. */
+            arch_timer_arm(1);
+            return TRAP_NONE;
+        }
+        if (in_enclave ? el != SPSR_EL0T : (el != SPSR_EL1T && el != 0x5 && el != SPSR_EL0T))
+            m_trap_halt(esr, f->pc, 0);
+        return TRAP_TIMER;
+    }
     MRS(far_el3, far);
     MRS(scr_el3, scr);
     if (!(scr & SCR_NS)) { /* from the secure world: only the S-EL1 vectors call */

@@ -58,9 +58,9 @@ static inline uint64_t arch_sp(void) {
 void arch_init(void);
 void arch_isolate_host(void);
 void arch_isolate_enclave(uintptr_t base, size_t size); /* one slot at S-EL0, nothing else */
-/* No time slice on Arm yet (monitor/README.md): an enclave step runs to its end. */
-static inline void arch_timer_arm(uint64_t ms) { (void)ms; }
-static inline void arch_timer_disarm(void) {}
+/* The enclave's time slice: the secure physical timer, as FIQ to EL3 (arch.c). */
+void arch_timer_arm(uint64_t ms);
+void arch_timer_disarm(void);
 /* The boot stage's lock on the device root: nothing to lock at EL3 (README). */
 static inline void arch_lock_root(uintptr_t lo, size_t len) { (void)lo; (void)len; }
 static inline void arch_reopen_root(void) {}
@@ -103,7 +103,7 @@ static inline uint64_t arch_wall_seconds(void) {
 }
 
 /* ------------------------------------------------------------------ traps */
-enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_TIMER, TRAP_OTHER };
+enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_TIMER, TRAP_NONE, TRAP_OTHER }; /* NONE: dealt with, resume */
 void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) __attribute__((noreturn));
 int arch_trap_kind(struct frame *f, int in_enclave, uint64_t *cause, uint64_t *addr);
 #endif

@@ -99,8 +99,17 @@ enter_user:
     ldp q30, q31, [\base, #480]
     .endm
 
+/* FIQ: the secure timer (SCR_EL3.FIQ routes it here), the enclave's time
+ * slice. Saved exactly like a synchronous trap; arch_fiq tells them apart. */
+lower_fiq:
+    stp x0, x1, [sp, #0]
+    mov x0, #1
+    b 1f
 lower_sync:
     stp x0, x1, [sp, #0]
+    mov x0, #0
+1:  adrp x1, arch_fiq
+    str x0, [x1, :lo12:arch_fiq]
     stp x2, x3, [sp, #16]
     stp x4, x5, [sp, #32]
     stp x6, x7, [sp, #48]
@@ -187,9 +196,9 @@ el3_vectors:
     ventry m_trap
     ventry m_trap
     ventry lower_sync           /* lower EL, AArch64: synchronous (SMC, aborts, the S-EL1 forward) */
-    ventry m_trap               /* IRQ, FIQ, SError: masked and not routed here */
-    ventry m_trap
-    ventry m_trap
+    ventry m_trap               /* IRQ: not routed here */
+    ventry lower_fiq            /* FIQ: the secure timer, Group 0 */
+    ventry m_trap               /* SError: not routed here */
     ventry m_trap               /* lower EL, AArch32: never (SCR_EL3.RW, SPSR checked) */
     ventry m_trap
     ventry m_trap

@@ -71,7 +71,7 @@ ROOT_ADDRESS = 0x23000000 + 0xF00000 + 8
 F_HELLO, F_TO_SDS, F_TO_PEER, F_EVENT, F_RESULT, F_STATUS, F_PROBE, F_ABUSE = 1, 2, 3, 4, 5, 6, 7, 8
 F_SDS, F_PEER, F_CLOSED, F_LAUNCH, F_RUN, F_STATUS_REQ, F_PROBE_REQ, F_OFF = 32, 33, 34, 35, 36, 37, 38, 39
 F_ABUSE_REQ = 40  # hostile host only
-# monitor result codes (abi.h), negated in ecall results
+F_FUZZ, F_SCAN, F_FUZZ_REQ, F_SCAN_REQ = 9, 10, 42, 43  # hostile host only
 # monitor/abi.h: the monitor's errors (Keystone's where Keystone has one), and its flash layout.
 MON_ERR_BAD_POINTER, MON_ERR_NO_ENCLAVE, MON_ERR_NOT_RUNNABLE = 100007, 100001, 100004
 MON_ERR_FLASH, MON_ERR_TOO_LARGE, MON_ERR_NOT_DURABLE = 100903, 100904, 100905
@@ -342,12 +342,14 @@ class Host:
         with self._lock:
             return [l for _, l in self.lines]
 
-    def counters(self) -> List[int]:
-        """The enclave's counter values printed on this host, in order."""
+    def counters(self, slot: Optional[int] = None) -> List[int]:
+        """The enclave counter values printed on this host, in order: every slot's, or one slot's
+        ("[enclave@NAME] " is slot 0, "[enclave@NAME#2] " slot 2)."""
         out = []
+        tag = None if slot is None else f"[enclave@{self.name}]" if slot == 0 else f"[enclave@{self.name}#{slot}]"
         for l in self.console():
             i = l.find("] counter=")
-            if l.startswith("[enclave@") and i >= 0:
+            if l.startswith("[enclave@") and i >= 0 and (tag is None or l.startswith(tag)):
                 out.append(int(l[i + 10:].split()[0]))
         return out
 
@@ -376,6 +378,8 @@ class World:
         self.statuses: Dict[Tuple[str, bytes], dict] = {}
         self.probes: Dict[str, int] = {}
         self.abuses: Dict[str, List[int]] = {}
+        self.fuzzes: Dict[str, List[int]] = {}
+        self.scans: Dict[str, List[int]] = {}
         self.ledger: List[Tuple[float, str]] = []
         self.peer_bytes: Dict[Tuple[str, str], int] = {}
         self.captured: List[bytes] = []
@@ -458,13 +462,18 @@ class World:
         elif ftype == F_RESULT:
             self.results.append((t, h.name, payload[0], struct.unpack("<i", payload[1:5])[0]))
         elif ftype == F_STATUS:
-            st, ep, runnable, present = struct.unpack("<IQII", payload[:20])
+            st, ep, runnable, present, slot = struct.unpack("<IQIIi", payload[:24])
             self.statuses[(h.name, payload[24:40])] = {"state": STATES.get(st, "?"), "epoch": ep,
-                                                       "runnable": bool(runnable), "present": bool(present)}
+                                                       "runnable": bool(runnable), "present": bool(present),
+                                                       "slot": slot if present else None}
         elif ftype == F_PROBE:
             self.probes[h.name] = struct.unpack("<i", payload)[0]
         elif ftype == F_ABUSE:
             self.abuses[h.name] = list(struct.unpack(f"<{len(payload) // 4}i", payload))
+        elif ftype == F_FUZZ:
+            self.fuzzes[h.name] = list(struct.unpack("<7I", payload))
+        elif ftype == F_SCAN:
+            self.scans[h.name] = list(struct.unpack("<3I", payload))
 
     def name_of(self, host_id: bytes) -> str:
         h = self.by_id.get(host_id)
@@ -528,6 +537,23 @@ class World:
         h.send(F_ABUSE_REQ)
         self.wait(lambda: h.name in self.abuses, f"bad-call results from {h.name}", 20)
         return self.abuses[h.name]
+
+    def fuzz(self, h: Host, seed: int, calls: int, timeout: float = 120) -> dict:
+        """The hostile host's random SBI calls (host.c, F_FUZZ_REQ): how many, and how they ended."""
+        self.fuzzes.pop(h.name, None)
+        h.send(F_FUZZ_REQ, struct.pack("<II", seed, calls))
+        self.wait(lambda: h.name in self.fuzzes, f"fuzz results from {h.name}", timeout)
+        keys = ("calls", "ok", "not_supported", "not_accessible", "too_large", "invalid_id", "other")
+        return dict(zip(keys, self.fuzzes[h.name]))
+
+    def scan(self, h: Host, marker: bytes, timeout: float = 120) -> dict:
+        """The hostile host searches every byte it can read (its memory, its flash) for ``marker``
+        and tries to read the monitor's memory and every slot's (host.c, F_SCAN_REQ)."""
+        self.scans.pop(h.name, None)
+        h.send(F_SCAN_REQ, bytes(b ^ 0xff for b in marker))
+        self.wait(lambda: h.name in self.scans, f"scan results from {h.name}", timeout)
+        ram, flash, reads = self.scans[h.name]
+        return {"memory": ram, "flash": flash, "reads": reads}
 
     def event_time(self, host: str, event: str) -> Optional[float]:
         return first_event(self.events, host, event)

@@ -140,7 +140,7 @@ static inline void arch_init(void) {
 }
 
 /* ------------------------------------------------------------------ traps */
-enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_TIMER, TRAP_OTHER };
+enum { TRAP_CALL, TRAP_LOAD, TRAP_STORE, TRAP_FETCH, TRAP_TIMER, TRAP_NONE, TRAP_OTHER }; /* NONE: dealt with, resume */
 void m_trap_halt(uint64_t cause, uint64_t epc, uint64_t tval) __attribute__((noreturn));
 /* What the trap was: *cause for the log, *addr the faulting address. The
  * mode it came from must be the one expected (an enclave: U; the host: S or

@@ -17,6 +17,7 @@ device root (the Arm monitor has no equivalent: monitor/README.md).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -486,3 +487,195 @@ def test_a_build_differing_only_in_read_only_data_is_another_build(request, tmp_
         w.shutdown()
     if not request.session.testsfailed:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- slots, preemption, the hostile host
+def launch_result(w: q.World, h: q.Host, state_len: int) -> tuple:
+    """Launch one more enclave on h: (its id, the monitor's result: 0 or -error)."""
+    eid = os.urandom(16)
+    policy = w.sds.register_enclave(eid, h.enclave_measurement, 2, h.host_id, **q.platform_of(h.arch))
+    before = len(w.results)
+    w.launch(h, eid, policy, state_len)
+    w.wait(lambda: any(r[1] == h.name and r[2] == q.F_LAUNCH for r in w.results[before:]), "launch result")
+    return eid, [r for r in w.results[before:] if r[1] == h.name and r[2] == q.F_LAUNCH][-1][3]
+
+
+def counts_in(w: q.World, h: q.Host, slot: int, n: int, after: int = 0, timeout: float = 60) -> None:
+    w.wait(lambda: len([c for c in h.counters(slot) if c > after]) >= n, f"{h.name} slot {slot} counting", timeout)
+
+
+def intact(h: q.Host) -> bool:
+    steps = [l for l in h.console() if "] counter=" in l]
+    return bool(steps) and all(l.endswith("intact") for l in steps)
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_four_slots_a_fifth_refused_one_migrates_and_its_slot_is_reused(request, arch):
+    """Issue 13: at least four enclave slots, each with its own memory, sealed data and checkpoint
+    pair. A fifth launch is refused (Keystone's NO_FREE_RESOURCE) and loses nothing; one enclave
+    migrates out of slot 2 while the other three count on; it arrives in B's free slot and counts
+    on from where it stopped (the code is position-independent: same bytes, same measurement, in
+    any slot); A's slot 2 takes a new enclave."""
+    with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        eids = [demo.launch(w, A, 1024 + 8 * i) for i in range(q.ENC_SLOTS)]
+        for i in range(q.ENC_SLOTS):
+            counts_in(w, A, i, 2)
+        assert sorted(w.status(A, e)["slot"] for e in eids) == list(range(q.ENC_SLOTS))
+        extra, res = launch_result(w, A, 1024)
+        assert res == -q.KS_ERR_NO_FREE_RESOURCE, res
+        assert w.status(A, extra)["present"] is False
+        moving = next(e for e in eids if w.status(A, e)["slot"] == 2)
+        last = A.counters(2)[-1]
+        w.run(B, 100)
+        demo.migrate(w, moving, A, B)
+        w.wait(lambda: demo.at(w, moving) == "host-B", "ledger at B", 60)
+        counts_in(w, B, 0, 2)
+        assert B.counters(0)[0] == last + 1 or B.counters(0)[0] > last, (last, B.counters(0))
+        st = w.status(B, moving)
+        assert st["runnable"] and st["slot"] == 0
+        assert w.status(A, moving)["state"] == "migrated" and w.status(A, moving)["present"] is False
+        for i in (0, 1, 3):
+            counts_in(w, A, i, 2, after=A.counters(i)[-1])
+        assert intact(A) and intact(B)
+        assert any("sealed note opens" in l for l in B.console())
+        newer, res = launch_result(w, A, 1024)
+        assert res == 0 and w.status(A, newer)["slot"] == 2
+        for e in eids:
+            if e != moving:
+                assert runnable_at(w, e) == ["host-A"]
+        assert runnable_at(w, moving) == ["host-B"]
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_checkpoints_swapped_between_slots_restore_and_a_copied_one_is_refused(request, arch):
+    """Issue 13: the host swaps two enclaves' checkpoint pairs on flash, then copies one pair over
+    the other. A committed blob restores wherever it lies (the slot is only a place), each enclave
+    once, state intact; a second copy of an enclave already restored is refused, so nothing
+    forks. The enclave whose checkpoints the host destroyed is not runnable anywhere (the host can
+    always deny service to its own enclaves; it cannot make two of one)."""
+    with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
+        A = w.hosts["host-A"]
+        e0, e1 = demo.launch(w, A, 1024), demo.launch(w, A, 2048)
+        counts_in(w, A, 0, 2)
+        counts_in(w, A, 1, 2)
+        A.kill()
+        pair = 2 * q.CKPT_SLOT_SIZE
+        img = bytearray(A.flash.read_bytes())
+        p0, p1 = q.ckpt_slot(0, 0), q.ckpt_slot(1, 0)
+        img[p0:p0 + pair], img[p1:p1 + pair] = img[p1:p1 + pair], img[p0:p0 + pair]
+        A.flash.write_bytes(bytes(img))
+        w.boot(A)
+        w.run(A, 100)
+        assert w.status(A, e0)["slot"] == 1 and w.status(A, e1)["slot"] == 0
+        n0, n1 = len(A.counters(0)), len(A.counters(1))
+        counts_in(w, A, 0, n0 + 2)
+        counts_in(w, A, 1, n1 + 2)
+        assert intact(A)
+        assert runnable_at(w, e0) == ["host-A"] and runnable_at(w, e1) == ["host-A"]
+        A.kill()
+        n1 = len(A.counters(1))
+        img = bytearray(A.flash.read_bytes())
+        img[p1:p1 + pair] = img[p0:p0 + pair]  # e1's pair (now in slot 0's place) over e0's
+        A.flash.write_bytes(bytes(img))
+        w.boot(A)
+        w.wait(lambda: "[monitor] checkpoint refused: a second copy of an enclave restored already" in A.console(),
+               "the copied checkpoint refused", 30)
+        w.run(A, 100)
+        assert w.status(A, e1)["present"] and w.status(A, e1)["slot"] == 0
+        assert not w.status(A, e0)["present"]
+        assert runnable_at(w, e1) == ["host-A"] and runnable_at(w, e0) == []
+        counts_in(w, A, 0, len(A.counters(0)) + 2)
+        assert len(A.counters(1)) == n1  # slot 1 stays empty
+        assert intact(A)
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_the_timer_preempts_a_spinning_enclave_and_a_step_resumes_exactly(request, arch):
+    """Issue 13: timer preemption (RISC-V: the CLINT's machine timer; Arm: the secure physical
+    timer as FIQ to EL3). monitor-spin.elf's enclave spins for ever after its
+    first step when its state length is 1 mod 4, and spends many time slices on each step when it
+    is 2 mod 4. The monitor's timer hands the CPU back to the host (Keystone's INTERRUPTED), the
+    host resumes each step (RESUME), the long steps end with their state intact, a third enclave
+    counts on beside them, the host keeps answering, and that third enclave migrates. An order
+    for the spinning one is refused (a preempted enclave does not pause: its registers are not
+    what migrates) and it stays where it was, runnable: nothing lost."""
+    with world_of(request, q.elf_of(arch, "spin"), q.elf_of(arch)) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        spinning = demo.launch(w, A, 1025)
+        long_steps = demo.launch(w, A, 1026)
+        normal = demo.launch(w, A, 1024)
+        for i in (0, 1):
+            w.wait(lambda i=i: f"[host] slot {i}: the monitor's timer preempted a step; resuming it" in A.console(),
+                   f"slot {i} preempted", 60)
+        counts_in(w, A, 1, 3, timeout=120)  # each of these steps spanned many time slices
+        counts_in(w, A, 2, 5)
+        assert A.counters(0) == [1], A.counters(0)  # its first step, then spinning for ever
+        assert intact(A)
+        for e in (spinning, long_steps, normal):
+            st = w.status(A, e)
+            assert st["state"] == "running" and st["runnable"], st
+        w.run(B, 100)
+        demo.migrate(w, normal, A, B)
+        w.wait(lambda: demo.at(w, normal) == "host-B", "ledger at B", 60)
+        counts_in(w, B, 0, 2)
+        before = len(w.events)
+        demo.migrate(w, spinning, A, B)
+        w.wait(lambda: any(e[1] == "host-A" and e[2] == "aborted" for e in w.events[before:]),
+               "the order for the spinning enclave aborted at A", 60)
+        try:
+            assert settle(w, spinning) == "host-A"
+        except Exception:
+            print("\n".join(A.console()[-60:]))
+            print(w.status(A, spinning))
+            raise
+        assert w.status(A, spinning)["runnable"] and not w.status(B, spinning)["present"]
+        assert settle(w, normal) == "host-B"
+        counts_in(w, A, 1, len(A.counters(1)) + 1, timeout=120)
+        assert intact(A) and intact(B)
+
+
+CALLS = 10000  # the random SBI calls of the hostile host (monitor/README.md reports the outcome)
+MARKER_NOTE = b"sealed note: born on host-"  # the enclave's sealed plaintext (enclave.c)
+MARKER_STATE = bytes((i * 131 + 7) & 0xff for i in range(100, 132))  # ballast bytes it never rewrites early
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_random_sbi_calls_then_no_secret_anywhere_the_host_can_read(request, arch):
+    """Issue 13, the adversarial-host suite: the hostile host makes 10 000 random SBI calls (seeded:
+    random extensions, functions and arguments from a pool of edges: pointers into the monitor,
+    the enclave slots, across its region's end, misaligned, wrapping lengths, random bytes in its
+    buffers). Every call gets an answer, the monitor never halts, the host never runs in M-mode,
+    the enclave counts on intact and migrates. Then the host searches every byte it can read,
+    its memory and its flash, for the enclave's sealed plaintext and a run of its state, and tries
+    to load from the monitor and every slot: nothing, before and after the migration (both hosts
+    hostile); the flash images on disk hold neither in clear."""
+    hostile = q.elf_of(arch, "hostile")
+    with world_of(request, hostile, hostile) as w:
+        A, B = w.hosts["host-A"], w.hosts["host-B"]
+        eid = demo.launch(w, A, 1024)
+        counts_on(w, A, 3)
+        got = w.fuzz(A, seed=13, calls=CALLS)
+        assert got["calls"] == CALLS, got
+        for k in ("ok", "not_supported", "not_accessible", "too_large", "invalid_id", "other"):
+            assert got[k] > 0, got
+        assert sum(got[k] for k in got if k != "calls") == CALLS, got
+        n = len(A.counters())
+        counts_on(w, A, n + 3)
+        con = A.console()
+        assert not [l for l in con if "trap" in l or "MONITOR'S MEMORY" in l or "panicked" in l], con[-12:]
+        assert intact(A) and A.alive()
+        st = w.status(A, eid)
+        assert st["state"] == "running" and st["runnable"]
+        for h in (A, B):
+            for m in (MARKER_NOTE, MARKER_STATE):
+                assert w.scan(h, m) == {"memory": 0, "flash": 0, "reads": 0}, (h.name, m)
+        # A control: the host's search does find what it can read (its own console strings).
+        assert w.scan(A, b"[host] ")["memory"] > 0
+        migrate_and_check_it_goes_on(w, eid, A, B)
+        for h in (A, B):
+            for m in (MARKER_NOTE, MARKER_STATE):
+                assert w.scan(h, m) == {"memory": 0, "flash": 0, "reads": 0}, (h.name, m)
+            storage = h.flash.read_bytes()[: 16 << 20]
+            assert MARKER_NOTE not in storage and MARKER_STATE not in storage
+        assert settle(w, eid) == "host-B"
