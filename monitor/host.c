@@ -17,12 +17,24 @@
 
 #ifdef HOSTILE_FLASH_CMD
 /* The hostile variant (monitor-hostile.elf, built from this file with
- * -DHOSTILE_FLASH_CMD; tests/system): once armed by F_PROBE_REQ, it writes the
- * CFI "read status register" command to its own half of pflash before every
- * ecall. QEMU's pflash1 is one device with one command state, so the monitor
- * then reads status words, not data, from the half only it may reach. */
+ * -DHOSTILE_FLASH_CMD; tests/system): once armed by F_PROBE_REQ, it writes a
+ * CFI command to its own half of pflash before every call, the next of every
+ * command the device knows each time: read status, read ID, CFI query, clear
+ * status, and the first halves of block lock, block erase, write to buffer,
+ * program and suspend, left for the monitor's next write to complete. QEMU's
+ * pflash1 is one device with one command state, so the monitor then reads
+ * status, ID or query words, not data, from the half only it may reach, and
+ * its own first write lands inside the host's half-issued command. */
 static int hostile_armed;
-#define HOSTILE_CMD() do { if (hostile_armed) *(volatile uint32_t *)FLASH_HOST = 0x00700070; } while (0)
+static unsigned hostile_next;
+static const uint8_t hostile_cmds[] = {0x70, 0x90, 0x98, 0x50, 0x60, 0x20, 0xe8, 0x40, 0xb0};
+#define HOSTILE_CMD()                                                                                   \
+    do {                                                                                                \
+        if (hostile_armed) {                                                                            \
+            uint32_t c = hostile_cmds[hostile_next++ % sizeof hostile_cmds];                          \
+            *(volatile uint32_t *)FLASH_HOST = c | c << 16;                                             \
+        }                                                                                               \
+    } while (0)
 #else
 #define HOSTILE_CMD() do {} while (0)
 #endif
@@ -299,7 +311,7 @@ static void dispatch(void) {
     case F_PROBE_REQ: {
         long faulted;
 #ifdef HOSTILE_FLASH_CMD
-        say("hostile: putting pflash into read-status mode before every ecall\n");
+        say("hostile: putting pflash into a command mode before every call (every CFI command in turn)\n");
         hostile_armed = 1;
         HOSTILE_CMD();
 #endif

@@ -7,8 +7,8 @@ from collections import Counter
 
 GROUPS = [
     ("monitor C (start.S, monitor.c, flash.c, sha256.c, entropy.c)", re.compile(r"/(start|monitor|flash|sha256|entropy)\.o$")),
-    ("host program (U-mode, untrusted)", re.compile(r"/host\.o$")),
-    ("enclave (U-mode)", re.compile(r"/enclave\.o$")),
+    ("host program (S-mode, untrusted)", re.compile(r"/host\.o$")),
+    ("enclave (U-mode; Arm S-EL0)", re.compile(r"/enclave\.o$")),
     ("librewire.a (rewire-core, rustls, ring, coset, alloc/core)", re.compile(r"librewire\.a")),
     ("picolibc + libgcc", re.compile(r"libc\.a|libgcc")),
 ]
