@@ -32,15 +32,36 @@ static size_t put_dec(char *b, size_t i, uint64_t v) {
 static void print(const char *b, size_t n) { ecall(E_PRINT, (long)b, (long)n); }
 
 #ifdef ENCLAVE_SPIN
-/* monitor-spin.elf (tests/system, RISC-V): after its first step, an enclave
- * whose state length is 1 mod 4 never ends a step, and one whose length is
- * 2 mod 4 spends many time slices on each: the monitor's timer must take the
- * CPU back, and resuming must continue the step exactly. */
-static void spin(uint64_t len) {
+/* The test enclave (monitor-hostile.elf, tests/system): after its first step,
+ * by its state length, an enclave
+ *   1 mod 4: never ends a step (the monitor's timer must take the CPU back);
+ *   2 mod 4: spends many time slices on each step, its thread register set,
+ *            and says so if a resume lost it or any other register;
+ *   3 mod 8: reads the FP register the host wrote, and says what it read;
+ *   7 mod 8: runs an instruction the monitor's mode traps (PACGA at S-EL0;
+ *            csrr mstatus in U-mode), and says so if it survived.
+ * Each of the last two must fault the enclave and nothing else. */
+static void spin(uint64_t len, uint64_t counter) {
+    char line[64];
+    size_t n;
     if (len % 4 == 1)
         for (;;) __asm__ volatile("");
-    if (len % 4 == 2)
+    if (len % 4 == 2) {
+        uint64_t tls = 0x746c730000000000ull + counter;
+        user_tls_set(tls);
         for (volatile uint64_t i = 0; i < 20000000; i++) {}
+        if (user_tls() != tls) print("THREAD REGISTER LOST\n", 21);
+    }
+    if (len % 8 == 3) {
+        n = put_dec(line, 0, user_fp_get());
+        line[n++] = '\n';
+        print("FP READ ", 8);
+        print(line, n);
+    }
+    if (len % 8 == 7) {
+        user_forbidden();
+        print("FORBIDDEN INSTRUCTION RAN\n", 26);
+    }
 }
 #endif
 
@@ -104,7 +125,7 @@ __attribute__((section(".text.enclave_entry"), used)) void enclave_entry(struct 
         print(line, n);
     }
 #ifdef ENCLAVE_SPIN
-    if (s->counter > 0) spin(s->len);
+    if (s->counter > 0) spin(s->len, s->counter);
 #endif
     s->counter++;
     char *e = s->log[s->log_next];

@@ -54,14 +54,30 @@ static int erase_block(uintptr_t addr) {
     return wait_ready(addr);
 }
 
-void flash_init(void) { *word(FLASH_BASE) = 0x00ff00ff; }
+#ifdef FLASH_ARRAY_CHECK
+/* Status, ID and query reads return 0x00XX00XX (16-bit devices): this does not. */
+#define ARRAY_MAGIC 0xa55a5aa5u
+#endif
+void flash_init(void) {
+    *word(FLASH_BASE) = 0x00ff00ff;
+#ifdef FLASH_ARRAY_CHECK
+    *word(FLASH_HOST) = 0x00ff00ff;
+    if (*word(FLASH_ARRAY_CHECK) != ARRAY_MAGIC) { /* first boot, or the host wrote over it */
+        if (*word(FLASH_ARRAY_CHECK) != ERASED) erase_block(FLASH_ARRAY_CHECK);
+        program(FLASH_ARRAY_CHECK, ARRAY_MAGIC);
+    }
+#endif
+}
 
 /* pflash1 has one command state for both halves, and the host may write
  * commands to its half: it can leave the device in read-status, query or ID
  * mode, or halfway through a command, and M-mode reads would then see status
  * words instead of data. So every entry point below first puts the device back
  * into read-array mode and checks that it is, by reading the root of trust's
- * magic (no status, query or ID read returns it). The reset goes to the host's
+ * magic (no status, query or ID read returns it). On Arm the host's flash is
+ * a device of its own (pflash1; the root is on pflash0), so the check is a
+ * word the monitor programmed on pflash1 itself (FLASH_ARRAY_CHECK): without
+ * it a half-issued command there went unnoticed and the next write failed. The reset goes to the host's
  * half: a program command the host left half-issued only lands there. Under
  * attack, a write-to-buffer left open takes up to its 16-bit word count of
  * writes to run out; honest flash needs one. */
@@ -70,6 +86,9 @@ static int array_mode(void) {
     const struct rot_blob *r = (const struct rot_blob *)(FLASH_MON + ROT_OFF);
     for (unsigned i = 0; i < RESET_TRIES; i++) {
         *word(FLASH_HOST) = 0x00ff00ff;
+#ifdef FLASH_ARRAY_CHECK /* Arm: the host's flash is another device than the root's */
+        if (*word(FLASH_ARRAY_CHECK) != ARRAY_MAGIC) continue;
+#endif
         if (memcmp(r->magic, ROT_MAGIC, 8) == 0) return 0;
     }
     return -1;

@@ -312,6 +312,7 @@ static void dispatch(void) {
         long faulted;
 #ifdef HOSTILE_FLASH_CMD
         say("hostile: putting pflash into a command mode before every call (every CFI command in turn)\n");
+        user_fp_set(0x46502d4d41524b52ull); /* "FP-MARKR": an enclave must never read it */
         hostile_armed = 1;
         HOSTILE_CMD();
 #endif

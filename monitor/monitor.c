@@ -129,6 +129,7 @@ struct slot {
     uint8_t sealed[SEALED_MAX];
     uintptr_t ckpt_committed; /* which of its two checkpoint slots holds the committed blob; 0: none known */
     struct frame ctx;         /* the preempted step's registers */
+    uint64_t tls;             /* and its thread register (Arm TPIDR_EL0; RISC-V's tp is in ctx) */
 };
 static struct slot slots[ENC_SLOTS];
 static int cur = -1; /* the slot whose enclave runs now; -1 while the host runs */
@@ -373,40 +374,42 @@ static void restore_slot(struct slot *s) {
     uintptr_t c0 = CKPT_SLOT(i, 0), c1 = CKPT_SLOT(i, 1);
     uint32_t s0 = slot_seq(c0), s1 = slot_seq(c1);
     if (s0 == 0 && s1 == 0) return;
-    /* The newer slot first; the other holds the committed blob when a crash
-     * came between a slot write and its commit. */
-    uintptr_t newer = (int32_t)(s0 - s1) >= 0 ? c0 : c1;
-    uintptr_t older = newer == c0 ? c1 : c0;
-    uint32_t state = 0;
-    uintptr_t from = newer;
-    size_t len = open_slot(newer, &state);
-    if (len == 0) {
-        from = older;
-        len = open_slot(older, &state);
-    }
-    if (len == 0) {
-        say("no checkpoint to restore in slot ");
-        con_dec((uint64_t)i);
-        con_puts("\n");
-        return;
-    }
-    if (slot_of(ckpt_blob)) { /* the host copied one enclave's blob into another's place */
-        say("checkpoint refused: a second copy of an enclave restored already\n");
+    /* The newer copy first; the other holds the committed blob when a crash
+     * came between a copy's write and its commit, or when the host put a
+     * copy of another slot's blob in the newer one's place. */
+    uintptr_t order[2] = {(int32_t)(s0 - s1) >= 0 ? c0 : c1, (int32_t)(s0 - s1) >= 0 ? c1 : c0};
+    int dup = -1;
+    for (int k = 0; k < 2; k++) {
+        uint32_t state = 0;
+        size_t len = open_slot(order[k], &state);
+        if (len == 0) continue;
+        if (slot_of(ckpt_blob)) { /* the host copied one enclave's blob into another's place */
+            say("checkpoint refused: a second copy of an enclave restored already\n");
+            memset(ckpt_plain, 0, len);
+            dup = k;
+            continue;
+        }
+        uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
+        slot_take(s, ckpt_blob);
+        s->ckpt_committed = order[k];
+        memcpy(slot_mem(s), ckpt_plain + 32, cl);
+        memcpy(slot_mem(s) + ENC_STATE_OFF, ckpt_plain + 32 + cl, sl);
+        memcpy(s->sealed, ckpt_plain + 32 + cl + sl, zl);
+        s->code_len = cl; s->state_len = sl; s->sealed_len = zl;
+        s->fresh = 1;
         memset(ckpt_plain, 0, len);
+        say("enclave restored from its checkpoint into slot ");
+        con_dec((uint64_t)i);
+        con_puts(state == REWIRE_STATE_PENDING ? " (pending)\n" : state == REWIRE_STATE_FROZEN ? " (frozen)\n" : " (running)\n");
         return;
     }
-    uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
-    slot_take(s, ckpt_blob);
-    s->ckpt_committed = from;
-    memcpy(slot_mem(s), ckpt_plain + 32, cl);
-    memcpy(slot_mem(s) + ENC_STATE_OFF, ckpt_plain + 32 + cl, sl);
-    memcpy(s->sealed, ckpt_plain + 32 + cl + sl, zl);
-    s->code_len = cl; s->state_len = sl; s->sealed_len = zl;
-    s->fresh = 1;
-    memset(ckpt_plain, 0, len);
-    say("enclave restored from its checkpoint into slot ");
+    say("no checkpoint to restore in slot ");
     con_dec((uint64_t)i);
-    con_puts(state == REWIRE_STATE_PENDING ? " (pending)\n" : state == REWIRE_STATE_FROZEN ? " (frozen)\n" : " (running)\n");
+    con_puts("\n");
+    /* The next checkpoint in this slot goes over a copy refused as a second
+     * copy, never over the other, which may hold a blob librewire still
+     * anchors (an enclave whose own slot the host overwrote). */
+    if (dup >= 0) s->ckpt_committed = order[1 - dup];
 }
 static void restore(void) {
     for (int i = 0; i < ENC_SLOTS; i++) restore_slot(&slots[i]);
@@ -568,7 +571,7 @@ static void enter_enclave(struct frame *f, struct slot *s, int resume) {
         *f = s->ctx;
         memset(&s->ctx, 0, sizeof s->ctx);
         s->interrupted = 0;
-    } else { /* nothing of the host's registers (general or FP) reaches the enclave */
+    } else { /* nothing of the host's registers reaches the enclave (FP: arch_isolate_enclave) */
         memset(f, 0, sizeof *f);
         arch_frame_init(f, ENC_SLOT(i), ENC_SLOT(i) + ENC_STACK_OFF, 1);
         f->x[R_ARG0] = ENC_SLOT(i) + ENC_STATE_OFF;
@@ -577,6 +580,10 @@ static void enter_enclave(struct frame *f, struct slot *s, int resume) {
     s->fresh = 0;
     cur = i;
     arch_isolate_enclave(ENC_SLOT(i), ENC_SLOT_SIZE);
+    if (resume) {
+        arch_set_user_tls(s->tls);
+        s->tls = 0;
+    }
     arch_timer_arm(QUANTUM_MS);
 }
 static void leave_enclave(struct frame *f, int64_t result) {
@@ -590,6 +597,7 @@ static void leave_enclave(struct frame *f, int64_t result) {
 /* The timer fired in the enclave: keep its registers for H_RESUME, give the host the CPU. */
 static void preempt(struct frame *f) {
     slots[cur].ctx = *f;
+    slots[cur].tls = arch_user_tls();
     slots[cur].interrupted = 1;
     leave_enclave(f, -KS_ERR_INTERRUPTED);
 }

@@ -92,6 +92,10 @@ static void enclave_map(uintptr_t base, size_t size) {
 #define SCR_EA (1ull << 3)  /* external aborts (the host touching secure memory) are taken to EL3 */
 #define SCR_RW (1ull << 10) /* lower ELs are AArch64 */
 #define SCR_FIQ (1ull << 2) /* FIQs (the secure timer, Group 0) are taken to EL3, in either world */
+/* Pointer authentication for the host (an OS signs return addresses with its
+ * EL1 keys), not for the enclave: the keys are EL1 registers the two share, so
+ * in the secure world PAC instructions trap to EL3 and fault the enclave. */
+#define SCR_PAUTH (1ull << 16 | 1ull << 17) /* APK, API */
 
 /* The EL1 system registers: one set in AArch64, shared by the normal world's
  * EL1 and the enclave's S-EL1 regime. The host's are kept here while the
@@ -187,7 +191,7 @@ void arch_isolate_host(void) {
     MSR(scr_el3, SCR_RW | SCR_FIQ); /* the TLB maintenance below is for the secure regime */
     __asm__ volatile("isb\n\ttlbi vmalle1\n\tdsb sy\n\tisb" ::: "memory");
     EL1_REGS(LOAD)
-    MSR(scr_el3, SCR_RW | SCR_FIQ | SCR_EA | SCR_NS); /* the next ERET enters the normal world */
+    MSR(scr_el3, SCR_RW | SCR_FIQ | SCR_PAUTH | SCR_EA | SCR_NS); /* the next ERET enters the normal world */
     __asm__ volatile("isb" ::: "memory");
 }
 
@@ -219,6 +223,15 @@ int arch_trap_kind(struct frame *f, int in_enclave, uint64_t *cause, uint64_t *a
     MRS(scr_el3, scr);
     if (!(scr & SCR_NS)) { /* from the secure world: only the S-EL1 vectors call */
         uint64_t pc = (uintptr_t)sel1_vectors;
+        if (!in_enclave) m_trap_halt(esr, f->pc, far);
+        if ((f->spsr & 0x1f) == SPSR_EL0T) {
+            /* From S-EL0 straight to EL3: an instruction EL3 traps (PACGA and the
+             * other pointer-authentication instructions, SCR_EL3.API clear in the
+             * secure world; SVE, SME). The enclave faulted, not the monitor. */
+            *cause = esr;
+            *addr = far;
+            return TRAP_OTHER;
+        }
         if ((f->spsr & 0x1f) != 0x5 || f->pc < pc || f->pc >= pc + 0x800 || (esr >> 26) != 0x17)
             m_trap_halt(esr, f->pc, far);
         MRS(esr_el1, esr);

@@ -58,6 +58,14 @@ static inline uint64_t arch_sp(void) {
 void arch_init(void);
 void arch_isolate_host(void);
 void arch_isolate_enclave(uintptr_t base, size_t size); /* one slot at S-EL0, nothing else */
+/* The enclave's thread register, kept across a preemption (the frame has the
+ * general registers; arch_isolate_enclave zeroes TPIDR_EL0 for a fresh step). */
+static inline uint64_t arch_user_tls(void) {
+    uint64_t v;
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(v));
+    return v;
+}
+static inline void arch_set_user_tls(uint64_t v) { __asm__ volatile("msr tpidr_el0, %0" ::"r"(v)); }
 /* The enclave's time slice: the secure physical timer, as FIQ to EL3 (arch.c). */
 void arch_timer_arm(uint64_t ms);
 void arch_timer_disarm(void);

@@ -25,6 +25,30 @@ static inline struct sbiret sbi_call(long ext, long fid, long a0, long a1, long 
     return (struct sbiret){r0, r1};
 }
 static inline void user_fence(void) { __asm__ volatile("dmb sy" ::: "memory"); }
+/* Tests only (host.c, enclave.c under HOSTILE_FLASH_CMD / ENCLAVE_SPIN): the
+ * FP register d5 written by the host and read by the enclave; an instruction
+ * EL3 traps from the secure world (PACGA); the thread register. Raw
+ * encodings: these files are built with -mgeneral-regs-only. */
+static inline void user_fp_set(uint64_t v) {
+    register uint64_t x0 __asm__("x0") = v;
+    __asm__ volatile(".inst 0x9e670005" ::"r"(x0)); /* fmov d5, x0 */
+}
+static inline uint64_t user_fp_get(void) {
+    register uint64_t x0 __asm__("x0");
+    __asm__ volatile(".inst 0x9e6600a0" : "=r"(x0)); /* fmov x0, d5 */
+    return x0;
+}
+static inline uint64_t user_forbidden(void) {
+    register uint64_t x0 __asm__("x0");
+    __asm__ volatile(".inst 0x9ac23020" : "=r"(x0)::"x1", "x2"); /* pacga x0, x1, x2 */
+    return x0;
+}
+static inline void user_tls_set(uint64_t v) { __asm__ volatile("msr tpidr_el0, %0" ::"r"(v)); }
+static inline uint64_t user_tls(void) {
+    uint64_t v;
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(v));
+    return v;
+}
 static inline void user_putc(char c) {
     volatile uint32_t *uart = (volatile uint32_t *)UART_BASE;
     while (uart[0x18 / 4] & 0x20) {} /* FR.TXFF */

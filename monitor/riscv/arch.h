@@ -60,9 +60,14 @@ static inline uint64_t napot(uintptr_t base, size_t size) { return (base + size 
  * rewritten at each switch. */
 #define PMP_ROOT_LOCK ((uint64_t)PMP_L | (uint64_t)(PMP_TOR | PMP_L) << 8)
 /* The host's satp while an enclave runs: U-mode would otherwise be
- * translated through the host's page tables (the enclave runs bare). */
-static uint64_t host_satp;
+ * translated through the host's page tables (the enclave runs bare). And the
+ * host's mstatus.FS/VS: an enclave runs with the FP and vector units off, so
+ * that it can neither read the registers the host left in them nor leave its
+ * own there (they are not in the frame); using them faults the enclave. */
+#define MSTATUS_FS_VS (3ul << 13 | 3ul << 9)
+static uint64_t host_satp, host_fs_vs;
 static inline void arch_isolate_host(void) {
+    __asm__ volatile("csrs mstatus, %0" ::"r"(host_fs_vs));
     __asm__ volatile("csrw satp, %0; sfence.vma" ::"r"(host_satp));
     __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(MMIO_BASE, MMIO_SIZE)));
     __asm__ volatile("csrw pmpaddr3, %0" ::"r"(napot(HOST_BASE, HOST_SIZE)));
@@ -73,6 +78,10 @@ static inline void arch_isolate_host(void) {
 }
 /* One slot, [base, base + size), and nothing else. */
 static inline void arch_isolate_enclave(uintptr_t base, size_t size) {
+    uint64_t mstatus;
+    __asm__ volatile("csrr %0, mstatus" : "=r"(mstatus));
+    host_fs_vs = mstatus & MSTATUS_FS_VS;
+    __asm__ volatile("csrc mstatus, %0" ::"r"(MSTATUS_FS_VS));
     __asm__ volatile("csrr %0, satp" : "=r"(host_satp));
     __asm__ volatile("csrw satp, zero");
     __asm__ volatile("csrw pmpaddr2, %0" ::"r"(napot(base, size)));
@@ -120,6 +129,9 @@ static inline uint64_t arch_wall_seconds(void) {
     uint64_t lo = rtc[0], hi = rtc[1];
     return ((hi << 32) | lo) / 1000000000ull;
 }
+/* The thread pointer is x4, in the frame: nothing more to keep. */
+static inline uint64_t arch_user_tls(void) { return 0; }
+static inline void arch_set_user_tls(uint64_t v) { (void)v; }
 /* The enclave's time slice: the CLINT's machine timer, which only M-mode
  * reaches (no PMP window covers the CLINT) and never delegates (mideleg 0). */
 static inline void arch_timer_arm(uint64_t ms) {

@@ -24,6 +24,31 @@ static inline void user_putc(char c) {
     uart[0] = (uint8_t)c;
 }
 static inline void user_init(void) {}
+/* Tests only (host.c, enclave.c under HOSTILE_FLASH_CMD / ENCLAVE_SPIN): the
+ * FP register f5 written by the host (FS turned on first, as an OS does) and
+ * read by the enclave; an instruction U-mode may not run (csrr a0, mstatus);
+ * the thread pointer. Raw encodings: these files are built without F/D. */
+static inline void user_fp_set(uint64_t v) {
+    register uint64_t t0 __asm__("t0") = v;
+    __asm__ volatile("csrs sstatus, %0" ::"r"(1ul << 13));
+    __asm__ volatile(".4byte 0xf20282d3" ::"r"(t0)); /* fmv.d.x f5, t0 */
+}
+static inline uint64_t user_fp_get(void) {
+    register uint64_t a0 __asm__("a0");
+    __asm__ volatile(".4byte 0xe2028553" : "=r"(a0)); /* fmv.x.d a0, f5 */
+    return a0;
+}
+static inline uint64_t user_forbidden(void) {
+    register uint64_t a0 __asm__("a0");
+    __asm__ volatile(".4byte 0x30002573" : "=r"(a0)); /* csrr a0, mstatus */
+    return a0;
+}
+static inline void user_tls_set(uint64_t v) { __asm__ volatile("mv tp, %0" ::"r"(v)); }
+static inline uint64_t user_tls(void) {
+    uint64_t v;
+    __asm__ volatile("mv %0, tp" : "=r"(v));
+    return v;
+}
 /* The hostile host's register check (host.c, F_ABUSE_REQ): every register
  * but a0..a2, a6, a7 (the call's), zero, sp, gp, tp and s0 (the frame
  * pointer) set to a pattern; then the SBI call (ext, fid)(a0, a1, a2); the

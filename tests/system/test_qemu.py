@@ -598,14 +598,14 @@ def test_checkpoints_swapped_between_slots_restore_and_a_copied_one_is_refused(r
 @pytest.mark.parametrize("arch", BOTH)
 def test_the_timer_preempts_a_spinning_enclave_and_a_step_resumes_exactly(request, arch):
     """Issue 13: timer preemption (RISC-V: the CLINT's machine timer; Arm: the secure physical
-    timer as FIQ to EL3). monitor-spin.elf's enclave spins for ever after its
-    first step when its state length is 1 mod 4, and spends many time slices on each step when it
-    is 2 mod 4. The monitor's timer hands the CPU back to the host (Keystone's INTERRUPTED), the
+    timer as FIQ to EL3). monitor-hostile.elf's test enclave spins for ever after its first step
+    when its state length is 1 mod 4, and spends many time slices on each step when it is 2 mod 4,
+    with its thread register set (a resume must keep it, and every other register). The monitor's timer hands the CPU back to the host (Keystone's INTERRUPTED), the
     host resumes each step (RESUME), the long steps end with their state intact, a third enclave
     counts on beside them, the host keeps answering, and that third enclave migrates. An order
     for the spinning one is refused (a preempted enclave does not pause: its registers are not
     what migrates) and it stays where it was, runnable: nothing lost."""
-    with world_of(request, q.elf_of(arch, "spin"), q.elf_of(arch)) as w:
+    with world_of(request, q.elf_of(arch, "hostile"), q.elf_of(arch)) as w:
         A, B = w.hosts["host-A"], w.hosts["host-B"]
         spinning = demo.launch(w, A, 1025)
         long_steps = demo.launch(w, A, 1026)
@@ -638,6 +638,7 @@ def test_the_timer_preempts_a_spinning_enclave_and_a_step_resumes_exactly(reques
         assert settle(w, normal) == "host-B"
         counts_in(w, A, 1, len(A.counters(1)) + 1, timeout=120)
         assert intact(A) and intact(B)
+        assert not [l for l in A.console() if "THREAD REGISTER LOST" in l]
 
 
 CALLS = 10000  # the random SBI calls of the hostile host (monitor/README.md reports the outcome)
@@ -685,3 +686,61 @@ def test_random_sbi_calls_then_no_secret_anywhere_the_host_can_read(request, arc
             storage = h.flash.read_bytes()[: 16 << 20]
             assert MARKER_NOTE not in storage and MARKER_STATE not in storage
         assert settle(w, eid) == "host-B"
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_an_enclave_cannot_read_host_fp_registers_or_halt_the_monitor(request, arch):
+    """Review findings on the slots change. The hostile host turns its FP unit on and leaves a
+    marker in f5/d5; a test enclave (state length 3 mod 8) reads that register, another (7 mod
+    8) runs an instruction the monitor's mode traps straight to it (Arm: PACGA at S-EL0, which
+    SCR_EL3.API traps to EL3 without the S-EL1 vector; RISC-V: csrr mstatus). Each must fault
+    only itself: the FP unit is off while an enclave runs (RISC-V mstatus.FS, Arm CPACR), and a
+    trap from S-EL0 to EL3 is the enclave's fault, not the monitor's (it used to halt the
+    machine). A third enclave counts on, and the monitor never halts."""
+    with world_of(request, q.elf_of(arch, "hostile"), q.elf_of(arch)) as w:
+        A = w.hosts["host-A"]
+        normal = demo.launch(w, A, 1024)
+        assert w.probe(A) != 0  # arms the host: FP marker set (and the flash commands)
+        fp = demo.launch(w, A, 1027)
+        forbidden = demo.launch(w, A, 1031)
+        for i in (1, 2):
+            w.wait(lambda i=i: any(l.startswith("[host] the monitor refuses to run the enclave in slot %d" % i)
+                                   for l in A.console()), f"slot {i}'s enclave faulting", 60)
+        counts_in(w, A, 0, len(A.counters(0)) + 3)
+        con = A.console()
+        assert not [l for l in con if "FP READ" in l or "FORBIDDEN INSTRUCTION RAN" in l], con[-20:]
+        assert not [l for l in con if "trap in " in l or "halting" in l], con[-20:]
+        assert len([l for l in con if "unexpected trap" in l and "in the enclave" in l]) >= 2
+        assert A.alive() and intact(A)
+        for e in (normal, fp, forbidden):
+            assert w.status(A, e)["present"]
+        assert runnable_at(w, normal) == ["host-A"]
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_a_copy_of_another_slots_blob_does_not_hide_the_slots_own(request, arch):
+    """Review finding: the host writes a copy of enclave X's committed checkpoint (slot 0) into
+    slot 1's spare copy with a higher sequence number. At boot slot 1's newer copy is refused as
+    a second copy of X, and the monitor falls back to the older copy, Y's own committed blob:
+    both enclaves come back, each once (before the fix Y stayed on flash unrestored, and the
+    next checkpoint in slot 1 could overwrite it)."""
+    with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
+        A = w.hosts["host-A"]
+        x, y = demo.launch(w, A, 1024), demo.launch(w, A, 2048)
+        counts_in(w, A, 0, 2)
+        counts_in(w, A, 1, 2)
+        A.kill()
+        img = bytearray(A.flash.read_bytes())
+        src, dst = q.ckpt_slot(0, 0), q.ckpt_slot(1, 1)  # launch checkpoints go to copy 0 (sequence 1)
+        assert img[q.ckpt_slot(1, 1):q.ckpt_slot(1, 1) + 4] == b"\xff" * 4  # slot 1's spare copy is empty
+        img[dst:dst + q.CKPT_SLOT_SIZE] = img[src:src + q.CKPT_SLOT_SIZE]
+        img[dst + 4:dst + 8] = (7).to_bytes(4, "little")  # newer than Y's copy
+        A.flash.write_bytes(bytes(img))
+        w.boot(A)
+        w.wait(lambda: "[monitor] checkpoint refused: a second copy of an enclave restored already" in A.console(),
+               "the copy refused", 30)
+        w.run(A, 100)
+        assert w.status(A, x)["slot"] == 0 and w.status(A, y)["slot"] == 1
+        counts_in(w, A, 1, len(A.counters(1)) + 2)
+        assert runnable_at(w, x) == ["host-A"] and runnable_at(w, y) == ["host-A"]
+        assert intact(A)
