@@ -744,3 +744,40 @@ def test_a_copy_of_another_slots_blob_does_not_hide_the_slots_own(request, arch)
         counts_in(w, A, 1, len(A.counters(1)) + 2)
         assert runnable_at(w, x) == ["host-A"] and runnable_at(w, y) == ["host-A"]
         assert intact(A)
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_a_relabelled_checkpoint_and_a_replayed_journal_region_are_refused(request, arch):
+    """Issue 13: the host relabels Y's checkpoint as X's (the enclave id in clear in front of the
+    blob), and, on another boot, puts back only the journal region from before a launch. The
+    relabelled blob does not open as X's (librewire, not the label, decides; X restores once from
+    its own), and the replayed journal is caught by the monitor's counter: librewire refuses to
+    start, and nothing runs twice."""
+    with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
+        A = w.hosts["host-A"]
+        x = demo.launch(w, A, 1024)
+        counts_in(w, A, 0, 2)
+        journal_before = A.flash.read_bytes()[q.JOURNAL_SLOT0:q.JOURNAL_SLOT0 + 2 * q.JOURNAL_SLOT_SIZE]
+        y = demo.launch(w, A, 2048)
+        counts_in(w, A, 1, 2)
+        A.kill()
+        img = bytearray(A.flash.read_bytes())
+        yc = q.ckpt_slot(1, 0)
+        assert img[yc + 16:yc + 32] == y  # the label: Y's id in clear after the slot header
+        img[yc + 16:yc + 32] = x
+        A.flash.write_bytes(bytes(img))
+        w.boot(A)
+        w.wait(lambda: any(l.startswith("[monitor] checkpoint slot refused") for l in A.console()),
+               "the relabelled blob refused", 30)
+        w.run(A, 100)
+        assert w.status(A, x)["slot"] == 0 and not w.status(A, y)["present"]
+        assert runnable_at(w, x) == ["host-A"] and runnable_at(w, y) == []
+        counts_in(w, A, 0, len(A.counters(0)) + 2)
+        A.kill()
+        img = bytearray(A.flash.read_bytes())
+        img[q.JOURNAL_SLOT0:q.JOURNAL_SLOT0 + len(journal_before)] = journal_before
+        A.flash.write_bytes(bytes(img))
+        A.start()
+        assert A.wait_exit(timeout=30) != 0
+        w.wait(lambda: "[monitor] librewire refused to start: journal rolled back" in A.console(),
+               "the monitor refusing the replayed journal region", 10)
