@@ -552,6 +552,16 @@ def test_four_slots_a_fifth_refused_one_migrates_and_its_slot_is_reused(request,
         assert runnable_at(w, moving) == ["host-B"]
 
 
+def two_enclaves_then_power_cut(w: q.World) -> tuple:
+    """host-A with an enclave counting in slot 0 and another in slot 1, then killed: (A, ids)."""
+    A = w.hosts["host-A"]
+    e0, e1 = demo.launch(w, A, 1024), demo.launch(w, A, 2048)
+    counts_in(w, A, 0, 2)
+    counts_in(w, A, 1, 2)
+    A.kill()
+    return A, e0, e1
+
+
 @pytest.mark.parametrize("arch", BOTH)
 def test_checkpoints_swapped_between_slots_restore_and_a_copied_one_is_refused(request, arch):
     """Issue 13: the host swaps two enclaves' checkpoint pairs on flash, then copies one pair over
@@ -560,11 +570,7 @@ def test_checkpoints_swapped_between_slots_restore_and_a_copied_one_is_refused(r
     forks. The enclave whose checkpoints the host destroyed is not runnable anywhere (the host can
     always deny service to its own enclaves; it cannot make two of one)."""
     with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
-        A = w.hosts["host-A"]
-        e0, e1 = demo.launch(w, A, 1024), demo.launch(w, A, 2048)
-        counts_in(w, A, 0, 2)
-        counts_in(w, A, 1, 2)
-        A.kill()
+        A, e0, e1 = two_enclaves_then_power_cut(w)
         pair = 2 * q.CKPT_SLOT_SIZE
         img = bytearray(A.flash.read_bytes())
         p0, p1 = q.ckpt_slot(0, 0), q.ckpt_slot(1, 0)
@@ -725,11 +731,7 @@ def test_a_copy_of_another_slots_blob_does_not_hide_the_slots_own(request, arch)
     both enclaves come back, each once (before the fix Y stayed on flash unrestored, and the
     next checkpoint in slot 1 could overwrite it)."""
     with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
-        A = w.hosts["host-A"]
-        x, y = demo.launch(w, A, 1024), demo.launch(w, A, 2048)
-        counts_in(w, A, 0, 2)
-        counts_in(w, A, 1, 2)
-        A.kill()
+        A, x, y = two_enclaves_then_power_cut(w)
         img = bytearray(A.flash.read_bytes())
         src, dst = q.ckpt_slot(0, 0), q.ckpt_slot(1, 1)  # launch checkpoints go to copy 0 (sequence 1)
         assert img[q.ckpt_slot(1, 1):q.ckpt_slot(1, 1) + 4] == b"\xff" * 4  # slot 1's spare copy is empty
