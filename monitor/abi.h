@@ -85,6 +85,9 @@ enum {
                        * slot u32 (0xffffffff: in none) */
     /* the enclave's: Keystone's functions */
     E_RANDOM = 3001,  /* SBI_SM_RANDOM: value = 64 random bits (the monitor's DRBG) */
+    E_STOP = 3004,    /* SBI_SM_STOP_ENCLAVE. a0 = request (1: an edge call for the host, 0: yield): the
+                       * step stops here, the host's H_RUN/H_RESUME answers EDGE_CALL_HOST (or
+                       * INTERRUPTED), and H_RESUME continues after the call, which returns 0 */
     E_EXIT = 3006,    /* SBI_SM_EXIT_ENCLAVE. a0 = exit value (the host's H_RUN value) */
     /* the enclave's: new numbers (librewire seals for the enclave; no key leaves the monitor) */
     E_PRINT = 3100,   /* a0=str, a1=len */
@@ -104,6 +107,7 @@ enum {
 #define KS_ERR_NOT_ACCESSIBLE 100007 /* a pointer outside the caller's region */
 #define KS_ERR_ILLEGAL_ARGUMENT 100008
 #define KS_ERR_NOT_RESUMABLE 100010 /* H_RESUME on a step that was not interrupted */
+#define KS_ERR_EDGE_CALL_HOST 100011 /* H_RUN/H_RESUME: the enclave stopped for the host (E_STOP 1) */
 #define KS_ERR_NO_FREE_RESOURCE 100013 /* every slot holds an enclave */
 #define MON_ERR_BAD_POINTER KS_ERR_NOT_ACCESSIBLE
 #define MON_ERR_NO_ENCLAVE KS_ERR_INVALID_ID

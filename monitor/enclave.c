@@ -36,7 +36,8 @@ static void print(const char *b, size_t n) { ecall(E_PRINT, (long)b, (long)n); }
  * by its state length, an enclave
  *   1 mod 4: never ends a step (the monitor's timer must take the CPU back);
  *   2 mod 4: spends many time slices on each step, its thread register set,
- *            and says so if a resume lost it or any other register;
+ *            stops for the host halfway (Keystone's STOP_ENCLAVE, an edge
+ *            call), and says so if a resume lost it or any other register;
  *   3 mod 8: reads the FP register the host wrote, and says what it read;
  *   7 mod 8: runs an instruction the monitor's mode traps (PACGA at S-EL0;
  *            csrr mstatus in U-mode), and says so if it survived.
@@ -49,7 +50,9 @@ static void spin(uint64_t len, uint64_t counter) {
     if (len % 4 == 2) {
         uint64_t tls = 0x746c730000000000ull + counter;
         user_tls_set(tls);
-        for (volatile uint64_t i = 0; i < 20000000; i++) {}
+        for (volatile uint64_t i = 0; i < 10000000; i++) {}
+        if (ecall(E_STOP, 1, 0) != 0) print("STOP FAILED\n", 12); /* an edge call: the host resumes it */
+        for (volatile uint64_t i = 0; i < 10000000; i++) {}
         if (user_tls() != tls) print("THREAD REGISTER LOST\n", 21);
     }
     if (len % 8 == 3) {

@@ -244,17 +244,18 @@ static long step(int i) {
         long again = ecall(H_RESUME, i, 0, 0);
         if (again != -KS_ERR_NOT_RESUMABLE) r = again;
     }
-    interrupted[i] = r == -KS_ERR_INTERRUPTED;
-    if (interrupted[i] && !told[i]) {
-        told[i] = 1;
+    interrupted[i] = r == -KS_ERR_INTERRUPTED || r == -KS_ERR_EDGE_CALL_HOST;
+    if (interrupted[i] && !(told[i] & (1 << (r == -KS_ERR_EDGE_CALL_HOST)))) {
+        told[i] |= 1 << (r == -KS_ERR_EDGE_CALL_HOST);
         say("slot ");
         putd(i);
-        puts_(": the monitor's timer preempted a step; resuming it\n");
+        puts_(r == -KS_ERR_INTERRUPTED ? ": the monitor's timer preempted a step; resuming it\n"
+                                       : ": the enclave stopped for the host (an edge call); resuming it\n");
     }
     return r;
 }
 static void report(int i, long r) {
-    if (r == -KS_ERR_INTERRUPTED || r == last_run[i]) return;
+    if (r == -KS_ERR_INTERRUPTED || r == -KS_ERR_EDGE_CALL_HOST || r == last_run[i]) return;
     if (r) {
         say("the monitor refuses to run the enclave in slot ");
         putd(i);

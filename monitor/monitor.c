@@ -594,12 +594,13 @@ static void leave_enclave(struct frame *f, int64_t result) {
     cur = -1;
     arch_isolate_host();
 }
-/* The timer fired in the enclave: keep its registers for H_RESUME, give the host the CPU. */
-static void preempt(struct frame *f) {
+/* The timer fired in the enclave, or it stopped itself (E_STOP): keep its
+ * registers for H_RESUME, give the host the CPU with `why`. */
+static void preempt(struct frame *f, int64_t why) {
     slots[cur].ctx = *f;
     slots[cur].tls = arch_user_tls();
     slots[cur].interrupted = 1;
-    leave_enclave(f, -KS_ERR_INTERRUPTED);
+    leave_enclave(f, why);
 }
 /* A slot number from the host: the slot, or NULL. */
 static struct slot *slot_at(uint64_t i) { return i < ENC_SLOTS ? &slots[i] : NULL; }
@@ -853,7 +854,7 @@ static const struct { uint64_t fid; const char *name; } calls[] = {
     {H_INFO, "H_INFO"}, {H_LAUNCH, "H_LAUNCH"}, {H_SDS, "H_SDS"}, {H_PEER, "H_PEER"}, {H_CLOSED, "H_CLOSED"},
     {H_TICK, "H_TICK"}, {H_POLL_OUT, "H_POLL_OUT"}, {H_POLL_EVENT, "H_POLL_EVENT"}, {H_RUN, "H_RUN"},
     {H_RESUME, "H_RESUME"}, {H_TIME_MS, "H_TIME_MS"}, {H_STATUS, "H_STATUS"}, {H_DESTROY, "H_DESTROY"},
-    {E_EXIT, "E_EXIT"}, {E_PRINT, "E_PRINT"}, {E_HOSTNAME, "E_HOSTNAME"}, {E_SEAL, "E_SEAL"},
+    {E_EXIT, "E_EXIT"}, {E_STOP, "E_STOP"}, {E_PRINT, "E_PRINT"}, {E_HOSTNAME, "E_HOSTNAME"}, {E_SEAL, "E_SEAL"},
     {E_UNSEAL, "E_UNSEAL"}, {E_RANDOM, "E_RANDOM"}};
 static void stack_peak_print(const char *what, uint64_t bytes) {
     say("stack peak: ");
@@ -898,7 +899,7 @@ void trap_handler(struct frame *f) {
     int kind = arch_trap_kind(f, in_enclave, &cause, &tval); /* halts on a trap that did not come from the host or the enclave */
     if (kind == TRAP_NONE) return;
     if (kind == TRAP_TIMER) {
-        if (in_enclave) preempt(f);
+        if (in_enclave) preempt(f, -KS_ERR_INTERRUPTED);
         else arch_timer_disarm(); /* stale: the host's time is its own */
         return;
     }
@@ -906,6 +907,13 @@ void trap_handler(struct frame *f) {
         uint64_t ext = f->x[R_EXT], fid = f->x[R_FID];
         if (in_enclave) {
             if (ext == SBI_EXT_KEYSTONE && fid == E_EXIT) { leave_enclave(f, (int64_t)(f->x[R_ARG0] & (uint64_t)INT64_MAX)); return; }
+            if (ext == SBI_EXT_KEYSTONE && fid == E_STOP) { /* resumes after the call, which returns 0 */
+                int64_t why = f->x[R_ARG0] == 1 ? -KS_ERR_EDGE_CALL_HOST : -KS_ERR_INTERRUPTED;
+                sbi_ret(f, 0);
+                arch_call_done(f);
+                preempt(f, why);
+                return;
+            }
             sbi_ret(f, ext == SBI_EXT_KEYSTONE ? enclave_call(f, fid) : RET_NOT_SUPPORTED);
             arch_call_done(f);
             stack_note(fid);
