@@ -113,7 +113,6 @@ enum {
 #define MON_ERR_NO_ENCLAVE KS_ERR_INVALID_ID
 #define MON_ERR_NOT_RUNNABLE KS_ERR_NOT_RUNNABLE
 /* The reference monitor's own, after Keystone's. */
-#define MON_ERR_FLASH 100903 /* the monitor's flash could not be read */
 #define MON_ERR_TOO_LARGE 100904 /* longer than the monitor's copy-in buffer for that argument (caps below) */
 #define MON_ERR_NOT_DURABLE 100905 /* a checkpoint the migration needs did not reach flash: its output was withheld */
 

@@ -54,42 +54,38 @@ static int erase_block(uintptr_t addr) {
     return wait_ready(addr);
 }
 
-#ifdef FLASH_ARRAY_CHECK
-/* Status, ID and query reads return 0x00XX00XX (16-bit devices): this does not. */
-#define ARRAY_MAGIC 0xa55a5aa5u
-#endif
-void flash_init(void) {
-    *word(FLASH_BASE) = 0x00ff00ff;
-#ifdef FLASH_ARRAY_CHECK
-    *word(FLASH_HOST) = 0x00ff00ff;
-    if (*word(FLASH_ARRAY_CHECK) != ARRAY_MAGIC) { /* first boot, or the host wrote over it */
-        if (*word(FLASH_ARRAY_CHECK) != ERASED) erase_block(FLASH_ARRAY_CHECK);
-        program(FLASH_ARRAY_CHECK, ARRAY_MAGIC);
-    }
-#endif
-}
+void flash_init(void) { *word(FLASH_BASE) = 0x00ff00ff; }
 
 /* pflash1 has one command state for both halves, and the host may write
  * commands to its half: it can leave the device in read-status, query or ID
  * mode, or halfway through a command, and M-mode reads would then see status
- * words instead of data. So every entry point below first puts the device back
- * into read-array mode and checks that it is, by reading the root of trust's
- * magic (no status, query or ID read returns it). On Arm the host's flash is
- * a device of its own (pflash1; the root is on pflash0), so the check is a
- * word the monitor programmed on pflash1 itself (FLASH_ARRAY_CHECK): without
- * it a half-issued command there went unnoticed and the next write failed. The reset goes to the host's
- * half: a program command the host left half-issued only lands there. Under
- * attack, a write-to-buffer left open takes up to its 16-bit word count of
- * writes to run out; honest flash needs one. */
+ * words instead of data. So every entry point below first brings the host's
+ * flash device back to read-array mode and checks that it took, by a CFI
+ * query: once the device accepts the query command (0x98) every read answers
+ * from the query table, "QRY" at 0x10-0x12, whatever the host wrote; a
+ * command the host left half-issued swallows the query instead, and reads
+ * answer status. Then read-array (0xFF) from that known state. Nothing the
+ * host stores can make the check fail for good, and nothing it stores can
+ * make it pass early (reads that return content come only in read-array
+ * mode, which the 0xFF keeps). On RISC-V the root of trust is on the same
+ * device; on Arm it is on pflash0, which only the monitor commands, and its
+ * magic is checked as well. The writes go to the host's half: a program
+ * command the host left half-issued only lands there. Under attack, a
+ * write-to-buffer left open takes up to its 16-bit word count of writes to
+ * run out; honest flash needs one try. */
 #define RESET_TRIES 0x10004u
+static int query_answers(void) {
+    return *word(FLASH_HOST + 0x40) == 0x00510051u && *word(FLASH_HOST + 0x44) == 0x00520052u &&
+           *word(FLASH_HOST + 0x48) == 0x00590059u; /* "QRY", both 16-bit devices of the bank */
+}
 static int array_mode(void) {
     const struct rot_blob *r = (const struct rot_blob *)(FLASH_MON + ROT_OFF);
     for (unsigned i = 0; i < RESET_TRIES; i++) {
         *word(FLASH_HOST) = 0x00ff00ff;
-#ifdef FLASH_ARRAY_CHECK /* Arm: the host's flash is another device than the root's */
-        if (*word(FLASH_ARRAY_CHECK) != ARRAY_MAGIC) continue;
-#endif
-        if (memcmp(r->magic, ROT_MAGIC, 8) == 0) return 0;
+        *word(FLASH_HOST) = 0x00980098;
+        if (!query_answers()) continue;
+        *word(FLASH_HOST) = 0x00ff00ff;
+        return memcmp(r->magic, ROT_MAGIC, 8) == 0 ? 0 : -1;
     }
     return -1;
 }

@@ -369,50 +369,87 @@ static size_t open_slot(uintptr_t off, uint32_t *state) {
     return len;
 }
 
-static void restore_slot(struct slot *s) {
-    int i = index_of(s);
-    uintptr_t c0 = CKPT_SLOT(i, 0), c1 = CKPT_SLOT(i, 1);
-    uint32_t s0 = slot_seq(c0), s1 = slot_seq(c1);
-    if (s0 == 0 && s1 == 0) return;
-    /* The newer copy first; the other holds the committed blob when a crash
-     * came between a copy's write and its commit, or when the host put a
-     * copy of another slot's blob in the newer one's place. */
-    uintptr_t order[2] = {(int32_t)(s0 - s1) >= 0 ? c0 : c1, (int32_t)(s0 - s1) >= 0 ? c1 : c0};
-    int dup = -1;
-    for (int k = 0; k < 2; k++) {
-        uint32_t state = 0;
-        size_t len = open_slot(order[k], &state);
-        if (len == 0) continue;
-        if (slot_of(ckpt_blob)) { /* the host copied one enclave's blob into another's place */
-            say("checkpoint refused: a second copy of an enclave restored already\n");
-            memset(ckpt_plain, 0, len);
-            dup = k;
-            continue;
-        }
-        uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
-        slot_take(s, ckpt_blob);
-        s->ckpt_committed = order[k];
-        memcpy(slot_mem(s), ckpt_plain + 32, cl);
-        memcpy(slot_mem(s) + ENC_STATE_OFF, ckpt_plain + 32 + cl, sl);
-        memcpy(s->sealed, ckpt_plain + 32 + cl + sl, zl);
-        s->code_len = cl; s->state_len = sl; s->sealed_len = zl;
-        s->fresh = 1;
-        memset(ckpt_plain, 0, len);
-        say("enclave restored from its checkpoint into slot ");
-        con_dec((uint64_t)i);
-        con_puts(state == REWIRE_STATE_PENDING ? " (pending)\n" : state == REWIRE_STATE_FROZEN ? " (frozen)\n" : " (running)\n");
-        return;
-    }
-    say("no checkpoint to restore in slot ");
-    con_dec((uint64_t)i);
-    con_puts("\n");
-    /* The next checkpoint in this slot goes over a copy refused as a second
-     * copy, never over the other, which may hold a blob librewire still
-     * anchors (an enclave whose own slot the host overwrote). */
-    if (dup >= 0) s->ckpt_committed = order[1 - dup];
+/* Restore at boot. Each slot's pair of copies is on flash the host can
+ * write, so where a blob lies says nothing: a committed blob may sit in
+ * another slot's place, and copies of it in several. First every copy is
+ * opened (librewire opens only an enclave's committed blob) and the enclave
+ * it belongs to noted; then each slot takes at most one copy, each enclave is
+ * taken at most once, and the choice restores as many enclaves as the copies
+ * allow (newer copies preferred among equals): a copy of one slot's blob in
+ * another's place can neither hide that slot's own blob nor restore an
+ * enclave twice. A copy not taken is never the one a slot writes over first
+ * unless it is a second copy of an enclave restored elsewhere. */
+static void restore_copy(struct slot *s, uintptr_t from) {
+    uint32_t state = 0;
+    size_t len = open_slot(from, &state);
+    if (len == 0) return; /* opened a moment ago: only a flash failure gets here */
+    uint64_t cl = get32(ckpt_plain + 4), sl = get32(ckpt_plain + 8), zl = get32(ckpt_plain + 12);
+    slot_take(s, ckpt_blob);
+    s->ckpt_committed = from;
+    memcpy(slot_mem(s), ckpt_plain + 32, cl);
+    memcpy(slot_mem(s) + ENC_STATE_OFF, ckpt_plain + 32 + cl, sl);
+    memcpy(s->sealed, ckpt_plain + 32 + cl + sl, zl);
+    s->code_len = cl; s->state_len = sl; s->sealed_len = zl;
+    s->fresh = 1;
+    memset(ckpt_plain, 0, len);
+    say("enclave restored from its checkpoint into slot ");
+    con_dec((uint64_t)index_of(s));
+    con_puts(state == REWIRE_STATE_PENDING ? " (pending)\n" : state == REWIRE_STATE_FROZEN ? " (frozen)\n" : " (running)\n");
 }
 static void restore(void) {
-    for (int i = 0; i < ENC_SLOTS; i++) restore_slot(&slots[i]);
+    uint8_t id[ENC_SLOTS][2][16];
+    int opens[ENC_SLOTS][2], newer[ENC_SLOTS];
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        uint32_t s0 = slot_seq(CKPT_SLOT(i, 0)), s1 = slot_seq(CKPT_SLOT(i, 1));
+        newer[i] = (int32_t)(s0 - s1) >= 0 ? 0 : 1;
+        for (int k = 0; k < 2; k++) {
+            uint32_t state = 0;
+            size_t len = (k ? s1 : s0) ? open_slot(CKPT_SLOT(i, k), &state) : 0;
+            opens[i][k] = len > 0;
+            if (len) memcpy(id[i][k], ckpt_blob, 16);
+            memset(ckpt_plain, 0, len);
+        }
+    }
+    /* Every choice (none, copy 0, copy 1 per slot): 3^ENC_SLOTS of them. */
+    unsigned n = 1, best = 0;
+    int best_score = -1;
+    for (int i = 0; i < ENC_SLOTS; i++) n *= 3;
+    for (unsigned c = 0; c < n; c++) {
+        int pick[ENC_SLOTS], score = 0, ok = 1;
+        unsigned x = c;
+        for (int i = 0; i < ENC_SLOTS; i++, x /= 3) {
+            pick[i] = (int)(x % 3) - 1;
+            if (pick[i] >= 0 && !opens[i][pick[i]]) ok = 0;
+        }
+        for (int i = 0; ok && i < ENC_SLOTS; i++)
+            for (int j = i + 1; ok && j < ENC_SLOTS; j++)
+                if (pick[i] >= 0 && pick[j] >= 0 && memcmp(id[i][pick[i]], id[j][pick[j]], 16) == 0) ok = 0;
+        if (!ok) continue;
+        for (int i = 0; i < ENC_SLOTS; i++)
+            if (pick[i] >= 0) score += 2 * ENC_SLOTS + (pick[i] == newer[i]);
+        if (score > best_score) { best_score = score; best = c; }
+    }
+    int picks[ENC_SLOTS];
+    for (int i = 0; i < ENC_SLOTS; i++, best /= 3) {
+        picks[i] = (int)(best % 3) - 1;
+        if (picks[i] >= 0) restore_copy(&slots[i], CKPT_SLOT(i, picks[i]));
+    }
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        struct slot *s = &slots[i];
+        for (int k = 0; k < 2; k++)
+            if (opens[i][k] && k != picks[i])
+                say(slot_of(id[i][k]) ? "checkpoint refused: a second copy of an enclave restored already\n"
+                                      : "checkpoint not restored: its slot holds another enclave's\n");
+        if (picks[i] >= 0) continue;
+        if (opens[i][0] || opens[i][1] || slot_seq(CKPT_SLOT(i, 0)) || slot_seq(CKPT_SLOT(i, 1))) {
+            say("no checkpoint to restore in slot ");
+            con_dec((uint64_t)i);
+            con_puts("\n");
+        }
+        /* The next checkpoint here goes over a second copy, never over a copy
+         * that did not open (it may be what a crash left half-committed). */
+        if (opens[i][0] != opens[i][1]) s->ckpt_committed = CKPT_SLOT(i, opens[i][0] ? 1 : 0);
+    }
 }
 
 /* Copy-in, copy-out (docs/porting.md §2.7). librewire never gets a pointer
@@ -745,13 +782,10 @@ static int64_t base_call(uint64_t fid, uint64_t a0) {
     }
 }
 
-static const char *host_name(void) {
-    static char name[17];
-    const struct rot_blob *rot = flash_rot();
-    if (!rot) return "(name unreadable)";
-    memcpy(name, rot->name, 16);
-    return name;
-}
+/* The host's name from the fuses, read once at boot (monitor_main) before
+ * any host code runs: no enclave call then depends on the shared flash. */
+static char fused_name[17];
+static const char *host_name(void) { return fused_name; }
 
 #define ENC_SEAL_MAX 1024 /* E_SEAL's plaintext (and so E_UNSEAL's) */
 static uint8_t enc_buf[ENC_SEAL_MAX];
@@ -769,9 +803,7 @@ static int64_t enclave_call(struct frame *f, uint64_t fid) {
         return 0;
     case E_HOSTNAME: {
         if (!enc_ptr(a0, 16)) return -MON_ERR_BAD_POINTER;
-        const struct rot_blob *rot = flash_rot();
-        if (!rot) return -MON_ERR_FLASH;
-        memcpy((void *)a0, rot->name, 16);
+        memcpy((void *)a0, fused_name, 16);
         return 0;
     }
     case E_RANDOM: {
@@ -1005,6 +1037,7 @@ void monitor_main(void) {
     arch_init();
     stack_paint_boot();
     const struct rot_blob *rot = boot_stage();
+    memcpy(fused_name, rot->name, 16);
 #ifdef FAULT_PEEK_ROOT
     /* The test build: an SM reaching for the root after the handoff traps,
      * also after trying to reopen it (entry 0 as an unlocked window, which

@@ -22,11 +22,6 @@
 #define FLASH_BASE 0x04000000UL /* pflash1 (non-secure, 64 MiB), backed by a file on the Linux side */
 #define FLASH_HOST 0x04000000UL /* first 16 MiB: untrusted storage the host may read and write */
 #define FLASH_HOST_SIZE 0x01000000UL
-/* The host's flash is a device of its own here (pflash1), so the root of
- * trust's magic on pflash0 says nothing about pflash1's command state: this
- * word, just past the host's storage, which the monitor programs at boot,
- * reads back only in read-array mode (flash.c). */
-#define FLASH_ARRAY_CHECK 0x05000000UL
 #define BOOT_ROM 0x00000000UL   /* pflash0 (secure-only, 64 MiB), first 16 MiB: the boot image (reset vector) */
 #define FLASH_MON 0x01000000UL  /* pflash0, second 16 MiB: monotonic counter, fuses */
 #define ISOLATION "TrustZone"

@@ -727,17 +727,20 @@ def test_an_enclave_cannot_read_host_fp_registers_or_halt_the_monitor(request, a
 
 
 @pytest.mark.parametrize("arch", BOTH)
-def test_a_copy_of_another_slots_blob_does_not_hide_the_slots_own(request, arch):
-    """Review finding: the host writes a copy of enclave X's committed checkpoint (slot 0) into
-    slot 1's spare copy with a higher sequence number. At boot slot 1's newer copy is refused as
-    a second copy of X, and the monitor falls back to the older copy, Y's own committed blob:
-    both enclaves come back, each once (before the fix Y stayed on flash unrestored, and the
-    next checkpoint in slot 1 could overwrite it)."""
+@pytest.mark.parametrize("into", [1, 0])
+def test_a_copy_of_another_slots_blob_does_not_hide_the_slots_own(request, arch, into):
+    """Review findings: the host writes a copy of one enclave's committed checkpoint into the
+    other slot's spare copy, with a higher sequence number: X's (slot 0) into slot 1, or Y's
+    (slot 1) into slot 0. At boot the monitor opens every copy first and then gives each slot
+    at most one, each enclave at most once, restoring as many as it can: both come back, each in
+    its own slot (before the fix, the copy hid the slot's own blob, and the monitor later wrote
+    over it)."""
     with world_of(request, q.elf_of(arch), q.elf_of(arch)) as w:
         A, x, y = two_enclaves_then_power_cut(w)
         img = bytearray(A.flash.read_bytes())
-        src, dst = q.ckpt_slot(0, 0), q.ckpt_slot(1, 1)  # launch checkpoints go to copy 0 (sequence 1)
-        assert img[q.ckpt_slot(1, 1):q.ckpt_slot(1, 1) + 4] == b"\xff" * 4  # slot 1's spare copy is empty
+        # launch checkpoints go to copy 0 (sequence 1); the spare copy 1 is empty
+        src, dst = q.ckpt_slot(1 - into, 0), q.ckpt_slot(into, 1)
+        assert img[dst:dst + 4] == b"\xff" * 4
         img[dst:dst + q.CKPT_SLOT_SIZE] = img[src:src + q.CKPT_SLOT_SIZE]
         img[dst + 4:dst + 8] = (7).to_bytes(4, "little")  # newer than Y's copy
         A.flash.write_bytes(bytes(img))
