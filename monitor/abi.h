@@ -87,7 +87,8 @@ enum {
     E_RANDOM = 3001,  /* SBI_SM_RANDOM: value = 64 random bits (the monitor's DRBG) */
     E_STOP = 3004,    /* SBI_SM_STOP_ENCLAVE. a0 = request (1: an edge call for the host, 0: yield): the
                        * step stops here, the host's H_RUN/H_RESUME answers EDGE_CALL_HOST (or
-                       * INTERRUPTED), and H_RESUME continues after the call, which returns 0 */
+                       * INTERRUPTED), and H_RESUME continues after the call, which returns 0; any
+                       * other request: ILLEGAL_ARGUMENT, and the step goes on */
     E_EXIT = 3006,    /* SBI_SM_EXIT_ENCLAVE. a0 = exit value (the host's H_RUN value) */
     /* the enclave's: new numbers (librewire seals for the enclave; no key leaves the monitor) */
     E_PRINT = 3100,   /* a0=str, a1=len */

@@ -806,6 +806,8 @@ static int64_t enclave_call(struct frame *f, uint64_t fid) {
         memcpy((void *)a0, fused_name, 16);
         return 0;
     }
+    case E_STOP: /* a request other than 0 (yield) or 1 (edge call) */
+        return -KS_ERR_ILLEGAL_ARGUMENT;
     case E_RANDOM: {
         uint8_t b[8];
         uint64_t v = 0;
@@ -939,7 +941,7 @@ void trap_handler(struct frame *f) {
         uint64_t ext = f->x[R_EXT], fid = f->x[R_FID];
         if (in_enclave) {
             if (ext == SBI_EXT_KEYSTONE && fid == E_EXIT) { leave_enclave(f, (int64_t)(f->x[R_ARG0] & (uint64_t)INT64_MAX)); return; }
-            if (ext == SBI_EXT_KEYSTONE && fid == E_STOP) { /* resumes after the call, which returns 0 */
+            if (ext == SBI_EXT_KEYSTONE && fid == E_STOP && f->x[R_ARG0] <= 1) { /* resumes after the call, which returns 0 */
                 int64_t why = f->x[R_ARG0] == 1 ? -KS_ERR_EDGE_CALL_HOST : -KS_ERR_INTERRUPTED;
                 sbi_ret(f, 0);
                 arch_call_done(f);

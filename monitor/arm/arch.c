@@ -103,7 +103,8 @@ static void enclave_map(uintptr_t base, size_t size) {
  * other's (the enclave's ELR/ESR/FAR of its last SVC included). */
 #define EL1_REGS(X) X(sctlr_el1) X(ttbr0_el1) X(ttbr1_el1) X(tcr_el1) X(mair_el1) X(amair_el1) X(vbar_el1) \
     X(cpacr_el1) X(contextidr_el1) X(elr_el1) X(spsr_el1) X(esr_el1) X(far_el1) X(afsr0_el1) X(afsr1_el1) \
-    X(par_el1) X(sp_el1) X(tpidr_el1) X(tpidr_el0) X(tpidrro_el0) X(cntkctl_el1) X(csselr_el1) X(mdscr_el1)
+    X(par_el1) X(sp_el1) X(tpidr_el1) X(tpidr_el0) X(tpidrro_el0) X(cntkctl_el1) X(csselr_el1) X(mdscr_el1) \
+    X(pmuserenr_el0)
 #define FIELD(r) uint64_t r;
 static struct { EL1_REGS(FIELD) } host_el1;
 
@@ -176,6 +177,7 @@ void arch_isolate_enclave(uintptr_t base, size_t size) {
     MSR(tpidrro_el0, 0);
     MSR(tpidr_el1, 0);
     MSR(mdscr_el1, 0);
+    MSR(pmuserenr_el0, 0); /* the host's EN would give the enclave its PMU counters */
     MSR(cntkctl_el1, 0);
     MSR(amair_el1, 0);
     MSR(elr_el1, 0);

@@ -45,6 +45,8 @@ $(A64_OUT)/monitor.elf: $(A64_OBJS) $(A64_OUT)/host.o $(A64_OUT)/enclave.o arm/l
 	  $(A64_LIB) $(A64_PICOLIBC)/lib/libc.a -lgcc
 	aarch64-linux-gnu-size $@
 $(A64_OUT)/monitor-hostile.elf: $(A64_OBJS) $(A64_OUT)/hostile/host.o $(A64_OUT)/spin/enclave.o arm/link.ld $(A64_LIB)
+	@for o in hostile/host spin/enclave; do u=$$(aarch64-linux-gnu-nm -u $(A64_OUT)/$$o.o); \
+	  if [ -n "$$u" ]; then echo "$$o.o calls outside its region: $$u"; exit 1; fi; done
 	@sh pic.sh aarch64-linux-gnu-readelf $(A64_OUT)/spin/enclave.o
 	$(A64_LINK) -o $@ $(A64_OBJS) $(A64_OUT)/hostile/host.o $(A64_OUT)/spin/enclave.o $(A64_LIB) $(A64_PICOLIBC)/lib/libc.a -lgcc
 $(A64_OUT)/monitor-faulty.elf $(A64_OUT)/monitor-deadseed.elf $(A64_OUT)/monitor-stack.elf: $(A64_OUT)/monitor-%.elf: $(filter-out $(A64_OUT)/monitor.o,$(A64_OBJS)) $(A64_OUT)/%/monitor.o $(A64_OUT)/host.o $(A64_OUT)/enclave.o arm/link.ld $(A64_LIB)
