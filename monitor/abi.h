@@ -26,7 +26,6 @@
 #define ENC_STACK_OFF 0x20000UL /* scratch stack top, not migrated */
 #define ENC_STATE_OFF 0x20000UL /* state: migrated byte for byte, up to ENC_STATE_MAX (platform.h) */
 #define ENC_STATE (ENC_BASE + ENC_STATE_OFF) /* slot 0's state (the host's isolation probe) */
-#define ENC_STACK_TOP (ENC_BASE + ENC_STACK_OFF)
 
 /* Untrusted storage layout (offsets from FLASH_HOST): two journal slots (one
  * journal: librewire keeps every enclave's record in it), then two checkpoint

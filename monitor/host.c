@@ -342,9 +342,11 @@ static void dispatch(void) {
             {H_PEER, 0, 10},                              /* shorter than from[32] conn[16] */
         };
         const size_t n = sizeof calls / sizeof calls[0];
-        uint8_t b[4 * (n + 1)];
-        for (size_t i = 0; i < n; i++) {
-            long r = ecall(calls[i][0], calls[i][1] ? calls[i][1] : (long)in, calls[i][2], 4096);
+        uint8_t b[4 * (n + 3)];
+        for (size_t i = 0; i < n + 2; i++) {
+            long r = i < n ? ecall(calls[i][0], calls[i][1] ? calls[i][1] : (long)in, calls[i][2], 4096)
+                   : i == n ? ecall(H_DESTROY, 0, 0, 0) /* the enclave in slot 0: only the SDS ends it */
+                            : sbi_call(0x0badca11, 0, 0, 0, 0).error; /* an extension the monitor has not */
             for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)((uint32_t)r >> (8 * k));
         }
         /* Last: the registers after a call into librewire (H_INFO) and after an enclave step
@@ -352,7 +354,7 @@ static void dispatch(void) {
          * how many came back changed (user_arch.h), 0 expected. */
         long changed = user_call_register_check(SBI_EXT_KEYSTONE, H_INFO, (long)out, BUF, 0) +
                        user_call_register_check(SBI_EXT_KEYSTONE, H_RUN, 0, 0, 0);
-        for (int k = 0; k < 4; k++) b[4 * n + k] = (uint8_t)((uint32_t)changed >> (8 * k));
+        for (int k = 0; k < 4; k++) b[4 * (n + 2) + k] = (uint8_t)((uint32_t)changed >> (8 * k));
         send(F_ABUSE, b, sizeof b);
         break;
     }
