@@ -113,10 +113,10 @@ fn main() {
         epoch: req_epoch + 1,
         target: f.host_ids[1],
         measurement: img.measurement(),
-        report_data: report_data(&RID, &img.digests()),
+        report_data: report_data(&RID, &img.lengths()),
         framework_evidence: {
             let mut ev = img.measurement().to_vec();
-            ev.extend_from_slice(&report_data(&RID, &img.digests()));
+            ev.extend_from_slice(&report_data(&RID, &img.lengths()));
             ev
         },
     }
@@ -184,9 +184,7 @@ fn main() {
         ),
         (
             "end",
-            Message::End {
-                digests: img.digests(),
-            },
+            Message::End,
         ),
         ("ready", Message::Ready(ready.clone())),
         ("abort", Message::Abort(abort.clone())),

@@ -5,7 +5,7 @@
 //! can also sign valid READY, RELEASE, ABORT and ACTIVE, and the fuzzer gets
 //! past the signature checks; it then mutates fields and bytes at will.
 
-use rewire_core::channel::Channel;
+use rewire_core::channel::{Channel, Cipher};
 use rewire_core::error::Category;
 use rewire_core::monitor::report_data;
 use rewire_core::platform::Section;
@@ -255,7 +255,7 @@ fn as_source(r: &mut Reader) {
             img.sealed.len() as u64,
         ],
     };
-    let ch = match Channel::client(&sm_key(0), WALL0) {
+    let ch = match Channel::client(&sm_key(0), WALL0, Cipher::detect()) {
         Ok(c) => c,
         Err(e) => return typed(e),
     };
@@ -307,9 +307,7 @@ fn as_source(r: &mut Reader) {
                 }
             }
             4 => {
-                let m = Message::End {
-                    digests: img.digests(),
-                };
+                let m = Message::End;
                 let b = s.encode_mutated(m, r);
                 s.send(b, 16);
             }
@@ -405,7 +403,7 @@ fn as_target(r: &mut Reader) {
     }) else {
         panic!("the SDS keeps its order");
     };
-    let ch = match Channel::server(&sm_key(1), WALL0) {
+    let ch = match Channel::server(&sm_key(1), WALL0, Cipher::detect()) {
         Ok(c) => c,
         Err(e) => return typed(e),
     };
@@ -436,22 +434,15 @@ fn as_target(r: &mut Reader) {
                 s.send(b, 16);
             }
             2..=4 => {
-                // READY over the digests END announced (or the true ones).
-                let digests = s
-                    .got
-                    .iter()
-                    .find_map(|m| match m {
-                        Message::End { digests } => Some(*digests),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| img.digests());
+                // READY over the lengths the stream carries.
+                let lengths = img.lengths();
                 let mut ready = Ready {
                     request_id: rid,
                     enclave_id: EID,
                     epoch: s.req.epoch + 1,
                     target: s.w.hosts[1].id,
                     measurement: img.measurement(),
-                    report_data: report_data(&rid, &digests),
+                    report_data: report_data(&rid, &lengths),
                     framework_evidence: {
                         let n = r.u8() as usize;
                         r.bytes(n).to_vec()
@@ -555,7 +546,7 @@ pub fn channel(data: &[u8]) {
     match r.u8() % 3 {
         0 => {
             // Raw bytes into a fresh server.
-            let Ok(mut server) = Channel::server(&sk, WALL0) else {
+            let Ok(mut server) = Channel::server(&sk, WALL0, Cipher::detect()) else {
                 return;
             };
             while !r.is_empty() {
@@ -565,7 +556,7 @@ pub fn channel(data: &[u8]) {
         }
         1 => {
             // Raw bytes into a client that has sent its ClientHello.
-            let Ok(mut client) = Channel::client(&ck, WALL0) else {
+            let Ok(mut client) = Channel::client(&ck, WALL0, Cipher::detect()) else {
                 return;
             };
             let _ = pump(&mut client, &[]);
@@ -576,7 +567,7 @@ pub fn channel(data: &[u8]) {
         }
         _ => {
             let (Ok(mut client), Ok(mut server)) =
-                (Channel::client(&ck, WALL0), Channel::server(&sk, WALL0))
+                (Channel::client(&ck, WALL0, Cipher::detect()), Channel::server(&sk, WALL0, Cipher::detect()))
             else {
                 return;
             };

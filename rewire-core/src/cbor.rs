@@ -9,8 +9,6 @@
 
 use alloc::vec::Vec;
 
-use zeroize::Zeroize;
-
 use ciborium::value::{Integer, Value};
 
 use crate::error::{Error, Result};
@@ -47,6 +45,49 @@ pub enum MsgType {
     DeviceCertificate = 28,
 }
 
+/// A data item's head in its shortest form (RFC 8949 §4.2.1): major type
+/// `major` with argument `n`, written at the start of `out` (which has room
+/// for 9 bytes). Returns its length.
+pub(crate) fn head(major: u8, n: u64, out: &mut [u8]) -> usize {
+    let m = major << 5;
+    let (first, rest): (u8, &[u8]) = match n {
+        0..=23 => (m | n as u8, &[]),
+        24..=0xff => (m | 24, &n.to_be_bytes()[7..]),
+        0x100..=0xffff => (m | 25, &n.to_be_bytes()[6..]),
+        0x1_0000..=0xffff_ffff => (m | 26, &n.to_be_bytes()[4..]),
+        _ => (m | 27, &n.to_be_bytes()[..]),
+    };
+    out[0] = first;
+    out[1..1 + rest.len()].copy_from_slice(rest);
+    1 + rest.len()
+}
+
+/// Read a head of major type `major` in its shortest form from the start of
+/// `bytes`: its argument and the bytes after it. `None` for another major
+/// type, an indefinite length, a longer form than needed, or too few bytes.
+pub(crate) fn read_head(major: u8, bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (&first, rest) = bytes.split_first()?;
+    if first >> 5 != major {
+        return None;
+    }
+    let (width, min) = match first & 0x1f {
+        n @ 0..=23 => return Some((n as u64, rest)),
+        24 => (1, 24),
+        25 => (2, 0x100),
+        26 => (4, 0x1_0000),
+        27 => (8, 0x1_0000_0000),
+        _ => return None,
+    };
+    let arg = rest.get(..width)?;
+    let mut be = [0u8; 8];
+    be[8 - width..].copy_from_slice(arg);
+    let n = u64::from_be_bytes(be);
+    if n < min {
+        return None;
+    }
+    Some((n, &rest[width..]))
+}
+
 /// Encode a value deterministically.
 pub(crate) fn encode(value: &Value) -> Result<Vec<u8>> {
     // Sized up front: growing would free copies of the bytes unwiped.
@@ -81,7 +122,7 @@ pub(crate) fn decode(bytes: &[u8], cap: usize) -> Result<Value> {
     }
     let mut again = encode(&value)?;
     let canonical = again == bytes;
-    again.zeroize();
+    crate::crypto::wipe_vec(&mut again);
     if !canonical {
         wipe(value);
         return Err(Error::NonCanonical);
@@ -134,7 +175,7 @@ impl Drop for Builder {
 /// Zeroize every byte string in a value, then drop it.
 pub(crate) fn wipe(v: Value) {
     match v {
-        Value::Bytes(mut b) => b.zeroize(),
+        Value::Bytes(mut b) => crate::crypto::wipe_vec(&mut b),
         Value::Array(items) => items.into_iter().for_each(wipe),
         Value::Map(entries) => entries.into_iter().for_each(|(k, v)| {
             wipe(k);
@@ -218,7 +259,7 @@ pub(crate) fn as_bytes(v: Value, max: usize) -> Result<Vec<u8>> {
     match v {
         Value::Bytes(b) if b.len() <= max => Ok(b),
         Value::Bytes(mut b) => {
-            b.zeroize();
+            crate::crypto::wipe_vec(&mut b);
             Err(Error::TooLarge)
         }
         v => {

@@ -1,7 +1,8 @@
 //! The attested channel: TLS 1.3 between two SMs through rustls 0.23's
 //! unbuffered (sans-IO) API, mutual authentication with raw public keys
-//! (RFC 7250), one suite (TLS13_CHACHA20_POLY1305_SHA256), one group (X25519),
-//! no resumption, no early data.
+//! (RFC 7250), one group (X25519), no resumption, no early data. The suite is
+//! TLS13_CHACHA20_POLY1305_SHA256, or TLS13_AES_256_GCM_SHA384 when both ends
+//! have AES instructions ([`Cipher`]; the `aes-gcm` feature).
 //!
 //! Each side's TLS key *is* its SM key. During the handshake each side only
 //! proves possession of its key; right after it, the SMs exchange their
@@ -20,7 +21,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use core::fmt;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
+
+use crate::crypto::{wipe_vec, SecretBytes};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{AlwaysResolvesClientRawPublicKeys, UnbufferedClientConnection};
@@ -39,16 +42,66 @@ use crate::wire::MAX_MESSAGE;
 
 /// Cap on buffered, not yet processed TLS bytes from the peer.
 const MAX_INCOMING: usize = 64 * 1024 + 1024;
+/// A frame is `u32 big-endian length ‖ message`.
+pub const FRAME_HEAD: usize = 4;
 /// Name used for SNI; identities come from raw public keys, not names.
 const SERVER_NAME: &str = "sm.rewire.invalid";
 
+/// The AEAD a channel's records use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cipher {
+    /// TLS13_CHACHA20_POLY1305_SHA256: constant-time in plain integer code,
+    /// the fast choice on CPUs without AES instructions (RISC-V without Zkne).
+    ChaCha20Poly1305,
+    /// TLS13_AES_256_GCM_SHA384: about three times faster where the CPU has
+    /// AES and carry-less multiply instructions (x86 AES-NI, Armv8 AES).
+    Aes256Gcm,
+}
+
+impl Cipher {
+    /// AES-256-GCM where this CPU has AES and carry-less multiply
+    /// instructions and the `aes-gcm` feature is built; ChaCha20-Poly1305
+    /// elsewhere (bare metal: the port decides, `Config::cipher`).
+    pub fn detect() -> Cipher {
+        #[cfg(all(feature = "std", feature = "aes-gcm", target_arch = "x86_64"))]
+        if std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            return Cipher::Aes256Gcm;
+        }
+        #[cfg(all(feature = "std", feature = "aes-gcm", target_arch = "aarch64"))]
+        if std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+        {
+            return Cipher::Aes256Gcm;
+        }
+        Cipher::ChaCha20Poly1305
+    }
+}
+
 /// The whole provider, built from parts so that nothing else is reachable
 /// (ring's `default_provider()` would link every suite, group and signature
-/// algorithm it knows: AES, P-256, P-384, RSA). One suite, one group, and
-/// Ed25519 for handshake signatures (verified in [`RawKeyVerifier`]).
-fn provider() -> CryptoProvider {
+/// algorithm it knows: AES, P-256, P-384, RSA). One group, Ed25519 for
+/// handshake signatures (verified in [`RawKeyVerifier`]), and the suites:
+/// ChaCha20-Poly1305 always; AES-256-GCM first when this end prefers it.
+///
+/// The client lists its suites in its order and the server takes the
+/// client's first one it supports, so AES-GCM is used exactly when both ends
+/// have AES instructions, and ChaCha20-Poly1305 otherwise. The choice cannot
+/// be downgraded on the path: ClientHello and ServerHello are in the
+/// transcript each side signs (CertificateVerify, with its SM key) and MACs
+/// (Finished).
+fn provider(cipher: Cipher) -> CryptoProvider {
+    let mut suites = Vec::with_capacity(2);
+    #[cfg(feature = "aes-gcm")]
+    if cipher == Cipher::Aes256Gcm {
+        suites.push(rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384);
+    }
+    #[cfg(not(feature = "aes-gcm"))]
+    let _ = cipher;
+    suites.push(rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256);
     CryptoProvider {
-        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256],
+        cipher_suites: suites,
         kx_groups: vec![rustls::crypto::ring::kx_group::X25519],
         signature_verification_algorithms: ED25519_ONLY,
         secure_random: &RingRandom,
@@ -306,10 +359,10 @@ pub struct Channel {
 impl Drop for Channel {
     /// Plaintext of image chunks passes through these buffers: wipe them.
     fn drop(&mut self) {
-        self.incoming.zeroize();
-        self.plain.zeroize();
+        wipe_vec(&mut self.incoming);
+        wipe_vec(&mut self.plain);
         for m in self.pending_send.iter_mut() {
-            m.zeroize();
+            wipe_vec(m);
         }
     }
 }
@@ -325,8 +378,8 @@ impl fmt::Debug for Channel {
 
 impl Channel {
     /// The SMS side. Returns the channel; call [`Channel::pump`] to get the ClientHello.
-    pub fn client(key: &SigningKey, wall_time: u64) -> Result<Channel> {
-        let provider = provider();
+    pub fn client(key: &SigningKey, wall_time: u64, cipher: Cipher) -> Result<Channel> {
+        let provider = provider(cipher);
         let ck = certified_key(key, &provider)?;
         let mut cfg = rustls::ClientConfig::builder_with_details(
             Arc::new(provider),
@@ -345,8 +398,8 @@ impl Channel {
     }
 
     /// The SMT side.
-    pub fn server(key: &SigningKey, wall_time: u64) -> Result<Channel> {
-        let provider = provider();
+    pub fn server(key: &SigningKey, wall_time: u64, cipher: Cipher) -> Result<Channel> {
+        let provider = provider(cipher);
         let ck = certified_key(key, &provider)?;
         let mut cfg = rustls::ServerConfig::builder_with_details(
             Arc::new(provider),
@@ -383,6 +436,18 @@ impl Channel {
         self.closed
     }
 
+    /// The suite the handshake settled on (`None` before ServerHello).
+    pub fn cipher(&self) -> Option<Cipher> {
+        let suite = match &*self.conn {
+            Conn::Client(c) => c.negotiated_cipher_suite(),
+            Conn::Server(c) => c.negotiated_cipher_suite(),
+        }?;
+        Some(match suite.suite() {
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => Cipher::ChaCha20Poly1305,
+            _ => Cipher::Aes256Gcm,
+        })
+    }
+
     /// The peer's raw public key, once the handshake has verified it.
     pub fn peer_key(&self) -> Option<PublicKey> {
         let certs = match &*self.conn {
@@ -409,7 +474,7 @@ impl Channel {
 
     /// Feed peer bytes (may be empty) and pump: returns the TLS bytes to send,
     /// the complete messages received, and whether the channel is still good.
-    pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<u8>, Vec<Zeroizing<Vec<u8>>>, Result<()>) {
+    pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<u8>, Vec<SecretBytes>, Result<()>) {
         let mut out = Vec::new();
         let mut msgs = Vec::new();
         let r = self
@@ -418,28 +483,60 @@ impl Channel {
         (out, msgs, r)
     }
 
+    /// A frame for one message of `len` bytes, to be built in place: the
+    /// first [`FRAME_HEAD`] bytes hold the length, the message goes after
+    /// them (zeroed until written). Queue it with [`Channel::send_frame`].
+    pub fn frame(len: usize) -> Result<SecretBytes> {
+        if len > MAX_MESSAGE {
+            return Err(Error::TooLarge);
+        }
+        let mut f = SecretBytes::new(vec![0u8; FRAME_HEAD + len]);
+        f[..FRAME_HEAD].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(f)
+    }
+
+    /// Queue a frame from [`Channel::frame`], as [`Channel::send`] queues a
+    /// message, without copying it. A frame whose length head does not
+    /// match its length is refused (`InvalidArgument`).
+    pub fn send_frame(&mut self, frame: SecretBytes) -> Result<()> {
+        if self.closed {
+            return Err(Error::ChannelClosed);
+        }
+        let head = frame
+            .get(..FRAME_HEAD)
+            .and_then(|h| <[u8; 4]>::try_from(h).ok())
+            .map(u32::from_be_bytes);
+        if head != Some((frame.len() - FRAME_HEAD.min(frame.len())) as u32)
+            || frame.len() > FRAME_HEAD + MAX_MESSAGE
+        {
+            return Err(Error::InvalidArgument);
+        }
+        self.pending_send.push(frame.into_inner());
+        Ok(())
+    }
+
     /// Queue one framed message; it is encrypted on the next [`Channel::pump`].
     /// The message may hold enclave state: it is wiped once copied.
     pub fn send(&mut self, mut msg: Vec<u8>) -> Result<()> {
         if msg.len() > MAX_MESSAGE || self.closed {
-            msg.zeroize();
+            wipe_vec(&mut msg);
             return Err(if self.closed {
                 Error::ChannelClosed
             } else {
                 Error::TooLarge
             });
         }
-        let mut framed = Vec::with_capacity(4 + msg.len());
+        let mut framed = Vec::with_capacity(FRAME_HEAD + msg.len());
         framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
         framed.extend_from_slice(&msg);
-        msg.zeroize();
+        wipe_vec(&mut msg);
         self.pending_send.push(framed);
         Ok(())
     }
 
     /// Drive TLS: process received records, encrypt queued messages. TLS bytes
     /// to send are appended to `out`; complete received messages to `msgs`.
-    pub fn pump(&mut self, out: &mut Vec<u8>, msgs: &mut Vec<Zeroizing<Vec<u8>>>) -> Result<()> {
+    pub fn pump(&mut self, out: &mut Vec<u8>, msgs: &mut Vec<SecretBytes>) -> Result<()> {
         if self.failed {
             return Err(Error::Tls);
         }
@@ -471,8 +568,8 @@ impl Channel {
                     &mut false,
                 ),
             };
-            self.plain.zeroize();
-            self.incoming.zeroize();
+            wipe_vec(&mut self.plain);
+            wipe_vec(&mut self.incoming);
             return r;
         }
         self.take_messages(msgs)
@@ -517,7 +614,7 @@ impl Channel {
         }
     }
 
-    fn take_messages(&mut self, msgs: &mut Vec<Zeroizing<Vec<u8>>>) -> Result<()> {
+    fn take_messages(&mut self, msgs: &mut Vec<SecretBytes>) -> Result<()> {
         loop {
             if self.plain.len() < 4 {
                 return Ok(());
@@ -532,7 +629,7 @@ impl Channel {
             if self.plain.len() < 4 + len {
                 return Ok(());
             }
-            msgs.push(Zeroizing::new(self.plain[4..4 + len].to_vec()));
+            msgs.push(SecretBytes::new(self.plain[4..4 + len].to_vec()));
             drain_front(&mut self.plain, 4 + len);
         }
     }
@@ -595,7 +692,7 @@ fn extend_wiped(v: &mut Vec<u8>, data: &[u8]) {
     if v.capacity() - v.len() < data.len() {
         let mut grown = Vec::with_capacity((v.len() + data.len()).max(2 * v.capacity()));
         grown.extend_from_slice(v);
-        v.zeroize();
+        wipe_vec(v);
         *v = grown;
     }
     v.extend_from_slice(data);
@@ -662,23 +759,26 @@ fn step<Data>(
             } else {
                 let mut result = Ok(true);
                 for mut msg in pending_send.drain(..) {
-                    let mut buf = vec![0u8; msg.len() + 256];
+                    // Records are encrypted straight onto the end of `out`.
+                    let start = out.len();
+                    out.resize(start + msg.len() + 256, 0);
                     loop {
-                        match w.encrypt(&msg, &mut buf) {
+                        match w.encrypt(&msg, &mut out[start..]) {
                             Ok(n) => {
-                                out.extend_from_slice(&buf[..n]);
+                                out.truncate(start + n);
                                 break;
                             }
                             Err(EncryptError::InsufficientSize(s)) => {
-                                buf.resize(s.required_size, 0)
+                                out.resize(start + s.required_size, 0)
                             }
                             Err(_) => {
+                                out.truncate(start);
                                 result = Err(Error::Tls);
                                 break;
                             }
                         }
                     }
-                    msg.zeroize();
+                    wipe_vec(&mut msg);
                 }
                 result
             }
@@ -739,7 +839,12 @@ mod tests {
 
     #[test]
     fn client_hello_random_is_fresh() {
-        let hello = || Channel::client(&key(1), T).unwrap().exchange(&[]).0; // safe: test
+        let hello = || {
+            Channel::client(&key(1), T, Cipher::ChaCha20Poly1305)
+                .unwrap()
+                .exchange(&[])
+                .0
+        }; // safe: test
         let (a, b) = (hello(), hello());
         // Record header (5), handshake header (4), legacy version (2), random (32).
         assert_eq!((a[0], a[5]), (22, 1), "a ClientHello record");
@@ -749,8 +854,8 @@ mod tests {
 
     #[test]
     fn established_closed_and_peer_key_say_so() {
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
-        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         assert!(!c.is_established() && !s.is_established());
         assert!(!c.is_closed() && !s.is_closed());
         assert_eq!(c.peer_key(), None);
@@ -765,9 +870,65 @@ mod tests {
         assert!(shown.starts_with("Channel {") && shown.contains("closed: true"));
     }
 
+    /// AES-256-GCM exactly when both ends prefer it; ChaCha20-Poly1305
+    /// otherwise, whichever end lacks AES. Data flows either way.
+    #[test]
+    fn suite_is_aes_gcm_only_when_both_ends_prefer_it() {
+        use Cipher::{Aes256Gcm as Aes, ChaCha20Poly1305 as ChaCha};
+        for (client, server, want) in [
+            (ChaCha, ChaCha, ChaCha),
+            (Aes, ChaCha, ChaCha),
+            (ChaCha, Aes, ChaCha),
+            (
+                Aes,
+                Aes,
+                if cfg!(feature = "aes-gcm") {
+                    Aes
+                } else {
+                    ChaCha
+                },
+            ),
+        ] {
+            let mut c = Channel::client(&key(1), T, client).unwrap(); // safe: test
+            let mut s = Channel::server(&key(2), T, server).unwrap(); // safe: test
+            assert_eq!(c.cipher(), None, "no suite before the handshake");
+            handshake(&mut c, &mut s);
+            assert_eq!((c.cipher(), s.cipher()), (Some(want), Some(want)));
+            c.send(vec![9; 3000]).unwrap(); // safe: test
+            let (bytes, _, r) = c.exchange(&[]);
+            r.unwrap(); // safe: test
+            let (_, msgs, r) = s.exchange(&bytes);
+            r.unwrap(); // safe: test
+            assert_eq!(msgs.len(), 1);
+            assert_eq!(&msgs[0][..], &[9; 3000][..]);
+        }
+    }
+
+    /// A ServerHello whose suite an on-path attacker rewrote fails the
+    /// handshake: the suite is in the transcript both ends sign.
+    #[test]
+    fn rewritten_suite_in_server_hello_fails_the_handshake() {
+        let mut c = Channel::client(&key(1), T, Cipher::Aes256Gcm).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T, Cipher::Aes256Gcm).unwrap(); // safe: test
+        let (hello, _, r) = c.exchange(&[]);
+        r.unwrap(); // safe: test
+        let (mut flight, _, r) = s.exchange(&hello);
+        r.unwrap(); // safe: test
+                    // ServerHello: record header 5, handshake header 4, version 2,
+                    // random 32, session id length 1 + 32 (rustls echoes the client's).
+        let at = 5 + 4 + 2 + 32 + 1 + flight[5 + 4 + 2 + 32] as usize;
+        let chacha = [0x13, 0x03];
+        let aes = [0x13, 0x02];
+        let was = [flight[at], flight[at + 1]];
+        flight[at..at + 2].copy_from_slice(if was == aes { &chacha } else { &aes });
+        let (_, _, r) = c.exchange(&flight);
+        assert_eq!(r, Err(Error::Tls));
+        assert!(!c.is_established());
+    }
+
     fn pair() -> (Channel, Channel) {
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
-        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         handshake(&mut c, &mut s);
         (c, s)
     }
@@ -781,8 +942,8 @@ mod tests {
 
     #[test]
     fn handshake_takes_one_exchange_per_flight() {
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
-        let mut s = Channel::server(&key(2), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         let hello = flight(&mut c);
         let (server_flight, _, r) = s.exchange(&hello);
         r.unwrap(); // safe: test
@@ -809,10 +970,10 @@ mod tests {
 
     #[test]
     fn feed_and_send_caps_are_exact() {
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         assert_eq!(c.feed(&vec![0; MAX_INCOMING]), Ok(()));
         assert_eq!(c.feed(&[0]), Err(Error::TooLarge));
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         assert_eq!(c.feed(&vec![0; MAX_INCOMING - 10]), Ok(()));
         assert_eq!(c.feed(&[0; 10]), Ok(()));
         assert_eq!(c.feed(&[0]), Err(Error::TooLarge));
@@ -829,9 +990,44 @@ mod tests {
         assert!(msgs[1].is_empty());
     }
 
+    /// A frame built in place arrives as the message it holds; a frame
+    /// whose head does not match its length, or that is too long, is refused.
+    #[test]
+    fn frames_built_in_place_arrive_and_bad_ones_are_refused() {
+        let (mut c, mut s) = pair();
+        assert_eq!(
+            Channel::frame(MAX_MESSAGE + 1).unwrap_err(),
+            Error::TooLarge
+        );
+        let mut f = Channel::frame(5).unwrap(); // safe: test
+        assert_eq!(&f[..FRAME_HEAD], &[0, 0, 0, 5]);
+        f[FRAME_HEAD..].copy_from_slice(b"hello");
+        c.send_frame(f).unwrap(); // safe: test
+        let mut bad = Channel::frame(5).unwrap(); // safe: test
+        bad.push(0);
+        assert_eq!(c.send_frame(bad), Err(Error::InvalidArgument));
+        assert_eq!(
+            c.send_frame(SecretBytes::new(vec![0, 0])),
+            Err(Error::InvalidArgument)
+        );
+        let mut huge = SecretBytes::new(vec![0; FRAME_HEAD + MAX_MESSAGE + 1]);
+        huge[..FRAME_HEAD].copy_from_slice(&((MAX_MESSAGE + 1) as u32).to_be_bytes());
+        assert_eq!(c.send_frame(huge), Err(Error::InvalidArgument));
+        let (_, msgs, r) = s.exchange(&flight(&mut c));
+        r.unwrap(); // safe: test
+        assert_eq!(msgs.len(), 1, "only the good frame was queued");
+        assert_eq!(&msgs[0][..], b"hello");
+        let mut out = Vec::new();
+        c.close(&mut out);
+        assert_eq!(
+            c.send_frame(Channel::frame(1).unwrap()), // safe: test
+            Err(Error::ChannelClosed)
+        );
+    }
+
     #[test]
     fn a_closed_channel_takes_nothing() {
-        let mut c = Channel::client(&key(1), T).unwrap(); // safe: test
+        let mut c = Channel::client(&key(1), T, Cipher::ChaCha20Poly1305).unwrap(); // safe: test
         let mut out = Vec::new();
         c.close(&mut out);
         assert!(out.is_empty(), "nothing to close before the handshake");

@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use ciborium::value::Value;
 
 use crate::cbor::{self, as_array, as_bytes, as_u64, int, Builder, Fields, MsgType};
-use crate::crypto::{PublicKey, Secret};
+use crate::crypto::{PublicKey, Secret, SecretBytes};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::seal;
@@ -296,7 +296,7 @@ pub(crate) fn write<P: Platform>(
     fence: bool,
     records: &[Record],
 ) -> Result<()> {
-    let plain = zeroize::Zeroizing::new(encode(v, fence, records)?);
+    let plain = SecretBytes::new(encode(v, fence, records)?);
     if plain.len() > MAX_JOURNAL {
         return Err(Error::Capacity);
     }

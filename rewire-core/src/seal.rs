@@ -19,7 +19,7 @@
 
 use alloc::vec::Vec;
 
-use crate::crypto::{hkdf, Aead, Secret, TAG_LEN};
+use crate::crypto::{hkdf, Aead, Secret, SecretBytes, TAG_LEN};
 use crate::error::{Error, Result};
 
 pub const HEADER_LEN: usize = 40;
@@ -225,10 +225,10 @@ pub fn seal(key: &Secret, salt: [u8; 32], data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Unseal a whole buffer.
-pub fn unseal(key: &Secret, blob: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+pub fn unseal(key: &Secret, blob: &[u8]) -> Result<SecretBytes> {
     let (plain_len, n) = chunk_layout(blob, blob.len() as u64)?;
     let mut u = Unsealer::new(key, blob)?;
-    let mut out = zeroize::Zeroizing::new(Vec::new());
+    let mut out = SecretBytes::new(Vec::new());
     out.try_reserve_exact(usize::try_from(plain_len).map_err(|_| Error::Capacity)?)
         .map_err(|_| Error::Capacity)?;
     let mut rest = &blob[HEADER_LEN..];

@@ -185,14 +185,7 @@ pub fn inspect<'py>(
             field(&f, "len", data.len())?;
             "Chunk"
         }
-        Message::End { digests } => {
-            field(
-                &f,
-                "digests",
-                digests.iter().map(|x| hex(x)).collect::<Vec<_>>(),
-            )?;
-            "End"
-        }
+        Message::End => "End",
         Message::Ready(b) => {
             inner.push(("ready", b));
             "ReadyMessage"

@@ -80,12 +80,13 @@ impl Image {
         rewire_core::crypto::sha256(&self.code)
     }
     /// SHA-256 of each section's plaintext (what END carries).
-    pub fn digests(&self) -> [[u8; 32]; 3] {
-        use rewire_core::crypto::sha256;
+    /// The plaintext length of each section, as OFFER announces them and
+    /// READY's report data binds them.
+    pub fn lengths(&self) -> [u64; 3] {
         [
-            sha256(&self.code),
-            sha256(&self.state),
-            sha256(&self.sealed),
+            self.code.len() as u64,
+            self.state.len() as u64,
+            self.sealed.len() as u64,
         ]
     }
 }

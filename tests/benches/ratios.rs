@@ -17,7 +17,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{fleet, handshake_1k, migrate, EID};
+use common::{fleet, fleet_with, handshake_1k, migrate, EID};
 use rewire_core::crypto::Secret;
 use rewire_core::seal::{Sealer, Unsealer};
 
@@ -265,6 +265,14 @@ fn main() {
         rate = len as f64 / secs;
     }
     let big = *sizes.last().unwrap();
+    // The same migration over a ChaCha20-Poly1305 channel, as between CPUs
+    // without AES instructions.
+    let chacha_rate = {
+        let mut f = fleet_with(big, rewire_core::channel::Cipher::ChaCha20Poly1305);
+        let t = Instant::now();
+        let _ = migrate(&mut f, 0xb1, &as_party);
+        big as f64 / t.elapsed().as_secs_f64()
+    };
     let aead_chacha = ring_seal_rate(16384, 256 << 20, &ring::aead::CHACHA20_POLY1305);
     let aead_aes = ring_seal_rate(16384, 256 << 20, &ring::aead::AES_256_GCM);
 
@@ -306,18 +314,49 @@ fn main() {
         "≤ 1.5",
         p1 <= 1.5,
     );
-    let p2 = rate / aead_chacha;
-    row(
-        &format!(
-            "P2 throughput: {} MiB migration ÷ ring ChaCha20-Poly1305 seal",
-            big >> 20
-        ),
-        format!("{:.0} MiB/s", rate / mib),
-        format!("{:.0} MiB/s", aead_chacha / mib),
-        p2,
-        "≥ 0.20",
-        p2 >= 0.20,
-    );
+    // P2 against the AEAD this platform's monitors negotiate (AES-256-GCM
+    // where the CPU has AES instructions), and against ChaCha20-Poly1305.
+    let cipher = rewire_core::channel::Cipher::detect();
+    let (platform_aead, platform_name) = match cipher {
+        rewire_core::channel::Cipher::Aes256Gcm => (aead_aes, "AES-256-GCM"),
+        rewire_core::channel::Cipher::ChaCha20Poly1305 => (aead_chacha, "ChaCha20-Poly1305"),
+    };
+    let mut p2_rows = vec![(
+        rate,
+        platform_name,
+        platform_aead,
+        " (the platform's AEAD)",
+        true,
+    )];
+    if platform_name != "ChaCha20-Poly1305" {
+        p2_rows.push((rate, platform_name, aead_chacha, "", false));
+        p2_rows.push((
+            chacha_rate,
+            "ChaCha20-Poly1305",
+            aead_chacha,
+            " (CPUs without AES)",
+            true,
+        ));
+    }
+    for (rate, channel, base, note, goal) in p2_rows {
+        let name = if base == aead_aes {
+            "AES-256-GCM"
+        } else {
+            "ChaCha20-Poly1305"
+        };
+        let p2 = rate / base;
+        row(
+            &format!(
+                "P2 throughput: {} MiB migration ({channel} channel) ÷ ring {name} seal{note}",
+                big >> 20
+            ),
+            format!("{:.0} MiB/s", rate / mib),
+            format!("{:.0} MiB/s", base / mib),
+            p2,
+            if goal { "≥ 0.20" } else { "(reported)" },
+            p2 >= 0.20,
+        );
+    }
     for (len, sms, smt) in &peaks {
         let worst = (*sms).max(*smt);
         row(

@@ -268,23 +268,6 @@ fn g4_enclaves_with_the_same_code_cannot_open_each_others_sealed_data() {
 }
 
 #[test]
-fn g4_tampered_chunk() {
-    let (mut w, img) = world();
-    w.mon(0).faults.tamper_chunk = Some(1);
-    w.order(&EID, 1, [1; 16]).unwrap();
-    run(&mut w);
-    assert!(w.has_error(1, Error::Integrity), "{:?}", w.errors);
-    assert!(w.has_error(0, Error::Integrity), "{:?}", w.errors);
-    w.mon(0).faults.tamper_chunk = None;
-    w.assert_intact_at(0, &EID, &img);
-    assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Gone);
-    assert!(
-        w.mon(1).enclave_host_ref().get(&EID).is_none(),
-        "partial import destroyed"
-    );
-}
-
-#[test]
 fn g4_tampered_tls_record_on_the_wire() {
     let (mut w, img) = world();
     w.order(&EID, 1, [1; 16]).unwrap();

@@ -9,7 +9,7 @@
 //! the enclave is intact where it was. Deleting any one of these checks makes
 //! its test fail (docs/security.md, "Tests that notice").
 
-use rewire_core::channel::Channel;
+use rewire_core::channel::{Channel, Cipher};
 use rewire_core::crypto::Secret;
 use rewire_core::monitor::{ChunkTamper, DecisionTamper, ReadyTamper};
 use rewire_core::wire::{Decision, DecisionKind, Message, Offer, SignedBody};
@@ -309,7 +309,7 @@ fn source_alone_refuses_ready_for_another_measurement() {
 }
 
 #[test]
-fn source_alone_refuses_ready_not_binding_the_stream_digests() {
+fn source_alone_refuses_ready_not_binding_the_stream_lengths() {
     source_refuses_ready(ReadyTamper::ReportData, Error::Integrity);
 }
 
@@ -596,7 +596,7 @@ fn target_alone_refuses_release_naming_another_target() {
 /// Returns the host's verdicts on each delivery.
 fn tls_peer(w: &mut World, to: usize, conn: [u8; 16], msg: Vec<u8>) -> Vec<Result<(), Error>> {
     let from = w.hosts[0].id;
-    let mut ch = Channel::client(&rogue_key(), WALL0).unwrap();
+    let mut ch = Channel::client(&rogue_key(), WALL0, Cipher::detect()).unwrap();
     let mut incoming = Vec::new();
     let mut verdicts = Vec::new();
     let mut msg = Some(msg);
@@ -711,7 +711,10 @@ fn a_session_waiting_for_its_decision_times_out_and_the_copy_stays_pending() {
     assert_eq!(w.mon(1).status(&EID).unwrap().state, EnclaveState::Pending);
     let from = w.hosts[0].id;
     let k = SigningKey::from_seed(Secret::from_bytes([7; 32])).unwrap();
-    let hello = Channel::client(&k, WALL0).unwrap().exchange(&[]).0;
+    let hello = Channel::client(&k, WALL0, Cipher::detect())
+        .unwrap()
+        .exchange(&[])
+        .0;
     assert_eq!(w.mon(1).handle_peer(from, [0x77; 16], &hello), Ok(()));
     w.net.clear();
     w.settle();

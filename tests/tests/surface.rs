@@ -2,7 +2,7 @@
 //! session cap, a poisoned monitor, what `Debug` shows. Each test pins a
 //! behaviour that mutation testing (make mutants) found no test checking.
 
-use rewire_core::channel::Channel;
+use rewire_core::channel::{Channel, Cipher};
 use rewire_core::crypto::Secret;
 use rewire_core::{EnclaveState, Error, Event, SigningKey};
 use rewire_tests::*;
@@ -39,7 +39,10 @@ fn session_cap_refuses_one_more_incoming_channel() {
     let from = w.hosts[0].id;
     let hello = |seed: u8| {
         let k = SigningKey::from_seed(Secret::from_bytes([seed; 32])).unwrap();
-        Channel::client(&k, WALL0).unwrap().exchange(&[]).0
+        Channel::client(&k, WALL0, Cipher::detect())
+            .unwrap()
+            .exchange(&[])
+            .0
     };
     assert_eq!(w.mon(1).handle_peer(from, [1; 16], &hello(1)), Ok(()));
     assert_eq!(
@@ -291,19 +294,30 @@ fn a_poisoned_monitor_refuses_all_input() {
 }
 
 /// READY's report data, as frameworks must compute it:
-/// SHA-256(request id ‖ code digest ‖ state digest ‖ sealed digest).
+/// SHA-256("rewire/report-data/v2" ‖ request id ‖ the three section lengths,
+/// each 8 bytes big-endian).
 #[test]
 fn report_data_is_the_documented_hash() {
     let rid = [7u8; 16];
-    let digests = [[1u8; 32], [2u8; 32], [3u8; 32]];
-    let mut input = rid.to_vec();
-    for d in &digests {
-        input.extend_from_slice(d);
+    let lengths = [3000u64, 1 << 20, 0x0102_0304_0506_0708];
+    let mut input = b"rewire/report-data/v2".to_vec();
+    input.extend_from_slice(&rid);
+    for l in &lengths {
+        input.extend_from_slice(&l.to_be_bytes());
     }
     assert_eq!(
-        rewire_core::monitor::report_data(&rid, &digests),
+        rewire_core::monitor::report_data(&rid, &lengths),
         rewire_core::crypto::sha256(&input)
     );
+    // Every length is bound.
+    for i in 0..3 {
+        let mut other = lengths;
+        other[i] += 1;
+        assert_ne!(
+            rewire_core::monitor::report_data(&rid, &other),
+            rewire_core::monitor::report_data(&rid, &lengths)
+        );
+    }
 }
 
 /// The SDS: registering the same enclave again returns the same policy;

@@ -30,7 +30,7 @@
 //! one: seal again). An enclave's output that depends on its state must
 //! wait for the commit.
 
-use zeroize::Zeroizing;
+use crate::crypto::SecretBytes;
 
 use super::Monitor;
 use crate::crypto::bind_salt;
@@ -136,11 +136,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     /// frozen or pending). Refused: any other blob (`StaleCheckpoint`), the
     /// committed one tampered with (`Unseal`), an enclave that has migrated
     /// away (`Migrated`).
-    pub fn restore_checkpoint(
-        &self,
-        eid: &EnclaveId,
-        blob: &[u8],
-    ) -> Result<Zeroizing<alloc::vec::Vec<u8>>> {
+    pub fn restore_checkpoint(&self, eid: &EnclaveId, blob: &[u8]) -> Result<SecretBytes> {
         self.check_alive()?;
         let i = self.checkpointable(eid)?;
         let salt = seal::salt_of(blob)?;

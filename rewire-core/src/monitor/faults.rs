@@ -13,8 +13,6 @@ use crate::wire::{HostId, MigrationRequest, Ready};
 
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    /// SMS: flip a byte of this chunk (by index) after digesting it.
-    pub tamper_chunk: Option<usize>,
     /// SMS: send END after this many chunks.
     pub truncate_after: Option<usize>,
     /// SMS: send this code instead of the enclave's (the measurement won't match).
@@ -48,7 +46,7 @@ pub struct Faults {
     /// holds, skipping every check of the request but its signature (the
     /// target's checks are then the only ones left).
     pub skip_order_checks: bool,
-    /// SMS (compromised): misplace or reshape image chunks (digested as sent).
+    /// SMS (compromised): misplace or reshape image chunks.
     pub chunk_tamper: Option<ChunkTamper>,
     /// SMS (compromised): sign RELEASE with a field changed.
     pub release_tamper: Option<DecisionTamper>,
@@ -104,25 +102,14 @@ impl Faults {
         }
     }
 
-    /// SMS, before digesting: one byte more on the chunk that ends the
-    /// state section (`offset` is where `data` starts, `len` the section's
-    /// length).
-    pub(super) fn oversize(&self, section: Section, offset: u64, len: u64, data: &mut Vec<u8>) {
-        if self.chunk_tamper == Some(ChunkTamper::Oversize)
-            && section == Section::State
-            && offset + data.len() as u64 == len
-        {
-            data.push(0x5a);
-        }
-    }
-
-    /// SMS, after digesting: flip a bit of chunk number `index`.
-    pub(super) fn flip(&self, index: usize, data: &mut [u8]) {
-        if self.tamper_chunk == Some(index) {
-            if let Some(b) = data.first_mut() {
-                *b ^= 0x80;
-            }
-        }
+    /// SMS: how many bytes more (0 or 1) the chunk that ends at `end` carries:
+    /// one on the chunk that ends the state section (`len` its length).
+    pub(super) fn oversize(&self, section: Section, end: u64, len: u64) -> usize {
+        usize::from(
+            self.chunk_tamper == Some(ChunkTamper::Oversize)
+                && section == Section::State
+                && end == len,
+        )
     }
 
     /// SMS: name another place for the first state chunk.

@@ -10,10 +10,8 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use zeroize::Zeroizing;
-
-use crate::channel::Channel;
-use crate::crypto::{sha256, Digest, PublicKey, Secret};
+use crate::channel::{Channel, Cipher};
+use crate::crypto::{sha256, Digest, PublicKey, Secret, SecretBytes};
 use crate::error::{Error, Result};
 use crate::journal::{Proof, RecState, Record, Settled, MAX_RECORDS};
 use crate::platform::{EnclaveHost, Platform};
@@ -72,6 +70,12 @@ pub struct Config {
     /// signed objects. The C ABI sets it from the target architecture on
     /// bare metal.
     pub platform: Option<u64>,
+    /// The TLS suite this monitor prefers: AES-256-GCM is offered (and
+    /// accepted) only when this is [`Cipher::Aes256Gcm`], so a channel uses
+    /// it only when both monitors prefer it. [`Cipher::detect`] by default;
+    /// a bare-metal port whose CPU has AES instructions sets it (and builds
+    /// the `aes-gcm` feature).
+    pub cipher: Cipher,
 }
 
 impl Config {
@@ -81,6 +85,7 @@ impl Config {
             timeout_ms: 30_000,
             max_sessions: 8,
             platform: None,
+            cipher: Cipher::detect(),
         }
     }
 
@@ -143,9 +148,9 @@ pub enum Event {
     OfferAccepted,
     /// SMS: the target's evidence verified against the TLS key; streaming starts.
     TargetVerified,
-    /// SMS: the whole image sent, END with digests.
+    /// SMS: the whole image sent, END sent.
     StreamDone,
-    /// SMT: digests and measurement verified, state re-sealed, PENDING journaled, READY sent.
+    /// SMT: stream complete, measurement verified, state re-sealed, PENDING journaled, READY sent.
     PendingReady,
     /// SMS: READY verified, MIGRATED journaled, source copy destroyed, RELEASE sent.
     Committed,
@@ -360,7 +365,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
     }
 
     /// Open an enclave's sealed blob.
-    pub fn unseal_data(&self, eid: &EnclaveId, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn unseal_data(&self, eid: &EnclaveId, blob: &[u8]) -> Result<SecretBytes> {
         seal::unseal(&self.sealing_key(eid)?, blob)
     }
 
@@ -404,7 +409,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 }
             }
             let now = self.platform.wall_time().unwrap_or(0);
-            let channel = Channel::server(&self.id.sm_key, now)?;
+            let channel = Channel::server(&self.id.sm_key, now, self.cfg.cipher)?;
             self.incoming.insert(
                 conn,
                 InSession {
@@ -537,12 +542,18 @@ fn next_epoch(e: u64) -> Result<u64> {
     e.checked_add(1).ok_or(Error::Capacity)
 }
 
-/// What READY's report data binds: the request and the three stream digests.
-pub fn report_data(request_id: &RequestId, digests: &[Digest; 3]) -> Digest {
-    let mut buf = [0u8; 16 + 96];
-    buf[..16].copy_from_slice(request_id);
-    for (i, d) in digests.iter().enumerate() {
-        buf[16 + 32 * i..48 + 32 * i].copy_from_slice(d);
+/// What READY's report data binds: the request and the three section
+/// lengths streamed in full (plaintext lengths, as OFFER announced them).
+/// The bytes themselves are bound by the channel, not by a digest: READY is
+/// accepted only inside the TLS channel that carried them, after END
+/// (docs/protocol.md §5.4).
+pub fn report_data(request_id: &RequestId, lengths: &[u64; 3]) -> Digest {
+    const TAG: &[u8; 21] = b"rewire/report-data/v2";
+    let mut buf = [0u8; 21 + 16 + 24];
+    buf[..21].copy_from_slice(TAG);
+    buf[21..37].copy_from_slice(request_id);
+    for (i, l) in lengths.iter().enumerate() {
+        buf[37 + 8 * i..45 + 8 * i].copy_from_slice(&l.to_be_bytes());
     }
     sha256(&buf)
 }

@@ -4,11 +4,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use zeroize::Zeroizing;
+use crate::crypto::SecretBytes;
 
 use super::{Dest, Monitor};
 use crate::channel::Channel;
-use crate::crypto::{Digest, Hasher, PublicKey};
+use crate::crypto::PublicKey;
 use crate::error::{Error, Result};
 use crate::platform::{EnclaveHost, Platform, Section};
 use crate::seal::{Sealer, Unsealer};
@@ -31,14 +31,12 @@ pub(super) struct SendStream {
     pub(super) raw: [u64; 3],
     /// Plaintext lengths as announced.
     pub(super) lengths: [u64; 3],
-    pub(super) hashers: [Hasher; 3],
     pub(super) unsealer: Option<Unsealer>,
     pub(super) sealed_chunks: u64,
     pub(super) sealed_index: u64,
     pub(super) sealed_raw_offset: u64,
-    pub(super) plain_buf: Zeroizing<Vec<u8>>,
+    pub(super) plain_buf: SecretBytes,
     pub(super) plain_pos: usize,
-    pub(super) digests: Option<[Digest; 3]>,
     #[allow(dead_code)]
     pub(super) chunks_sent: usize,
 }
@@ -65,7 +63,7 @@ impl SendStream {
         u.open_chunk(&mut buf, last)?;
         self.sealed_index += 1;
         self.sealed_raw_offset += want;
-        self.plain_buf = Zeroizing::new(buf);
+        self.plain_buf = SecretBytes::new(buf);
         self.plain_pos = 0;
         Ok(())
     }
@@ -88,9 +86,8 @@ pub(super) struct RecvStream {
     pub(super) lengths: [u64; 3],
     pub(super) section: usize,
     pub(super) offset: u64,
-    pub(super) hashers: [Hasher; 3],
     pub(super) resealer: Option<Sealer>,
-    pub(super) seal_buf: Zeroizing<Vec<u8>>,
+    pub(super) seal_buf: SecretBytes,
     pub(super) sealed_out: u64,
 }
 

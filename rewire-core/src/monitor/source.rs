@@ -4,7 +4,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use zeroize::Zeroizing;
+use crate::crypto::SecretBytes;
 
 use super::session::{OutPhase, OutSession, SendStream};
 use super::{next_epoch, report_data, Dest, Event, Monitor};
@@ -130,7 +130,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::Busy);
         }
         let now = self.wall_time()?;
-        let channel = Channel::client(&self.id.sm_key, now)?;
+        let channel = Channel::client(&self.id.sm_key, now, self.cfg.cipher)?;
         self.records[i].state = RecState::Frozen {
             request_id: rid,
             target: req.target,
@@ -252,14 +252,12 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             offset: 0,
             raw,
             lengths,
-            hashers: Default::default(),
             unsealer,
             sealed_chunks,
             sealed_index: 0,
             sealed_raw_offset,
-            plain_buf: Zeroizing::new(Vec::new()),
+            plain_buf: SecretBytes::new(Vec::new()),
             plain_pos: 0,
-            digests: None,
             chunks_sent: 0,
         })
     }
@@ -340,7 +338,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             st.section += 1;
             st.offset = 0;
         }
-        let msg = if st.section >= 3 || truncate {
+        if st.section >= 3 || truncate {
             if !truncate {
                 // Open every sealed chunk, also an empty final one: a blob cut
                 // at a chunk boundary must fail on its last-chunk flag.
@@ -351,10 +349,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                     }
                 }
             }
-            let hashers = core::mem::take(&mut st.hashers);
-            let [a, b, c] = hashers;
-            let digests = [a.finish(), b.finish(), c.finish()];
-            st.digests = Some(digests);
             s.phase = OutPhase::AwaitReady;
             #[cfg(feature = "fault-injection")]
             if faults.chunk_tamper == Some(super::ChunkTamper::AfterEnd) {
@@ -366,77 +360,80 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 s.channel.send(extra.encode()?)?;
             }
             self.event(conn, Event::StreamDone);
-            Message::End { digests }
+            let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
+            s.channel.send(Message::End.encode()?)?;
+            return self.flush_out(conn);
+        }
+        // One CHUNK, built in place in its channel frame: the data goes from
+        // the framework (or the opened sealed chunk) straight into the frame
+        // that TLS encrypts; nothing else copies it.
+        let section = Section::ALL[st.section];
+        let offset = st.offset;
+        let want = if section == Section::Sealed {
+            #[cfg(feature = "fault-injection")]
+            let piece = faults.sealed_piece(CHUNK_DATA);
+            #[cfg(not(feature = "fault-injection"))]
+            let piece = CHUNK_DATA;
+            // Full pieces, across the blob's own chunk boundaries (a blob
+            // sealed in small chunks still streams in full chunks).
+            (piece as u64).min(st.lengths[2] - offset) as usize
         } else {
-            let section = Section::ALL[st.section];
-            let offset = st.offset;
-            let mut data = if section == Section::Sealed {
-                #[cfg(feature = "fault-injection")]
-                let piece = faults.sealed_piece(CHUNK_DATA);
-                #[cfg(not(feature = "fault-injection"))]
-                let piece = CHUNK_DATA;
-                // Full pieces, across the blob's own chunk boundaries (a blob
-                // sealed in small chunks still streams in full chunks). Each
-                // opened chunk advances `sealed_index`, so this ends.
-                let want = (piece as u64).min(st.lengths[2] - offset) as usize;
-                let mut d = Zeroizing::new(Vec::with_capacity(want));
-                while d.len() < want {
-                    if st.plain_pos >= st.plain_buf.len() {
-                        st.open_next_sealed(&mut self.host, &eid)?;
-                    }
-                    let end = (st.plain_pos + (want - d.len())).min(st.plain_buf.len());
-                    d.extend_from_slice(&st.plain_buf[st.plain_pos..end]);
-                    st.plain_pos = end;
-                }
-                d
-            } else {
-                let want = (CHUNK_DATA as u64).min(st.lengths[st.section] - offset) as usize;
-                let mut buf = Zeroizing::new(vec![0u8; want]);
-                // A compromised source (tests only) sends other code; every
-                // build checks the framework's export the same way.
-                #[cfg(feature = "fault-injection")]
-                let substitute = match (section, &faults.replace_code) {
-                    (Section::Code, Some(code)) => {
-                        code.get(offset as usize..offset as usize + want)
-                    }
-                    _ => None,
-                };
-                #[cfg(not(feature = "fault-injection"))]
-                let substitute: Option<&[u8]> = None;
-                match substitute {
-                    Some(code) => buf.copy_from_slice(code),
-                    None => {
-                        let n = self.host.export(&eid, section, offset, &mut buf)?;
-                        if n != want {
-                            return Err(Error::Host);
-                        }
-                    }
-                }
-                buf
-            };
-            if data.is_empty() {
-                return Err(Error::Unseal);
-            }
-            #[cfg(feature = "fault-injection")]
-            faults.oversize(section, st.offset, st.lengths[st.section], &mut data);
-            st.hashers[st.section].update(&data);
-            st.offset += data.len() as u64;
-            #[cfg(feature = "fault-injection")]
-            faults.flip(st.chunks_sent, &mut data);
-            st.chunks_sent += 1;
-            #[allow(unused_mut)]
-            let (mut section, mut offset) = (section, offset);
-            #[cfg(feature = "fault-injection")]
-            faults.misplace(&mut section, &mut offset);
-            Message::Chunk {
-                section,
-                offset,
-                data: core::mem::take(&mut data),
-            }
+            (CHUNK_DATA as u64).min(st.lengths[st.section] - offset) as usize
         };
-        let bytes = msg.encode()?;
-        let s = self.outgoing.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
-        s.channel.send(bytes)?;
+        if want == 0 {
+            return Err(Error::Unseal);
+        }
+        #[cfg(feature = "fault-injection")]
+        let extra = faults.oversize(section, offset + want as u64, st.lengths[st.section]);
+        #[cfg(not(feature = "fault-injection"))]
+        let extra = 0;
+        #[allow(unused_mut)]
+        let (mut named_section, mut named_offset) = (section, offset);
+        #[cfg(feature = "fault-injection")]
+        faults.misplace(&mut named_section, &mut named_offset);
+        let (prefix, at) = crate::wire::chunk_prefix(named_section, named_offset, want + extra);
+        let mut frame = Channel::frame(at + want + extra)?;
+        let body = &mut frame[crate::channel::FRAME_HEAD..];
+        body[..at].copy_from_slice(&prefix[..at]);
+        let data = &mut body[at..at + want];
+        if section == Section::Sealed {
+            // Each opened chunk advances `sealed_index`, so this ends.
+            let mut filled = 0;
+            while filled < want {
+                if st.plain_pos >= st.plain_buf.len() {
+                    st.open_next_sealed(&mut self.host, &eid)?;
+                }
+                let n = (want - filled).min(st.plain_buf.len() - st.plain_pos);
+                data[filled..filled + n]
+                    .copy_from_slice(&st.plain_buf[st.plain_pos..st.plain_pos + n]);
+                st.plain_pos += n;
+                filled += n;
+            }
+        } else {
+            // A compromised source (tests only) sends other code; every
+            // build checks the framework's export the same way.
+            #[cfg(feature = "fault-injection")]
+            let substitute = match (section, &faults.replace_code) {
+                (Section::Code, Some(code)) => code.get(offset as usize..offset as usize + want),
+                _ => None,
+            };
+            #[cfg(not(feature = "fault-injection"))]
+            let substitute: Option<&[u8]> = None;
+            match substitute {
+                Some(code) => data.copy_from_slice(code),
+                None => {
+                    if self.host.export(&eid, section, offset, data)? != want {
+                        return Err(Error::Host);
+                    }
+                }
+            }
+        }
+        if extra > 0 {
+            body[at + want] = 0x5a;
+        }
+        st.offset += (want + extra) as u64;
+        st.chunks_sent += 1;
+        s.channel.send_frame(frame)?;
         self.flush_out(conn)
     }
 
@@ -457,12 +454,14 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if ready.measurement != req.measurement {
             return Err(Error::MeasurementMismatch);
         }
-        let digests = s
+        // READY is taken only in AwaitReady, after END: the lengths are what
+        // this source streamed in full over this channel (§5.4).
+        let lengths = s
             .stream
             .as_ref()
-            .and_then(|st| st.digests)
+            .map(|st| st.lengths)
             .ok_or(Error::InvalidState)?;
-        if ready.report_data != report_data(&req.request_id, &digests) {
+        if ready.report_data != report_data(&req.request_id, &lengths) {
             return Err(Error::Integrity);
         }
         // Commit point (G2): only from FROZEN for this very request — an

@@ -4,11 +4,10 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use zeroize::Zeroizing;
+use crate::crypto::SecretBytes;
 
 use super::session::{InPhase, RecvStream};
 use super::{next_epoch, report_data, Dest, Event, Monitor, SEALED_DATA_KEY_ID};
-use crate::crypto::Digest;
 use crate::error::{Error, Result};
 use crate::journal::{Proof, RecState, Record, Settled, MAX_RECORDS};
 use crate::platform::{EnclaveHost, Platform, Section};
@@ -111,7 +110,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 },
                 InPhase::Receiving(rs),
             ) => Self::on_chunk(&mut self.host, rs, section, offset, &data),
-            (Message::End { digests }, InPhase::Receiving(_)) => self.on_end(conn, digests),
+            (Message::End, InPhase::Receiving(_)) => self.on_end(conn),
             (Message::Refuse { .. }, _) => Err(Error::ChannelClosed),
             (Message::Release(b) | Message::Abort(b), _) => self.on_decision(&b, Some(conn)),
             _ => Err(Error::InvalidState),
@@ -238,9 +237,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             lengths: offer.lengths,
             section: 0,
             offset: 0,
-            hashers: Default::default(),
             resealer,
-            seal_buf: Zeroizing::new(Vec::with_capacity(seal_cap)),
+            seal_buf: SecretBytes::new(Vec::with_capacity(seal_cap)),
             sealed_out: 0,
         };
         #[cfg(feature = "fault-injection")]
@@ -282,7 +280,6 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if data.is_empty() || end > rs.lengths[rs.section] {
             return Err(Error::Integrity);
         }
-        rs.hashers[rs.section].update(data);
         rs.offset = end;
         let eid = rs.req.enclave_id;
         if section == Section::Sealed {
@@ -313,7 +310,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         }
     }
 
-    fn on_end(&mut self, conn: RequestId, digests: [Digest; 3]) -> Result<()> {
+    fn on_end(&mut self, conn: RequestId) -> Result<()> {
         let s = self.incoming.get_mut(&conn).ok_or(Error::UnknownEnclave)?;
         let InPhase::Receiving(rs) = &mut s.phase else {
             return Err(Error::InvalidState);
@@ -325,13 +322,8 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if rs.section < 3 {
             return Err(Error::Truncated);
         }
-        let hashers = core::mem::take(&mut rs.hashers);
-        let [a, b, c] = hashers;
-        let got = [a.finish(), b.finish(), c.finish()];
-        if got != digests {
-            return Err(Error::Integrity);
-        }
         let req = rs.req.clone();
+        let rs_lengths = rs.lengths;
         let source_sm = rs.source_sm;
         let eid = req.enclave_id;
         if let Some(sealer) = rs.resealer.as_mut() {
@@ -343,7 +335,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if self.host.measure(&eid)? != req.measurement {
             return Err(Error::MeasurementMismatch);
         }
-        let rd = report_data(&req.request_id, &digests);
+        let rd = report_data(&req.request_id, &rs_lengths);
         let mut evidence = self.host.attest(&eid, &rd)?;
         if evidence.len() > MAX_FRAMEWORK_EVIDENCE {
             return Err(Error::Capacity);

@@ -75,9 +75,7 @@ fn messages_round_trip() {
             offset: 77,
             data: alloc::vec![1; 100].into(),
         },
-        Message::End {
-            digests: [[1; 32], [2; 32], [3; 32]],
-        },
+        Message::End,
         Message::Refuse {
             request_id: [1; 16],
             code: 205,
@@ -211,5 +209,101 @@ fn offered_sections_are_capped_at_1_tib_each() {
         l[i] = max + 1;
         let over = offer(l).encode().unwrap(); // safe: test
         assert_eq!(Message::decode(&over), Err(Error::TooLarge), "section {i}");
+    }
+}
+
+/// A CHUNK built in place (prefix, then data) is byte for byte the one
+/// `Message::encode` gives, at every head width of offset and length, and
+/// decodes back to it.
+#[test]
+fn chunk_prefix_is_the_deterministic_encoding() {
+    let widths = [
+        0u64,
+        1,
+        23,
+        24,
+        255,
+        256,
+        65_535,
+        65_536,
+        u32::MAX as u64,
+        u32::MAX as u64 + 1,
+        u64::MAX,
+    ];
+    for section in Section::ALL {
+        for &offset in &widths {
+            for len in [0usize, 1, 23, 24, 255, 256, 16_384] {
+                let data: alloc::vec::Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let m = Message::Chunk {
+                    section,
+                    offset,
+                    data: data.clone().into(),
+                };
+                let (p, at) = chunk_prefix(section, offset, len);
+                let mut built = p[..at].to_vec();
+                built.extend_from_slice(&data);
+                assert_eq!(built, m.encode().unwrap(), "{section:?} {offset} {len}"); // safe: test
+                assert_eq!(Message::decode(&built).unwrap(), m); // safe: test
+            }
+        }
+    }
+}
+
+/// The CHUNK fast path reads every deterministic CHUNK, and whatever it
+/// accepts the general strict decoder accepts as the same message: on
+/// well-formed CHUNKs and on mutated, truncated and extended ones.
+mod chunk_fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk(section: usize, offset: u64, len: usize) -> alloc::vec::Vec<u8> {
+        let (p, at) = chunk_prefix(Section::ALL[section % 3], offset, len);
+        let mut b = p[..at].to_vec();
+        b.extend((0..len).map(|i| (i * 7) as u8));
+        b
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_general_decoder(
+            section in 0usize..3,
+            offset in prop_oneof![0u64..30, 200u64..300, 60_000u64..70_000, any::<u64>()],
+            len in prop_oneof![0usize..30, 250usize..260, (CHUNK_DATA - 2)..(CHUNK_DATA + 2)],
+            edit in 0u8..4,
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut b = chunk(section, offset, len);
+            if len <= CHUNK_DATA {
+                prop_assert!(Message::decode_chunk(&b).is_some(), "fast path taken");
+            }
+            match edit {
+                0 => {}
+                1 => { let i = at.index(b.len()); b[i] = byte; }
+                2 => { let i = at.index(b.len()); b.truncate(i); }
+                _ => b.push(byte),
+            }
+            if let Some(fast) = Message::decode_chunk(&b) {
+                prop_assert_eq!(Message::decode_value(&b), Ok(fast));
+            }
+        }
+    }
+
+    /// Heads in a longer form than needed are not the fast path's, and the
+    /// general decoder refuses them.
+    #[test]
+    fn non_shortest_heads_are_refused() {
+        // offset 5 as a one-byte argument (0x18 0x05), then bstr(0).
+        let b = [0x85, 22, 1, 1, 0x18, 0x05, 0x40];
+        assert!(Message::decode_chunk(&b).is_none());
+        assert_eq!(Message::decode(&b), Err(Error::NonCanonical));
+        // bstr(1) with a two-byte length.
+        let b = [0x85, 22, 1, 1, 0x00, 0x59, 0x00, 0x01, 0xaa];
+        assert!(Message::decode_chunk(&b).is_none());
+        assert_eq!(Message::decode(&b), Err(Error::NonCanonical));
+        // One byte of data more than CHUNK_DATA.
+        let b = chunk(1, 0, CHUNK_DATA + 1);
+        assert!(Message::decode_chunk(&b).is_none());
+        assert_eq!(Message::decode(&b), Err(Error::TooLarge));
     }
 }
