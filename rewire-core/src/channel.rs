@@ -442,10 +442,12 @@ impl Channel {
             Conn::Client(c) => c.negotiated_cipher_suite(),
             Conn::Server(c) => c.negotiated_cipher_suite(),
         }?;
-        Some(match suite.suite() {
-            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => Cipher::ChaCha20Poly1305,
-            _ => Cipher::Aes256Gcm,
-        })
+        match suite.suite() {
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => Some(Cipher::ChaCha20Poly1305),
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => Some(Cipher::Aes256Gcm),
+            // No other suite is configured.
+            _ => None,
+        }
     }
 
     /// The peer's raw public key, once the handshake has verified it.
@@ -901,6 +903,34 @@ mod tests {
             r.unwrap(); // safe: test
             assert_eq!(msgs.len(), 1);
             assert_eq!(&msgs[0][..], &[9; 3000][..]);
+        }
+    }
+
+    /// A ClientHello from which an on-path attacker struck AES-256-GCM (so
+    /// that the server picks ChaCha20-Poly1305) fails the handshake: the
+    /// ClientHello is in the transcript the keys and Finished depend on.
+    #[test]
+    fn struck_suite_in_client_hello_fails_the_handshake() {
+        let mut c = Channel::client(&key(1), T, Cipher::Aes256Gcm).unwrap(); // safe: test
+        let mut s = Channel::server(&key(2), T, Cipher::Aes256Gcm).unwrap(); // safe: test
+        let (mut hello, _, r) = c.exchange(&[]);
+        r.unwrap(); // safe: test
+                    // Record header 5, handshake header 4, version 2, random 32,
+                    // session id 1 + n, then the suites' length (2) and the suites.
+        let at = 5 + 4 + 2 + 32 + 1 + hello[5 + 4 + 2 + 32] as usize;
+        let n = u16::from_be_bytes([hello[at], hello[at + 1]]) as usize;
+        let suites = &mut hello[at + 2..at + 2 + n];
+        if cfg!(feature = "aes-gcm") {
+            assert_eq!(&suites[..2], &[0x13, 0x02], "AES-256-GCM offered first");
+            // TLS_AES_128_GCM_SHA256, which the server does not support.
+            suites[..2].copy_from_slice(&[0x13, 0x01]);
+        }
+        let (flight, _, r) = s.exchange(&hello);
+        r.unwrap(); // safe: test
+        let (_, _, r) = c.exchange(&flight);
+        if cfg!(feature = "aes-gcm") {
+            assert_eq!(r, Err(Error::Tls));
+            assert!(!c.is_established());
         }
     }
 

@@ -40,8 +40,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// ring's key objects (Ed25519 key pairs, AEAD keys, HKDF pseudo-random
-/// keys) keep their key material in plain memory and have no zeroizing drop.
 /// Wipe a byte vector's whole allocation (also the capacity past its
 /// length) and leave it empty. zeroize's `Vec` impl stores one volatile byte
 /// at a time, which took about a fifth of a large migration; its slice path
@@ -105,6 +103,8 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// ring's key objects (Ed25519 key pairs, AEAD keys, HKDF pseudo-random
+/// keys) keep their key material in plain memory and have no zeroizing drop.
 /// A `Wiped` key has a blank key (one made from all-zero key material)
 /// written over it in place when it is dropped.
 pub(crate) struct Wiped<T: Blank>(T);

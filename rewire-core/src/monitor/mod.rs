@@ -546,7 +546,7 @@ fn next_epoch(e: u64) -> Result<u64> {
 /// lengths streamed in full (plaintext lengths, as OFFER announced them).
 /// The bytes themselves are bound by the channel, not by a digest: READY is
 /// accepted only inside the TLS channel that carried them, after END
-/// (docs/protocol.md §5.4).
+/// (docs/protocol.md §4.5).
 pub fn report_data(request_id: &RequestId, lengths: &[u64; 3]) -> Digest {
     const TAG: &[u8; 21] = b"rewire/report-data/v2";
     let mut buf = [0u8; 21 + 16 + 24];

@@ -455,7 +455,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
             return Err(Error::MeasurementMismatch);
         }
         // READY is taken only in AwaitReady, after END: the lengths are what
-        // this source streamed in full over this channel (§5.4).
+        // this source streamed in full over this channel (protocol §4.5).
         let lengths = s
             .stream
             .as_ref()
