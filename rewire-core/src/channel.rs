@@ -1029,6 +1029,10 @@ mod tests {
             Channel::frame(MAX_MESSAGE + 1).unwrap_err(),
             Error::TooLarge
         );
+        // The largest message fits, built in place and sent whole.
+        let mut big = Channel::frame(MAX_MESSAGE).unwrap(); // safe: test
+        big[FRAME_HEAD..].fill(7);
+        c.send_frame(big).unwrap(); // safe: test
         let mut f = Channel::frame(5).unwrap(); // safe: test
         assert_eq!(&f[..FRAME_HEAD], &[0, 0, 0, 5]);
         f[FRAME_HEAD..].copy_from_slice(b"hello");
@@ -1045,8 +1049,9 @@ mod tests {
         assert_eq!(c.send_frame(huge), Err(Error::InvalidArgument));
         let (_, msgs, r) = s.exchange(&flight(&mut c));
         r.unwrap(); // safe: test
-        assert_eq!(msgs.len(), 1, "only the good frame was queued");
-        assert_eq!(&msgs[0][..], b"hello");
+        assert_eq!(msgs.len(), 2, "only the good frames were queued");
+        assert_eq!(*msgs[0], vec![7; MAX_MESSAGE]);
+        assert_eq!(&msgs[1][..], b"hello");
         let mut out = Vec::new();
         c.close(&mut out);
         assert_eq!(

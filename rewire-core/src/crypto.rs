@@ -365,6 +365,21 @@ impl Aead {
 mod tests {
     use super::*;
 
+    /// Secret bytes print their length only; `into_inner` hands them over
+    /// and `wipe_vec` empties a vector.
+    #[test]
+    fn secret_bytes_print_no_content() {
+        let b = SecretBytes::new(alloc::vec![0x41, 0x42, 0x43]);
+        assert_eq!(alloc::format!("{b:?}"), "SecretBytes([redacted; 3])");
+        assert_eq!(b.into_inner(), alloc::vec![0x41, 0x42, 0x43]);
+        let mut v = alloc::vec![1u8; 40];
+        wipe_vec(&mut v);
+        assert!(v.is_empty() && v.capacity() >= 40);
+        let mut z = SecretBytes::new(alloc::vec![1u8; 5]);
+        z.zeroize();
+        assert!(z.is_empty());
+    }
+
     #[test]
     fn sign_verify_and_spki() {
         let k = SigningKey::from_seed(Secret::from_bytes([7; 32])).unwrap();

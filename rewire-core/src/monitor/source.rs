@@ -391,8 +391,11 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         let (mut named_section, mut named_offset) = (section, offset);
         #[cfg(feature = "fault-injection")]
         faults.misplace(&mut named_section, &mut named_offset);
-        let (prefix, at) = crate::wire::chunk_prefix(named_section, named_offset, want + extra);
-        let mut frame = Channel::frame(at + want + extra)?;
+        // What this CHUNK carries: `want` bytes of the section (and, from a
+        // compromised source in tests, `extra` zero bytes more).
+        let sent = want + extra;
+        let (prefix, at) = crate::wire::chunk_prefix(named_section, named_offset, sent);
+        let mut frame = Channel::frame(at + sent)?;
         let body = &mut frame[crate::channel::FRAME_HEAD..];
         body[..at].copy_from_slice(&prefix[..at]);
         let data = &mut body[at..at + want];
@@ -428,10 +431,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                 }
             }
         }
-        if extra > 0 {
-            body[at + want] = 0x5a;
-        }
-        st.offset += (want + extra) as u64;
+        st.offset += sent as u64;
         st.chunks_sent += 1;
         s.channel.send_frame(frame)?;
         self.flush_out(conn)
