@@ -843,10 +843,10 @@ mod tests {
     fn client_hello_random_is_fresh() {
         let hello = || {
             Channel::client(&key(1), T, Cipher::ChaCha20Poly1305)
-                .unwrap()
+                .unwrap() // safe: test
                 .exchange(&[])
                 .0
-        }; // safe: test
+        };
         let (a, b) = (hello(), hello());
         // Record header (5), handshake header (4), legacy version (2), random (32).
         assert_eq!((a[0], a[5]), (22, 1), "a ClientHello record");

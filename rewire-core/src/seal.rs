@@ -100,7 +100,7 @@ impl Sealer {
         let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
         buf.extend_from_slice(plain);
         if let Err(e) = self.seal_in_place(&mut buf, last) {
-            zeroize::Zeroize::zeroize(&mut buf);
+            crate::crypto::wipe_vec(&mut buf);
             return Err(e);
         }
         Ok(buf)
@@ -238,7 +238,7 @@ pub fn unseal(key: &Secret, blob: &[u8]) -> Result<SecretBytes> {
         rest = &rest[take..];
         u.open_chunk(&mut buf, i + 1 == n)?;
         out.extend_from_slice(&buf);
-        zeroize::Zeroize::zeroize(&mut buf);
+        crate::crypto::wipe_vec(&mut buf);
     }
     Ok(out)
 }

@@ -233,9 +233,9 @@ impl EnclaveHost for SoftHost {
     fn destroy(&mut self, id: &EnclaveId) -> Result<()> {
         self.count("destroy")?;
         if let Some(mut e) = self.enclaves.remove(id) {
-            zeroize::Zeroize::zeroize(&mut e.code);
-            zeroize::Zeroize::zeroize(&mut e.state);
-            zeroize::Zeroize::zeroize(&mut e.sealed);
+            crate::crypto::wipe_vec(&mut e.code);
+            crate::crypto::wipe_vec(&mut e.state);
+            crate::crypto::wipe_vec(&mut e.sealed);
         }
         Ok(())
     }

@@ -300,8 +300,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
                     let c = sealer.seal_chunk(&rs.seal_buf, false)?;
                     host.import(&eid, Section::Sealed, rs.sealed_out, &c)?;
                     rs.sealed_out += c.len() as u64;
-                    zeroize::Zeroize::zeroize(&mut *rs.seal_buf);
-                    rs.seal_buf.clear();
+                    crate::crypto::wipe_vec(&mut rs.seal_buf);
                 }
             }
             Ok(())
@@ -329,7 +328,7 @@ impl<P: Platform, H: EnclaveHost> Monitor<P, H> {
         if let Some(sealer) = rs.resealer.as_mut() {
             let c = sealer.seal_chunk(&rs.seal_buf, true)?;
             self.host.import(&eid, Section::Sealed, rs.sealed_out, &c)?;
-            zeroize::Zeroize::zeroize(&mut *rs.seal_buf);
+            crate::crypto::wipe_vec(&mut rs.seal_buf);
         }
         // G4: the code as loaded measures to what the SDS named.
         if self.host.measure(&eid)? != req.measurement {
